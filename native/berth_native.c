@@ -1,0 +1,596 @@
+/*
+ * berth_native: a small N-API addon for the Linux syscalls Node lacks
+ * (mknod, xattrs, mount/umount2, non-blocking flock).
+ *
+ * Every call that touches the filesystem runs on libuv's thread pool through
+ * napi_create_async_work and settles a promise; only tryLockExclusive (flock
+ * with LOCK_NB, which never blocks) is synchronous. Failures reject with a
+ * Node-style Error: message "CODE: description, syscall 'path'" and
+ * properties code, errno (negative), syscall and path.
+ *
+ * The TypeScript contract lives in src/common/native.ts.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+
+#include <node_api.h>
+
+/* ---------------------------------------------------------------- errors */
+
+typedef struct {
+  int num;
+  const char *name;
+  const char *desc; /* libuv's wording, so messages match Node's own fs errors */
+} errno_entry;
+
+/* First match wins: ENOTSUP precedes EOPNOTSUPP and EAGAIN precedes
+ * EWOULDBLOCK because they share a value on Linux (Node reports the first). */
+static const errno_entry errno_table[] = {
+    {EPERM, "EPERM", "operation not permitted"},
+    {ENOENT, "ENOENT", "no such file or directory"},
+    {EINTR, "EINTR", "interrupted system call"},
+    {EIO, "EIO", "i/o error"},
+    {ENXIO, "ENXIO", "no such device or address"},
+    {E2BIG, "E2BIG", "argument list too long"},
+    {EBADF, "EBADF", "bad file descriptor"},
+    {EAGAIN, "EAGAIN", "resource temporarily unavailable"},
+    {ENOMEM, "ENOMEM", "not enough memory"},
+    {EACCES, "EACCES", "permission denied"},
+    {EFAULT, "EFAULT", "bad address in system call argument"},
+    {ENOTBLK, "ENOTBLK", "block device required"},
+    {EBUSY, "EBUSY", "resource busy or locked"},
+    {EEXIST, "EEXIST", "file already exists"},
+    {EXDEV, "EXDEV", "cross-device link not permitted"},
+    {ENODEV, "ENODEV", "no such device"},
+    {ENOTDIR, "ENOTDIR", "not a directory"},
+    {EISDIR, "EISDIR", "illegal operation on a directory"},
+    {EINVAL, "EINVAL", "invalid argument"},
+    {ENFILE, "ENFILE", "file table overflow"},
+    {EMFILE, "EMFILE", "too many open files"},
+    {EFBIG, "EFBIG", "file too large"},
+    {ENOSPC, "ENOSPC", "no space left on device"},
+    {EROFS, "EROFS", "read-only file system"},
+    {ERANGE, "ERANGE", "result too large"},
+    {ENAMETOOLONG, "ENAMETOOLONG", "name too long"},
+    {ENOSYS, "ENOSYS", "function not implemented"},
+    {ENOTEMPTY, "ENOTEMPTY", "directory not empty"},
+    {ELOOP, "ELOOP", "too many symbolic links encountered"},
+    {ENODATA, "ENODATA", "no data available"},
+    {ENOTSUP, "ENOTSUP", "operation not supported on socket"},
+    {EOPNOTSUPP, "EOPNOTSUPP", "operation not supported"},
+    {EDQUOT, "EDQUOT", "disk quota exceeded"},
+    {ESTALE, "ESTALE", "stale file handle"},
+};
+
+static const errno_entry *errno_lookup(int err) {
+  for (size_t i = 0; i < sizeof(errno_table) / sizeof(errno_table[0]); i++) {
+    if (errno_table[i].num == err) return &errno_table[i];
+  }
+  return NULL;
+}
+
+/* Builds Error{message, code, errno, syscall[, path]}; returns NULL if N-API failed. */
+static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path) {
+  const errno_entry *e = errno_lookup(err);
+  char namebuf[24];
+  char descbuf[128];
+  const char *name;
+  const char *desc;
+  if (e != NULL) {
+    name = e->name;
+    desc = e->desc;
+  } else {
+    snprintf(namebuf, sizeof(namebuf), "E%d", err);
+    name = namebuf;
+    /* strerror_r (GNU variant) is thread-safe; we are on the JS thread anyway. */
+    const char *s = strerror_r(err, descbuf, sizeof(descbuf));
+    if (s != descbuf) snprintf(descbuf, sizeof(descbuf), "%s", s);
+    if (descbuf[0] >= 'A' && descbuf[0] <= 'Z') descbuf[0] = (char)(descbuf[0] - 'A' + 'a');
+    desc = descbuf;
+  }
+
+  size_t msglen = strlen(name) + strlen(desc) + strlen(syscall) + (path ? strlen(path) : 0) + 16;
+  char *msg = malloc(msglen);
+  if (msg == NULL) return NULL;
+  if (path != NULL) {
+    snprintf(msg, msglen, "%s: %s, %s '%s'", name, desc, syscall, path);
+  } else {
+    snprintf(msg, msglen, "%s: %s, %s", name, desc, syscall);
+  }
+
+  napi_value code_v, msg_v, error, errno_v, syscall_v, path_v;
+  napi_status st = napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_v);
+  if (st == napi_ok) st = napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v);
+  free(msg);
+  if (st == napi_ok) st = napi_create_error(env, code_v, msg_v, &error);
+  if (st == napi_ok) st = napi_create_int32(env, -err, &errno_v);
+  if (st == napi_ok) st = napi_set_named_property(env, error, "errno", errno_v);
+  if (st == napi_ok) st = napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_v);
+  if (st == napi_ok) st = napi_set_named_property(env, error, "syscall", syscall_v);
+  if (st == napi_ok && path != NULL) {
+    st = napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_v);
+    if (st == napi_ok) st = napi_set_named_property(env, error, "path", path_v);
+  }
+  return st == napi_ok ? error : NULL;
+}
+
+/* Throws an Error for an N-API failure unless an exception is already pending. */
+static void throw_napi_failure(napi_env env, const char *what) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
+  const napi_extended_error_info *info = NULL;
+  char msg[256];
+  napi_get_last_error_info(env, &info);
+  snprintf(msg, sizeof(msg), "berth_native: %s failed: %s", what,
+           info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
+  napi_throw_error(env, NULL, msg);
+}
+
+#define NAPI_CALL(env, call, ret)           \
+  do {                                      \
+    if ((call) != napi_ok) {                \
+      throw_napi_failure((env), #call);     \
+      return (ret);                         \
+    }                                       \
+  } while (0)
+
+/* --------------------------------------------------------- argument parsing */
+
+static void throw_arg_type(napi_env env, const char *arg, const char *expected) {
+  char msg[160];
+  snprintf(msg, sizeof(msg), "The \"%s\" argument must be %s", arg, expected);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+}
+
+/* Copies a JS string into a fresh malloc'd NUL-terminated buffer. Rejects
+ * strings with embedded NULs (the kernel would silently truncate them). */
+static bool get_string(napi_env env, napi_value v, const char *arg, char **out) {
+  napi_valuetype t;
+  *out = NULL;
+  NAPI_CALL(env, napi_typeof(env, v, &t), false);
+  if (t != napi_string) {
+    throw_arg_type(env, arg, "of type string");
+    return false;
+  }
+  size_t len = 0;
+  NAPI_CALL(env, napi_get_value_string_utf8(env, v, NULL, 0, &len), false);
+  char *s = malloc(len + 1);
+  if (s == NULL) {
+    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
+    return false;
+  }
+  size_t copied = 0;
+  if (napi_get_value_string_utf8(env, v, s, len + 1, &copied) != napi_ok) {
+    free(s);
+    throw_napi_failure(env, "napi_get_value_string_utf8");
+    return false;
+  }
+  if (strlen(s) != copied) {
+    free(s);
+    char msg[160];
+    snprintf(msg, sizeof(msg), "The \"%s\" argument must be a string without null bytes", arg);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+    return false;
+  }
+  *out = s;
+  return true;
+}
+
+/* A non-negative integral number no larger than max. */
+static bool get_uint(napi_env env, napi_value v, const char *arg, double max, double *out) {
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, v, &t), false);
+  if (t != napi_number) {
+    throw_arg_type(env, arg, "of type number");
+    return false;
+  }
+  double d;
+  NAPI_CALL(env, napi_get_value_double(env, v, &d), false);
+  if (!isfinite(d) || d != floor(d) || d < 0 || d > max) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "The \"%s\" argument must be an integer between 0 and %.0f", arg, max);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  *out = d;
+  return true;
+}
+
+/* ------------------------------------------------------------ async requests */
+
+typedef enum { OP_MKNOD, OP_LSETXATTR, OP_LGETXATTR, OP_LLISTXATTR, OP_MOUNT, OP_UMOUNT2 } op_kind;
+
+typedef struct {
+  op_kind op;
+  const char *syscall;
+  napi_async_work work;
+  napi_deferred deferred;
+
+  /* inputs (owned, freed in complete) */
+  char *path; /* mount: the target */
+  char *name;
+  char *source;
+  char *fstype;
+  char *data;
+  mode_t mode;
+  unsigned int major;
+  unsigned int minor;
+  unsigned long mount_flags;
+  int umount_flags;
+
+  /* in: lsetxattr value (a copy); out: lgetxattr value / llistxattr list */
+  char *buf;
+  size_t buf_len;
+
+  /* result */
+  int err;     /* errno, 0 on success */
+  bool absent; /* lgetxattr: ENODATA */
+} request;
+
+static void request_free(request *r) {
+  free(r->path);
+  free(r->name);
+  free(r->source);
+  free(r->fstype);
+  free(r->data);
+  free(r->buf);
+  free(r);
+}
+
+static request *request_new(napi_env env, op_kind op, const char *syscall) {
+  request *r = calloc(1, sizeof(*r));
+  if (r == NULL) {
+    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
+    return NULL;
+  }
+  r->op = op;
+  r->syscall = syscall;
+  return r;
+}
+
+/* Reads a variable-sized xattr value or list: size query, then fetch, retrying
+ * if the attribute grew in between (ERANGE). */
+static void fetch_sized(request *r) {
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t n = r->op == OP_LGETXATTR ? lgetxattr(r->path, r->name, NULL, 0) : llistxattr(r->path, NULL, 0);
+    if (n < 0) {
+      r->err = errno;
+      return;
+    }
+    if (n == 0) {
+      r->buf_len = 0;
+      return;
+    }
+    char *b = malloc((size_t)n);
+    if (b == NULL) {
+      r->err = ENOMEM;
+      return;
+    }
+    ssize_t m = r->op == OP_LGETXATTR ? lgetxattr(r->path, r->name, b, (size_t)n) : llistxattr(r->path, b, (size_t)n);
+    if (m >= 0) {
+      r->buf = b;
+      r->buf_len = (size_t)m;
+      return;
+    }
+    int e = errno;
+    free(b);
+    if (e != ERANGE) {
+      r->err = e;
+      return;
+    }
+  }
+  r->err = ERANGE;
+}
+
+/* Runs on a libuv thread pool thread: no N-API calls here. */
+static void execute(napi_env env, void *data) {
+  (void)env;
+  request *r = data;
+  int rc = 0;
+  switch (r->op) {
+    case OP_MKNOD:
+      rc = mknod(r->path, r->mode, makedev(r->major, r->minor));
+      break;
+    case OP_LSETXATTR:
+      rc = lsetxattr(r->path, r->name, r->buf, r->buf_len, 0);
+      break;
+    case OP_LGETXATTR:
+    case OP_LLISTXATTR:
+      fetch_sized(r);
+      if (r->op == OP_LGETXATTR && r->err == ENODATA) {
+        r->err = 0;
+        r->absent = true;
+      }
+      return;
+    case OP_MOUNT:
+      rc = mount(r->source, r->path, r->fstype, r->mount_flags, r->data);
+      break;
+    case OP_UMOUNT2:
+      rc = umount2(r->path, r->umount_flags);
+      break;
+  }
+  r->err = rc == 0 ? 0 : errno;
+}
+
+/* Builds the resolution value; returns NULL on N-API failure. */
+static napi_value result_value(napi_env env, request *r) {
+  napi_value v = NULL;
+  switch (r->op) {
+    case OP_LGETXATTR:
+      if (r->absent) {
+        if (napi_get_null(env, &v) != napi_ok) return NULL;
+      } else if (r->buf_len == 0) {
+        if (napi_create_buffer(env, 0, NULL, &v) != napi_ok) return NULL;
+      } else if (napi_create_buffer_copy(env, r->buf_len, r->buf, NULL, &v) != napi_ok) {
+        return NULL;
+      }
+      return v;
+    case OP_LLISTXATTR: {
+      if (napi_create_array(env, &v) != napi_ok) return NULL;
+      uint32_t idx = 0;
+      size_t pos = 0;
+      while (pos < r->buf_len) {
+        const char *start = r->buf + pos;
+        const char *nul = memchr(start, '\0', r->buf_len - pos);
+        size_t len = nul != NULL ? (size_t)(nul - start) : r->buf_len - pos;
+        if (len > 0) {
+          napi_value s;
+          if (napi_create_string_utf8(env, start, len, &s) != napi_ok) return NULL;
+          if (napi_set_element(env, v, idx++, s) != napi_ok) return NULL;
+        }
+        pos += len + 1;
+      }
+      return v;
+    }
+    default:
+      if (napi_get_undefined(env, &v) != napi_ok) return NULL;
+      return v;
+  }
+}
+
+static void reject_plain(napi_env env, napi_deferred d, const char *msg) {
+  napi_value m, e;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) == napi_ok &&
+      napi_create_error(env, NULL, m, &e) == napi_ok) {
+    napi_reject_deferred(env, d, e);
+  }
+}
+
+/* Runs on the JS thread: settle the promise and free everything. */
+static void complete(napi_env env, napi_status status, void *data) {
+  request *r = data;
+  if (status != napi_ok) {
+    reject_plain(env, r->deferred, "berth_native: async work was cancelled or failed");
+  } else if (r->err != 0) {
+    napi_value e = make_errno_error(env, r->err, r->syscall, r->path);
+    if (e != NULL) {
+      napi_reject_deferred(env, r->deferred, e);
+    } else {
+      reject_plain(env, r->deferred, "berth_native: failed to build error object");
+    }
+  } else {
+    napi_value v = result_value(env, r);
+    if (v != NULL) {
+      napi_resolve_deferred(env, r->deferred, v);
+    } else {
+      reject_plain(env, r->deferred, "berth_native: failed to build result");
+    }
+  }
+  napi_delete_async_work(env, r->work);
+  request_free(r);
+}
+
+/* Queues the request and returns its promise; frees r on failure. */
+static napi_value queue(napi_env env, request *r) {
+  napi_value promise, resource_name;
+  char namebuf[64];
+  snprintf(namebuf, sizeof(namebuf), "berth_native:%s", r->syscall);
+  if (napi_create_string_utf8(env, namebuf, NAPI_AUTO_LENGTH, &resource_name) != napi_ok) {
+    request_free(r);
+    throw_napi_failure(env, "napi_create_string_utf8");
+    return NULL;
+  }
+  if (napi_create_async_work(env, NULL, resource_name, execute, complete, r, &r->work) != napi_ok) {
+    request_free(r);
+    throw_napi_failure(env, "napi_create_async_work");
+    return NULL;
+  }
+  if (napi_create_promise(env, &r->deferred, &promise) != napi_ok) {
+    napi_delete_async_work(env, r->work);
+    request_free(r);
+    throw_napi_failure(env, "napi_create_promise");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, r->work) != napi_ok) {
+    /* Settle the (unreachable) promise so its deferred is released; the caller sees the throw. */
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, r->deferred, undef);
+    napi_delete_async_work(env, r->work);
+    request_free(r);
+    throw_napi_failure(env, "napi_queue_async_work");
+    return NULL;
+  }
+  return promise;
+}
+
+#define GET_ARGS(env, info, n)                                                    \
+  size_t argc = (n);                                                              \
+  napi_value argv[(n)];                                                           \
+  NAPI_CALL((env), napi_get_cb_info((env), (info), &argc, argv, NULL, NULL), NULL)
+
+/* mknod(path, mode, major, minor) */
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 4);
+  request *r = request_new(env, OP_MKNOD, "mknod");
+  if (r == NULL) return NULL;
+  double mode, major, minor;
+  if (!get_string(env, argv[0], "path", &r->path) || !get_uint(env, argv[1], "mode", 4294967295.0, &mode) ||
+      !get_uint(env, argv[2], "major", 4095.0, &major) || !get_uint(env, argv[3], "minor", 1048575.0, &minor)) {
+    request_free(r);
+    return NULL;
+  }
+  r->mode = (mode_t)mode;
+  r->major = (unsigned int)major;
+  r->minor = (unsigned int)minor;
+  return queue(env, r);
+}
+
+/* lsetxattr(path, name, value: Buffer) */
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 3);
+  request *r = request_new(env, OP_LSETXATTR, "lsetxattr");
+  if (r == NULL) return NULL;
+  if (!get_string(env, argv[0], "path", &r->path) || !get_string(env, argv[1], "name", &r->name)) {
+    request_free(r);
+    return NULL;
+  }
+  bool is_buffer = false;
+  if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer) {
+    request_free(r);
+    throw_arg_type(env, "value", "an instance of Buffer");
+    return NULL;
+  }
+  void *bdata = NULL;
+  size_t blen = 0;
+  if (napi_get_buffer_info(env, argv[2], &bdata, &blen) != napi_ok) {
+    request_free(r);
+    throw_napi_failure(env, "napi_get_buffer_info");
+    return NULL;
+  }
+  /* Copy the value so the caller may reuse or drop the Buffer while the work is pending. */
+  r->buf = malloc(blen > 0 ? blen : 1);
+  if (r->buf == NULL) {
+    request_free(r);
+    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
+    return NULL;
+  }
+  if (blen > 0) memcpy(r->buf, bdata, blen);
+  r->buf_len = blen;
+  return queue(env, r);
+}
+
+/* lgetxattr(path, name) -> Buffer | null */
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 2);
+  request *r = request_new(env, OP_LGETXATTR, "lgetxattr");
+  if (r == NULL) return NULL;
+  if (!get_string(env, argv[0], "path", &r->path) || !get_string(env, argv[1], "name", &r->name)) {
+    request_free(r);
+    return NULL;
+  }
+  return queue(env, r);
+}
+
+/* llistxattr(path) -> string[] */
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 1);
+  request *r = request_new(env, OP_LLISTXATTR, "llistxattr");
+  if (r == NULL) return NULL;
+  if (!get_string(env, argv[0], "path", &r->path)) {
+    request_free(r);
+    return NULL;
+  }
+  return queue(env, r);
+}
+
+/* Frees *s and sets it to NULL when empty, so mount(2) gets NULL. */
+static void empty_to_null(char **s) {
+  if (*s != NULL && (*s)[0] == '\0') {
+    free(*s);
+    *s = NULL;
+  }
+}
+
+/* mount(source, target, fstype, flags, data) */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 5);
+  request *r = request_new(env, OP_MOUNT, "mount");
+  if (r == NULL) return NULL;
+  double flags;
+  if (!get_string(env, argv[0], "source", &r->source) || !get_string(env, argv[1], "target", &r->path) ||
+      !get_string(env, argv[2], "fstype", &r->fstype) ||
+      !get_uint(env, argv[3], "flags", 4294967295.0, &flags) || !get_string(env, argv[4], "data", &r->data)) {
+    request_free(r);
+    return NULL;
+  }
+  r->mount_flags = (unsigned long)flags;
+  empty_to_null(&r->source);
+  empty_to_null(&r->fstype);
+  empty_to_null(&r->data);
+  return queue(env, r);
+}
+
+/* umount2(target, flags) */
+static napi_value js_umount2(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 2);
+  request *r = request_new(env, OP_UMOUNT2, "umount2");
+  if (r == NULL) return NULL;
+  double flags;
+  if (!get_string(env, argv[0], "target", &r->path) || !get_uint(env, argv[1], "flags", (double)INT_MAX, &flags)) {
+    request_free(r);
+    return NULL;
+  }
+  r->umount_flags = (int)flags;
+  return queue(env, r);
+}
+
+/* tryLockExclusive(fd) -> boolean, synchronous (LOCK_NB never blocks). */
+static napi_value js_try_lock_exclusive(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 1);
+  double fdd;
+  if (!get_uint(env, argv[0], "fd", (double)INT_MAX, &fdd)) return NULL;
+  int rc;
+  do {
+    rc = flock((int)fdd, LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  int err = rc == 0 ? 0 : errno;
+  if (err == EWOULDBLOCK || err == EAGAIN) {
+    napi_value f;
+    NAPI_CALL(env, napi_get_boolean(env, false, &f), NULL);
+    return f;
+  }
+  if (err != 0) {
+    napi_value e = make_errno_error(env, err, "flock", NULL);
+    if (e != NULL) {
+      napi_throw(env, e);
+    } else {
+      throw_napi_failure(env, "make_errno_error");
+    }
+    return NULL;
+  }
+  napi_value t;
+  NAPI_CALL(env, napi_get_boolean(env, true, &t), NULL);
+  return t;
+}
+
+/* ------------------------------------------------------------------- init */
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_property_descriptor props[] = {
+      {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tryLockExclusive", NULL, js_try_lock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);
+  return exports;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System packages Berth needs on Debian 12: the build toolchain for the native addon,
+# protoc (generated-code check), and what the tests and the benchmark run for real.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then echo "install-deps.sh: run as root" >&2; exit 1; fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "install-deps.sh: Berth needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+  g++ make python3 protobuf-compiler \
+  busybox-static zstd openssl ca-certificates \
+  docker-registry containerd runc iproute2

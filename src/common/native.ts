@@ -1,0 +1,40 @@
+/**
+ * Bindings to Berth's small N-API addon (native/berth_native.c) for the syscalls Node lacks.
+ * Calls that touch the filesystem run on libuv's thread pool and return promises, so the
+ * event loop never blocks on them. Errors are Node-style: an Error with `code` (e.g. "EPERM"),
+ * `errno` and `syscall`.
+ */
+import { createRequire } from "node:module";
+
+export interface NativeAddon {
+  /** mknod(2); `mode` carries the file type bits (S_IFCHR, S_IFBLK, S_IFIFO) and permissions. */
+  mknod(path: string, mode: number, major: number, minor: number): Promise<void>;
+  /** lsetxattr(2): never follows a final symlink. */
+  lsetxattr(path: string, name: string, value: Buffer): Promise<void>;
+  /** lgetxattr(2); resolves null when the attribute is absent (ENODATA). */
+  lgetxattr(path: string, name: string): Promise<Buffer | null>;
+  /** llistxattr(2). */
+  llistxattr(path: string): Promise<string[]>;
+  /** mount(2). */
+  mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
+  /** umount2(2). */
+  umount2(target: string, flags: number): Promise<void>;
+  /** flock(2) with LOCK_EX|LOCK_NB on an open fd; false when another process holds the lock. */
+  tryLockExclusive(fd: number): boolean;
+}
+
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const MNT_DETACH = 2;
+export const MS_RDONLY = 1;
+export const MS_BIND = 4096;
+
+const require = createRequire(import.meta.url);
+let loaded: NativeAddon | undefined;
+
+/** The addon, loaded on first use (built by `npm ci` through node-gyp into native/build). */
+export function native(): NativeAddon {
+  loaded ??= require("../../native/build/Release/berth_native.node") as NativeAddon;
+  return loaded;
+}

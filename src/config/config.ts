@@ -1,0 +1,224 @@
+/**
+ * berthd configuration: TOML on disk, validated against a strict schema (unknown keys and
+ * wrong types are errors naming the key), defaults filled in, then frozen.
+ * Every key is documented in README.md ("Configuration").
+ */
+import { readFile } from "node:fs/promises";
+import { parse as parseToml } from "smol-toml";
+import { errnoCode, invalidArgument } from "../common/errors.js";
+import { LOG_LEVELS, type LogLevel } from "../common/logger.js";
+
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  auth?: string;
+  identitytoken?: string;
+}
+export interface RegistryHostConfig {
+  insecure?: boolean;
+  auth?: RegistryAuth;
+}
+export interface RegistryConfig {
+  mirrors: Record<string, { endpoints: string[] }>;
+  configs: Record<string, RegistryHostConfig>;
+}
+export interface ImageConfig {
+  /** Layers downloaded (and unpacked) at once per pull. */
+  maxConcurrentDownloads: number;
+  /** Drop compressed layer blobs once unpacked (saves disk; as containerd's discard_unpacked_layers). */
+  discardUnpackedLayers: boolean;
+  /** Platform to pick from multi-platform images, "os/arch[/variant]"; empty = this node's. */
+  platform: string;
+  /** Largest manifest or config accepted from a registry, in bytes. */
+  maxManifestBytes: number;
+}
+export interface BerthConfig {
+  root: string;
+  state: string;
+  listen: string;
+  logLevel: LogLevel;
+  image: ImageConfig;
+  registry: RegistryConfig;
+}
+
+export const DEFAULT_CONFIG_PATH = "/etc/berth/berth.toml";
+
+export function defaultConfig(): BerthConfig {
+  return {
+    root: "/var/lib/berth",
+    state: "/run/berth",
+    listen: "/run/berth/berth.sock",
+    logLevel: "info",
+    image: {
+      maxConcurrentDownloads: 3,
+      discardUnpackedLayers: false,
+      platform: "",
+      maxManifestBytes: 4 * 1024 * 1024,
+    },
+    registry: { mirrors: {}, configs: {} },
+  };
+}
+
+type Table = Record<string, unknown>;
+
+const isTable = (v: unknown): v is Table => typeof v === "object" && v !== null && !Array.isArray(v);
+
+class Reader {
+  constructor(
+    private readonly table: Table,
+    private readonly prefix: string,
+    private readonly known: readonly string[],
+  ) {
+    for (const key of Object.keys(table)) {
+      if (!known.includes(key)) throw invalidArgument(`config: unknown key "${this.name(key)}"`);
+    }
+  }
+  name(key: string): string {
+    return this.prefix ? `${this.prefix}.${key}` : key;
+  }
+  string(key: string, fallback: string): string {
+    const v = this.table[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== "string") throw invalidArgument(`config: "${this.name(key)}" must be a string`);
+    return v;
+  }
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.table[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== "boolean") throw invalidArgument(`config: "${this.name(key)}" must be true or false`);
+    return v;
+  }
+  int(key: string, fallback: number, min: number, max: number): number {
+    const v = this.table[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      throw invalidArgument(`config: "${this.name(key)}" must be an integer from ${min} to ${max}`);
+    }
+    return v;
+  }
+  stringArray(key: string): string[] {
+    const v = this.table[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) {
+      throw invalidArgument(`config: "${this.name(key)}" must be an array of strings`);
+    }
+    return v as string[];
+  }
+  table_(key: string): Table {
+    const v = this.table[key];
+    if (v === undefined) return {};
+    if (!isTable(v)) throw invalidArgument(`config: "${this.name(key)}" must be a table`);
+    return v;
+  }
+}
+
+function absolutePath(r: Reader, key: string, fallback: string): string {
+  const v = r.string(key, fallback);
+  if (!v.startsWith("/")) throw invalidArgument(`config: "${r.name(key)}" must be an absolute path`);
+  return v;
+}
+
+function parseEndpoint(name: string, endpoint: string): string {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw invalidArgument(`config: "${name}" has an invalid URL "${endpoint}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw invalidArgument(`config: "${name}" URL "${endpoint}" must use http or https`);
+  }
+  return endpoint.replace(/\/+$/, "");
+}
+
+function readRegistry(r: Reader): RegistryConfig {
+  const registry = new Reader(r.table_("registry"), "registry", ["mirrors", "configs"]);
+  const mirrors: RegistryConfig["mirrors"] = {};
+  for (const [host, value] of Object.entries(registry.table_("mirrors"))) {
+    const prefix = `registry.mirrors."${host}"`;
+    if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
+    const m = new Reader(value, prefix, ["endpoints"]);
+    mirrors[host] = { endpoints: m.stringArray("endpoints").map((e) => parseEndpoint(m.name("endpoints"), e)) };
+  }
+  const configs: RegistryConfig["configs"] = {};
+  for (const [host, value] of Object.entries(registry.table_("configs"))) {
+    const prefix = `registry.configs."${host}"`;
+    if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
+    const c = new Reader(value, prefix, ["insecure", "auth"]);
+    const entry: RegistryHostConfig = { insecure: c.bool("insecure", false) };
+    if (value["auth"] !== undefined) {
+      const a = new Reader(c.table_("auth"), `${prefix}.auth`, ["username", "password", "auth", "identitytoken"]);
+      entry.auth = {
+        username: a.string("username", ""),
+        password: a.string("password", ""),
+        auth: a.string("auth", ""),
+        identitytoken: a.string("identitytoken", ""),
+      };
+    }
+    configs[host] = entry;
+  }
+  return { mirrors, configs };
+}
+
+/** Validates a parsed TOML document and returns the complete configuration. */
+export function configFromToml(doc: Table): BerthConfig {
+  const d = defaultConfig();
+  const r = new Reader(doc, "", ["root", "state", "listen", "log_level", "image", "registry"]);
+  const logLevel = r.string("log_level", d.logLevel);
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw invalidArgument(`config: "log_level" must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+  const img = new Reader(r.table_("image"), "image", [
+    "max_concurrent_downloads",
+    "discard_unpacked_layers",
+    "platform",
+    "max_manifest_bytes",
+  ]);
+  const platform = img.string("platform", d.image.platform);
+  if (platform !== "" && !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(platform)) {
+    throw invalidArgument(`config: "image.platform" must look like "linux/amd64" or "linux/arm/v7"`);
+  }
+  return {
+    root: absolutePath(r, "root", d.root),
+    state: absolutePath(r, "state", d.state),
+    listen: absolutePath(r, "listen", d.listen),
+    logLevel: logLevel as LogLevel,
+    image: {
+      maxConcurrentDownloads: img.int("max_concurrent_downloads", d.image.maxConcurrentDownloads, 1, 64),
+      discardUnpackedLayers: img.bool("discard_unpacked_layers", d.image.discardUnpackedLayers),
+      platform,
+      maxManifestBytes: img.int("max_manifest_bytes", d.image.maxManifestBytes, 1024, 64 * 1024 * 1024),
+    },
+    registry: readRegistry(r),
+  };
+}
+
+export function parseConfig(text: string, source: string): BerthConfig {
+  let doc: Table;
+  try {
+    doc = parseToml(text) as Table;
+  } catch (err) {
+    throw invalidArgument(`config ${source}: ${(err as Error).message}`);
+  }
+  try {
+    return configFromToml(doc);
+  } catch (err) {
+    throw invalidArgument(`${source}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Loads the config file. A missing file is fine only at the default path (the file is optional);
+ * a path given explicitly must exist.
+ */
+export async function loadConfig(path: string | undefined): Promise<BerthConfig> {
+  const file = path ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if (path === undefined && errnoCode(err) === "ENOENT") return defaultConfig();
+    throw invalidArgument(`cannot read config ${file}: ${(err as Error).message}`);
+  }
+  return parseConfig(text, file);
+}

@@ -1,0 +1,142 @@
+/**
+ * A CRI v1 client for any CRI endpoint (berthd, containerd, CRI-O), used by the berth CLI,
+ * the tests and the benchmark. Endpoints are unix socket paths or unix:// URLs.
+ */
+import { createReadStream } from "node:fs";
+import type { Readable } from "node:stream";
+import { type CallOptions, type Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type ImportRequest, type ImportResponse, ImportRequest as ImportRequestMsg, ImagesClient } from "./gen/berth/v1/berth.js";
+import {
+  type AuthConfig,
+  ImageFsInfoRequest,
+  type ImageFsInfoResponse,
+  ImageServiceClient,
+  ImageStatusRequest,
+  type ImageStatusResponse,
+  ListImagesRequest,
+  type ListImagesResponse,
+  PullImageRequest,
+  type PullImageResponse,
+  RemoveImageRequest,
+  RuntimeServiceClient,
+  StatusRequest,
+  type StatusResponse,
+  VersionRequest,
+  type VersionResponse,
+} from "./gen/runtime/v1/api.js";
+
+export const DEFAULT_ENDPOINT = "unix:///run/berth/berth.sock";
+
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export function grpcAddress(endpoint: string): string {
+  if (endpoint.startsWith("unix://")) return `unix:${endpoint.slice("unix://".length)}`;
+  if (endpoint.startsWith("unix:")) return endpoint;
+  if (endpoint.startsWith("/")) return `unix:${endpoint}`;
+  throw new Error(`unsupported endpoint "${endpoint}": want a unix socket path or unix:// URL`);
+}
+
+type Callback<Res> = (err: ServiceError | null, res: Res) => void;
+type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: Callback<Res>) => unknown;
+
+function invoke<Req, Res>(
+  client: Client,
+  method: UnaryMethod<Req, Res>,
+  req: Req,
+  timeoutMs: number | undefined,
+): Promise<Res> {
+  const opts: Partial<CallOptions> = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+  return new Promise((resolve, reject) => {
+    method.call(client, req, new Metadata(), opts, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+export interface CriClientOptions {
+  /** Per-call timeout in ms for calls other than pull and import (default 2 minutes). */
+  timeoutMs?: number;
+}
+
+export class CriClient {
+  readonly runtime: RuntimeServiceClient;
+  readonly images: ImageServiceClient;
+  readonly berth: ImagesClient;
+  private readonly timeoutMs: number;
+
+  constructor(endpoint: string = DEFAULT_ENDPOINT, opts: CriClientOptions = {}) {
+    const address = grpcAddress(endpoint);
+    const options = {
+      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    };
+    this.runtime = new RuntimeServiceClient(address, credentials.createInsecure(), options);
+    this.images = new ImageServiceClient(address, credentials.createInsecure(), options);
+    this.berth = new ImagesClient(address, credentials.createInsecure(), options);
+    this.timeoutMs = opts.timeoutMs ?? 120_000;
+  }
+
+  close(): void {
+    this.runtime.close();
+    this.images.close();
+    this.berth.close();
+  }
+
+  version(): Promise<VersionResponse> {
+    return invoke(this.runtime, this.runtime.version, VersionRequest.fromPartial({}), this.timeoutMs);
+  }
+
+  status(verbose = false): Promise<StatusResponse> {
+    return invoke(this.runtime, this.runtime.status, StatusRequest.fromPartial({ verbose }), this.timeoutMs);
+  }
+
+  pullImage(image: string, auth?: Partial<AuthConfig>, timeoutMs?: number): Promise<PullImageResponse> {
+    const req = PullImageRequest.fromPartial({ image: { image }, auth });
+    return invoke(this.images, this.images.pullImage, req, timeoutMs);
+  }
+
+  listImages(filter?: string): Promise<ListImagesResponse> {
+    const req = ListImagesRequest.fromPartial(filter ? { filter: { image: { image: filter } } } : {});
+    return invoke(this.images, this.images.listImages, req, this.timeoutMs);
+  }
+
+  imageStatus(image: string, verbose = false): Promise<ImageStatusResponse> {
+    const req = ImageStatusRequest.fromPartial({ image: { image }, verbose });
+    return invoke(this.images, this.images.imageStatus, req, this.timeoutMs);
+  }
+
+  async removeImage(image: string): Promise<void> {
+    const req = RemoveImageRequest.fromPartial({ image: { image } });
+    await invoke(this.images, this.images.removeImage, req, this.timeoutMs);
+  }
+
+  imageFsInfo(): Promise<ImageFsInfoResponse> {
+    return invoke(this.images, this.images.imageFsInfo, ImageFsInfoRequest.fromPartial({}), this.timeoutMs);
+  }
+
+  /** Streams an image archive (a file path, or "-" for stdin) to berthd's Import. */
+  importImage(file: string, tag = ""): Promise<ImportResponse> {
+    return this.importStream(file === "-" ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 }), tag);
+  }
+
+  importStream(input: Readable, tag = ""): Promise<ImportResponse> {
+    return new Promise((resolve, reject) => {
+      const call = this.berth.import((err, res) => (err ? reject(err) : resolve(res)));
+      let first = true;
+      input.on("error", (err) => {
+        call.cancel();
+        reject(err);
+      });
+      input.on("data", (chunk: Buffer) => {
+        const msg: ImportRequest = ImportRequestMsg.fromPartial({ chunk, tag: first ? tag : "" });
+        first = false;
+        if (!call.write(msg)) {
+          input.pause();
+          call.once("drain", () => input.resume());
+        }
+      });
+      input.on("end", () => {
+        if (first) call.write(ImportRequestMsg.fromPartial({ tag }));
+        call.end();
+      });
+    });
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * berthd: wires config, stores and gRPC services together and serves them on a unix socket.
+ */
+import { chmod, mkdir, open } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { failedPrecondition } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import { native } from "../common/native.js";
+import { BERTH_VERSION } from "../common/version.js";
+import type { BerthConfig } from "../config/config.js";
+import { berthImagesService } from "../cri/berth-service.js";
+import { ImagesService } from "../cri/gen/berth/v1/berth.js";
+import { ImageServiceService, RuntimeServiceService } from "../cri/gen/runtime/v1/api.js";
+import { imageService } from "../cri/image-service.js";
+import { runtimeService } from "../cri/runtime-service.js";
+import { ImageManager } from "../image/image-manager.js";
+import { prepareSocketPath } from "./socket.js";
+
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export class Daemon {
+  private server: Server | undefined;
+  private lockFile: Awaited<ReturnType<typeof open>> | undefined;
+  readonly images: ImageManager;
+
+  constructor(
+    readonly config: BerthConfig,
+    private readonly logger: Logger,
+  ) {
+    this.images = new ImageManager({ config, logger });
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this;
+    await mkdir(config.root, { recursive: true, mode: 0o700 });
+    await mkdir(config.state, { recursive: true, mode: 0o711 });
+    await this.lockRoot();
+    await this.images.init();
+
+    const server = new Server({
+      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    });
+    const rpcLog = logger.child({ component: "cri" });
+    server.addService(RuntimeServiceService, runtimeService({ logger: rpcLog, config }));
+    server.addService(ImageServiceService, imageService({ logger: rpcLog, images: this.images }));
+    server.addService(ImagesService, berthImagesService({ logger: rpcLog, images: this.images }));
+
+    await mkdir(dirname(config.listen), { recursive: true, mode: 0o711 });
+    await prepareSocketPath(config.listen);
+    // The socket is created with the umask in force: make it 0600 from its first moment.
+    const oldMask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.bindAsync(`unix:${config.listen}`, ServerCredentials.createInsecure(), (err) =>
+          err ? reject(err) : resolve(),
+        );
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    await chmod(config.listen, 0o600);
+    this.server = server;
+    logger.info({ listen: config.listen, root: config.root, version: BERTH_VERSION }, "berthd serving");
+  }
+
+  /** One berthd per root: a second one would corrupt the stores. */
+  private async lockRoot(): Promise<void> {
+    const path = join(this.config.root, "berthd.lock");
+    const fh = await open(path, "a", 0o600);
+    if (!native().tryLockExclusive(fh.fd)) {
+      await fh.close();
+      throw failedPrecondition(`another berthd is using root ${this.config.root} (${path} is locked)`);
+    }
+    this.lockFile = fh;
+  }
+
+  /** Stops accepting calls, lets in-flight ones finish (up to `graceMs`), then releases the root. */
+  async stop(graceMs = 10_000): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await this.lockFile?.close();
+    this.lockFile = undefined;
+    this.logger.info("berthd stopped");
+  }
+}

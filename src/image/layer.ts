@@ -1,0 +1,88 @@
+/**
+ * Turns one layer blob into a committed snapshot, in a single streaming pass:
+ * source → (store blob, hashing the compressed bytes) → decompress → hash the diff → untar.
+ * Nothing is published until both digests check out: the blob is renamed into the content
+ * store and the snapshot directory into place only after verification; on any failure both
+ * are thrown away.
+ */
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { dataLoss } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import type { ContentStore, IngestWriter } from "./content-store.js";
+import { DigestStream } from "./digest.js";
+import type { SnapshotStore } from "./snapshots.js";
+import { applyLayer } from "./unpack/apply.js";
+import { decompressor } from "./unpack/decompress.js";
+
+export interface LayerSpec {
+  digest: string;
+  size: number;
+  mediaType: string;
+  diffId: string;
+  chainId: string;
+  parent?: string;
+}
+
+export interface LayerDeps {
+  content: ContentStore;
+  snapshots: SnapshotStore;
+  logger: Logger;
+}
+
+export interface EnsureOptions {
+  /** Opens the compressed blob (e.g. a registry download); called only when the blob is not stored. */
+  open: () => Promise<Readable>;
+  /** Keep the compressed blob in the content store (default true). */
+  keepBlob: boolean;
+}
+
+export async function unpackLayerToSnapshot(deps: LayerDeps, layer: LayerSpec, opts: EnsureOptions): Promise<void> {
+  const { content, snapshots } = deps;
+  if (snapshots.has(layer.chainId)) return;
+  const stored = (await content.size(layer.digest)) !== undefined;
+  const source = stored ? content.openRead(layer.digest) : await opts.open();
+  const blobCheck: IngestWriter | DigestStream =
+    stored || !opts.keepBlob ? new DigestStream() : content.ingest(layer.digest, layer.size);
+  const diffCheck = new DigestStream();
+  const prepared = await snapshots.prepare();
+  const started = Date.now();
+  try {
+    const feed = pipeline(source, blobCheck, decompressor(layer.mediaType), diffCheck);
+    const apply = applyLayer(diffCheck, prepared.fsDir).then((usage) => {
+      // Bytes after the tar end-of-archive marker still count for the diff id.
+      diffCheck.resume();
+      return usage;
+    });
+    let usage: { bytes: number; inodes: number };
+    try {
+      [, usage] = await Promise.all([feed, apply]);
+    } catch (err) {
+      source.destroy();
+      diffCheck.destroy();
+      await Promise.allSettled([feed, apply]);
+      throw err;
+    }
+    if (blobCheck instanceof DigestStream) {
+      blobCheck.verify(layer.digest, `layer ${layer.digest}`);
+      if (blobCheck.size !== layer.size) {
+        throw dataLoss(`layer ${layer.digest}: size mismatch: want ${layer.size}, got ${blobCheck.size}`);
+      }
+    } else {
+      await blobCheck.commit();
+    }
+    diffCheck.verify(layer.diffId, `layer ${layer.digest}: uncompressed content does not match diff id`);
+    await prepared.commit({
+      chainId: layer.chainId,
+      diffId: layer.diffId,
+      ...(layer.parent ? { parent: layer.parent } : {}),
+      bytes: usage.bytes,
+      inodes: usage.inodes,
+    });
+    deps.logger.debug({ layer: layer.digest, ms: Date.now() - started, bytes: usage.bytes }, "layer unpacked");
+  } catch (err) {
+    await prepared.abort();
+    if (!(blobCheck instanceof DigestStream)) await blobCheck.abort();
+    throw err;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * PullImage: resolve the reference, fetch and verify the manifest (choosing this node's
+ * platform from an index), fetch the config, then stream every layer
+ * download → verify → unpack in parallel, and record the image last.
+ * Concurrent pulls of the same reference share one pull; of the same layer, one unpack.
+ */
+import type { Logger } from "../common/logger.js";
+import type { BerthConfig } from "../config/config.js";
+import type { ImageRecord } from "./image-store.js";
+import { type InstallDeps, installImage } from "./install.js";
+import { SingleFlight } from "./leases.js";
+import type { CriAuthConfig } from "./registry/auth.js";
+import { RegistryClient } from "./registry/client.js";
+import { isIndexMediaType } from "./registry/media-types.js";
+import { parseImageConfig, parseIndex, parseManifest } from "./registry/oci.js";
+import { defaultPlatform, formatPlatform, parsePlatform, selectPlatform } from "./registry/platform.js";
+import { formatName, formatRef, type ImageRef, parseReference } from "./reference.js";
+
+export type PullAuth = CriAuthConfig;
+
+export type PullDeps = InstallDeps & { config: BerthConfig };
+
+export class Puller {
+  private readonly inflight = new SingleFlight<ImageRecord>();
+  private readonly registry: RegistryClient;
+  private readonly logger: Logger;
+
+  constructor(private readonly deps: PullDeps) {
+    this.logger = deps.logger;
+    this.registry = new RegistryClient({
+      hosts: deps.config.registry,
+      logger: deps.logger,
+      maxManifestBytes: deps.config.image.maxManifestBytes,
+    });
+  }
+
+  pull(reference: string, auth?: PullAuth): Promise<ImageRecord> {
+    const ref = parseReference(reference);
+    const key = `${formatRef(ref)}\u0000${auth ? JSON.stringify(auth) : ""}`;
+    return this.inflight.run(key, () => this.pullOnce(ref, auth));
+  }
+
+  private async pullOnce(ref: ImageRef, auth: PullAuth | undefined): Promise<ImageRecord> {
+    const started = Date.now();
+    const { config } = this.deps;
+    const session = this.registry.session(ref, auth);
+    const top = await session.getManifest(ref.digest ?? ref.tag ?? "latest");
+    let manifestDigest = top.digest;
+    let manifestBytes = top.bytes;
+    let manifestType = top.mediaType;
+    let index: { digest: string; bytes: Buffer } | undefined;
+    if (isIndexMediaType(top.mediaType)) {
+      const wanted = config.image.platform ? parsePlatform(config.image.platform) : defaultPlatform();
+      const chosen = selectPlatform(parseIndex(top.bytes, top.mediaType).manifests, wanted);
+      this.logger.debug({ platform: formatPlatform(wanted), manifest: chosen.digest }, "platform chosen");
+      const m = await session.getManifest(chosen.digest);
+      index = { digest: top.digest, bytes: top.bytes };
+      manifestDigest = m.digest;
+      manifestBytes = m.bytes;
+      manifestType = m.mediaType;
+    }
+    const manifest = parseManifest(manifestBytes, manifestType);
+    const configBytes = await session.fetchBlobBuffer(manifest.config, config.image.maxManifestBytes);
+    const imageConfig = parseImageConfig(configBytes);
+    const name = formatName(ref);
+    const record = await installImage(this.deps, {
+      manifest,
+      manifestDigest,
+      manifestBytes,
+      ...(index ? { index } : {}),
+      config: imageConfig,
+      configDigest: manifest.config.digest,
+      configBytes,
+      repoTags: ref.tag !== undefined ? [`${name}:${ref.tag}`] : [],
+      repoDigests: [`${name}@${top.digest}`],
+      openLayer: (desc) => session.fetchBlob(desc),
+    });
+    this.logger.info(
+      { image: formatRef(ref), id: record.id, layers: record.layers.length, ms: Date.now() - started },
+      "image pulled",
+    );
+    return record;
+  }
+
+  close(): Promise<void> {
+    return this.registry.close();
+  }
+}

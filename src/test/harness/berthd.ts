@@ -1,0 +1,96 @@
+/**
+ * Runs a real berthd process for integration tests, on a private root, state dir and socket,
+ * and gives a CRI client connected to it. `stop()` ends it and removes its directories.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CriClient } from "../../cri/client.js";
+
+export const BERTHD = new URL("../../bin/berthd.js", import.meta.url).pathname;
+
+export interface BerthdOptions {
+  /** Extra TOML appended to the generated config. */
+  toml?: string;
+  /** Reuse these directories (to restart over the same state). */
+  dir?: string;
+}
+
+export class BerthdProcess {
+  private proc: ChildProcess | undefined;
+  private logs: string[] = [];
+  client: CriClient;
+
+  private constructor(
+    readonly dir: string,
+    readonly socket: string,
+    readonly root: string,
+    readonly configPath: string,
+  ) {
+    this.client = new CriClient(socket);
+  }
+
+  static async start(opts: BerthdOptions = {}): Promise<BerthdProcess> {
+    const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "berth-it-")));
+    const configPath = join(dir, "berth.toml");
+    if (!opts.dir) {
+      await writeFile(
+        configPath,
+        `root = "${dir}/root"\nstate = "${dir}/state"\nlisten = "${dir}/state/berth.sock"\nlog_level = "debug"\n${opts.toml ?? ""}\n`,
+      );
+    }
+    const b = new BerthdProcess(dir, join(dir, "state", "berth.sock"), join(dir, "root"), configPath);
+    await b.launch();
+    return b;
+  }
+
+  /** Output of the daemon so far (JSON log lines). */
+  get output(): string {
+    return this.logs.join("");
+  }
+
+  async launch(): Promise<void> {
+    const proc = spawn(process.execPath, [BERTHD, "--config", this.configPath], { stdio: ["ignore", "pipe", "pipe"] });
+    this.proc = proc;
+    proc.stdout?.on("data", (d: Buffer) => this.logs.push(d.toString()));
+    proc.stderr?.on("data", (d: Buffer) => this.logs.push(d.toString()));
+    const exited = new Promise<never>((_, reject) => {
+      proc.once("exit", (code) => reject(new Error(`berthd exited (${code}) during start:\n${this.output}`)));
+    });
+    const deadline = Date.now() + 30_000;
+    this.client.close();
+    this.client = new CriClient(this.socket, { timeoutMs: 60_000 });
+    for (;;) {
+      const probe = new CriClient(this.socket, { timeoutMs: 1000 });
+      try {
+        await Promise.race([probe.version(), exited]);
+        return;
+      } catch (err) {
+        if (proc.exitCode !== null || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        probe.close();
+      }
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** Ends the daemon with `signal` and waits for it to exit; resolves its exit code. */
+  async kill(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return proc?.exitCode ?? null;
+    const done = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+    proc.kill(signal);
+    return done;
+  }
+
+  async stop(): Promise<void> {
+    this.client.close();
+    await this.kill("SIGTERM");
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,7 +1,7 @@
 // Generates typed TypeScript (ts-proto, grpc-js services) from proto/ into src/cri/gen.
 // The output is committed; CI regenerates it and fails if it differs (`--check`).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
@@ -36,7 +36,9 @@ execFileSync(
 if (check) {
   const committed = join(root, "src/cri/gen");
   const files = (dir) =>
-    readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)]));
+    readdirSync(dir).flatMap((f) =>
+      statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)],
+    );
   let stale = false;
   for (const f of files(outDir)) {
     const rel = relative(outDir, f);

@@ -51,7 +51,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`usage: berth ${command.usage}\n\n${command.summary}`);
     return 0;
   }
-  const endpoint = values["runtime-endpoint"] ?? process.env["CONTAINER_RUNTIME_ENDPOINT"] ?? DEFAULT_ENDPOINT;
+  const endpoint =
+    values["runtime-endpoint"] ?? process.env["CONTAINER_RUNTIME_ENDPOINT"] ?? DEFAULT_ENDPOINT;
   const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeoutS !== undefined && !(timeoutS > 0)) {
     console.error("berth: --timeout must be a positive number of seconds");

@@ -138,7 +138,9 @@ function readRegistry(r: Reader): RegistryConfig {
     const prefix = `registry.mirrors."${host}"`;
     if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
     const m = new Reader(value, prefix, ["endpoints"]);
-    mirrors[host] = { endpoints: m.stringArray("endpoints").map((e) => parseEndpoint(m.name("endpoints"), e)) };
+    mirrors[host] = {
+      endpoints: m.stringArray("endpoints").map((e) => parseEndpoint(m.name("endpoints"), e)),
+    };
   }
   const configs: RegistryConfig["configs"] = {};
   for (const [host, value] of Object.entries(registry.table_("configs"))) {
@@ -147,7 +149,12 @@ function readRegistry(r: Reader): RegistryConfig {
     const c = new Reader(value, prefix, ["insecure", "auth"]);
     const entry: RegistryHostConfig = { insecure: c.bool("insecure", false) };
     if (value["auth"] !== undefined) {
-      const a = new Reader(c.table_("auth"), `${prefix}.auth`, ["username", "password", "auth", "identitytoken"]);
+      const a = new Reader(c.table_("auth"), `${prefix}.auth`, [
+        "username",
+        "password",
+        "auth",
+        "identitytoken",
+      ]);
       entry.auth = {
         username: a.string("username", ""),
         password: a.string("password", ""),

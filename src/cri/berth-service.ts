@@ -6,7 +6,10 @@ import type { ImageManager } from "../image/image-manager.js";
 import { clientStreaming } from "./boundary.js";
 import { type ImportRequest, ImportResponse } from "./gen/berth/v1/berth.js";
 
-export function berthImagesService(opts: { logger: Logger; images: ImageManager }): UntypedServiceImplementation {
+export function berthImagesService(opts: {
+  logger: Logger;
+  images: ImageManager;
+}): UntypedServiceImplementation {
   const { logger, images } = opts;
   return {
     import: clientStreaming(logger, "Import", async (requests: AsyncIterable<ImportRequest>) => {

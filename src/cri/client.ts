@@ -5,7 +5,12 @@
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { type CallOptions, type Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { type ImportRequest, type ImportResponse, ImportRequest as ImportRequestMsg, ImagesClient } from "./gen/berth/v1/berth.js";
+import {
+  ImagesClient,
+  type ImportRequest,
+  ImportRequest as ImportRequestMsg,
+  type ImportResponse,
+} from "./gen/berth/v1/berth.js";
 import {
   type AuthConfig,
   ImageFsInfoRequest,
@@ -37,7 +42,12 @@ export function grpcAddress(endpoint: string): string {
 }
 
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;
-type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: Callback<Res>) => unknown;
+type UnaryMethod<Req, Res> = (
+  req: Req,
+  md: Metadata,
+  opts: Partial<CallOptions>,
+  cb: Callback<Res>,
+) => unknown;
 
 function invoke<Req, Res>(
   client: Client,
@@ -114,7 +124,10 @@ export class CriClient {
 
   /** Streams an image archive (a file path, or "-" for stdin) to berthd's Import. */
   importImage(file: string, tag = ""): Promise<ImportResponse> {
-    return this.importStream(file === "-" ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 }), tag);
+    return this.importStream(
+      file === "-" ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 }),
+      tag,
+    );
   }
 
   importStream(input: Readable, tag = ""): Promise<ImportResponse> {

@@ -61,7 +61,8 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
   const service: UntypedServiceImplementation = {};
   for (const [name, def] of Object.entries(RuntimeServiceService)) {
     const method = def.path.split("/").pop() ?? name;
-    service[name] = implemented[name] ?? (def.responseStream ? notYetStreaming(logger, method) : notYet(logger, method));
+    service[name] =
+      implemented[name] ?? (def.responseStream ? notYetStreaming(logger, method) : notYet(logger, method));
   }
   return service;
 }

@@ -1,5 +1,5 @@
-import { connect } from "node:net";
 import { lstat, unlink } from "node:fs/promises";
+import { connect } from "node:net";
 import { errnoCode, failedPrecondition } from "../common/errors.js";
 
 /** True when something accepts connections on the unix socket at `path`. */

@@ -6,7 +6,8 @@ const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 /** Only sha256 digests are accepted (as by containerd's default). */
 export function assertDigest(digest: string, what = "digest"): string {
-  if (!DIGEST_RE.test(digest)) throw invalidArgument(`invalid ${what} "${digest}": want sha256:<64 hex digits>`);
+  if (!DIGEST_RE.test(digest))
+    throw invalidArgument(`invalid ${what} "${digest}": want sha256:<64 hex digits>`);
   return digest;
 }
 
@@ -54,6 +55,7 @@ export class DigestStream extends Transform {
   }
 
   verify(expected: string, what: string): void {
-    if (this.digest !== expected) throw dataLoss(`${what}: digest mismatch: want ${expected}, got ${this.digest}`);
+    if (this.digest !== expected)
+      throw dataLoss(`${what}: digest mismatch: want ${expected}, got ${this.digest}`);
   }
 }

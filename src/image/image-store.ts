@@ -84,7 +84,8 @@ export class ImageStore {
     const byId = this.images.get(ref) ?? this.images.get(`sha256:${ref}`);
     if (byId) return byId;
     for (const img of this.images.values()) {
-      if (normalized && (img.repoTags.includes(normalized) || img.repoDigests.includes(normalized))) return img;
+      if (normalized && (img.repoTags.includes(normalized) || img.repoDigests.includes(normalized)))
+        return img;
       if (img.repoTags.includes(ref) || img.repoDigests.includes(ref)) return img;
     }
     const hex = ref.startsWith("sha256:") ? ref.slice(7) : ref;

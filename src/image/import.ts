@@ -15,10 +15,16 @@ import { sha256 } from "./digest.js";
 import { collectGarbage } from "./gc.js";
 import type { ImageRecord } from "./image-store.js";
 import { type InstallDeps, installImage } from "./install.js";
-import { MediaType } from "./registry/media-types.js";
-import { type Descriptor, type ImageManifest, parseImageConfig, parseIndex, parseManifest } from "./registry/oci.js";
-import { defaultPlatform, parsePlatform, selectPlatform } from "./registry/platform.js";
 import { formatName, formatRef, parseReference } from "./reference.js";
+import { MediaType } from "./registry/media-types.js";
+import {
+  type Descriptor,
+  type ImageManifest,
+  parseImageConfig,
+  parseIndex,
+  parseManifest,
+} from "./registry/oci.js";
+import { defaultPlatform, parsePlatform, selectPlatform } from "./registry/platform.js";
 
 const METADATA_FILES = new Set(["manifest.json", "index.json", "oci-layout", "repositories"]);
 
@@ -47,7 +53,10 @@ async function ingestArchive(
   const max = deps.config.image.maxManifestBytes;
   const ex = extract();
   ex.on("entry", (header, stream, next) => {
-    const name = posix.normalize(header.name).replace(/^(\.\/|\/)+/, "").replace(/\/$/, "");
+    const name = posix
+      .normalize(header.name)
+      .replace(/^(\.\/|\/)+/, "")
+      .replace(/\/$/, "");
     const fail = (err: unknown) => {
       stream.resume();
       next(err as Error);
@@ -66,7 +75,8 @@ async function ingestArchive(
       return;
     }
     if (METADATA_FILES.has(name)) {
-      if ((header.size ?? 0) > max) return fail(invalidArgument(`archive: ${name} is larger than ${max} bytes`));
+      if ((header.size ?? 0) > max)
+        return fail(invalidArgument(`archive: ${name} is larger than ${max} bytes`));
       const parts: Buffer[] = [];
       stream.on("data", (c) => parts.push(c as Buffer));
       stream.on("end", () => {
@@ -107,7 +117,11 @@ function normalizeTag(tag: string): string {
   return formatRef(parseReference(tag));
 }
 
-export async function importArchive(deps: ImportDeps, archive: Readable, tag: string): Promise<ImageRecord[]> {
+export async function importArchive(
+  deps: ImportDeps,
+  archive: Readable,
+  tag: string,
+): Promise<ImageRecord[]> {
   // Blobs are leased as they land, so a concurrent GC leaves them alone until installed.
   const releases: Array<() => void> = [];
   const hold = (digest: string) => {
@@ -121,7 +135,9 @@ export async function importArchive(deps: ImportDeps, archive: Readable, tag: st
     const dockerManifest = metadata.get("manifest.json");
     if (index) return await importOciLayout(deps, files, index, defaultTag, install);
     if (dockerManifest) return await importDockerSave(deps, files, dockerManifest, defaultTag, install);
-    throw invalidArgument("archive is neither an OCI image layout (no index.json) nor a docker save tarball (no manifest.json)");
+    throw invalidArgument(
+      "archive is neither an OCI image layout (no index.json) nor a docker save tarball (no manifest.json)",
+    );
   } finally {
     for (const r of releases) r();
     // Files of the archive that no image uses (docker save's legacy json files, …) go now.

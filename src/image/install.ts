@@ -9,9 +9,10 @@ import { invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { ContentStore } from "./content-store.js";
 import { chainIds } from "./digest.js";
+import { collectGarbage } from "./gc.js";
 import type { ImageRecord, ImageStore, LayerRecord } from "./image-store.js";
 import { unpackLayerToSnapshot } from "./layer.js";
-import { type Leases, mapLimit, SingleFlight } from "./leases.js";
+import { type Leases, mapLimit, type SingleFlight } from "./leases.js";
 import { layerCompression } from "./registry/media-types.js";
 import type { Descriptor, ImageConfig, ImageManifest } from "./registry/oci.js";
 import { formatPlatform } from "./registry/platform.js";
@@ -57,7 +58,13 @@ export function layerRecords(manifest: ImageManifest, config: ImageConfig): Laye
     if (layerCompression(l.mediaType) === undefined) {
       throw invalidArgument(`layer ${l.digest} has unsupported media type "${l.mediaType}"`);
     }
-    return { digest: l.digest, mediaType: l.mediaType, size: l.size, diffId: diffIds[i]!, chainId: chains[i]! };
+    return {
+      digest: l.digest,
+      mediaType: l.mediaType,
+      size: l.size,
+      diffId: diffIds[i]!,
+      chainId: chains[i]!,
+    };
   });
 }
 
@@ -102,6 +109,13 @@ export async function installImage(deps: InstallDeps, req: InstallRequest): Prom
       createdAt: now,
       updatedAt: now,
     });
+  } catch (err) {
+    release();
+    // Drop what this attempt stored: a failed pull leaves nothing behind.
+    await collectGarbage(deps).catch((gcErr: unknown) =>
+      deps.logger.warn({ err: gcErr }, "gc after failed install"),
+    );
+    throw err;
   } finally {
     release();
   }

@@ -7,7 +7,7 @@
  */
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { dataLoss } from "../common/errors.js";
+import { dataLoss, errnoCode, isBerthError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { ContentStore, IngestWriter } from "./content-store.js";
 import { DigestStream } from "./digest.js";
@@ -37,7 +37,11 @@ export interface EnsureOptions {
   keepBlob: boolean;
 }
 
-export async function unpackLayerToSnapshot(deps: LayerDeps, layer: LayerSpec, opts: EnsureOptions): Promise<void> {
+export async function unpackLayerToSnapshot(
+  deps: LayerDeps,
+  layer: LayerSpec,
+  opts: EnsureOptions,
+): Promise<void> {
   const { content, snapshots } = deps;
   if (snapshots.has(layer.chainId)) return;
   const stored = (await content.size(layer.digest)) !== undefined;
@@ -49,20 +53,29 @@ export async function unpackLayerToSnapshot(deps: LayerDeps, layer: LayerSpec, o
   const started = Date.now();
   try {
     const feed = pipeline(source, blobCheck, decompressor(layer.mediaType), diffCheck);
-    const apply = applyLayer(diffCheck, prepared.fsDir).then((usage) => {
-      // Bytes after the tar end-of-archive marker still count for the diff id.
-      diffCheck.resume();
-      return usage;
-    });
-    let usage: { bytes: number; inodes: number };
-    try {
-      [, usage] = await Promise.all([feed, apply]);
-    } catch (err) {
+    feed.catch(() => {});
+    const apply = applyLayer(diffCheck, prepared.fsDir).then(
+      (usage) => {
+        // Bytes after the tar end-of-archive marker still count for the diff id.
+        diffCheck.resume();
+        return usage;
+      },
+      (err: unknown) => {
+        // The unpacker refused the content: stop the download too.
+        diffCheck.destroy();
+        throw err;
+      },
+    );
+    const [fed, applied] = await Promise.allSettled([feed, apply]);
+    if (fed.status === "rejected" || applied.status === "rejected") {
       source.destroy();
-      diffCheck.destroy();
-      await Promise.allSettled([feed, apply]);
-      throw err;
+      const applyErr = applied.status === "rejected" ? applied.reason : undefined;
+      const feedErr = fed.status === "rejected" ? fed.reason : undefined;
+      // The download side's own error is the cause, unless it only saw the unpacker stop it.
+      const feedCaused = feedErr !== undefined && errnoCode(feedErr) !== "ERR_STREAM_PREMATURE_CLOSE";
+      throw layerFailure(layer.digest, feedCaused ? feedErr : (applyErr ?? feedErr));
     }
+    const usage = applied.value;
     if (blobCheck instanceof DigestStream) {
       blobCheck.verify(layer.digest, `layer ${layer.digest}`);
       if (blobCheck.size !== layer.size) {
@@ -79,10 +92,23 @@ export async function unpackLayerToSnapshot(deps: LayerDeps, layer: LayerSpec, o
       bytes: usage.bytes,
       inodes: usage.inodes,
     });
-    deps.logger.debug({ layer: layer.digest, ms: Date.now() - started, bytes: usage.bytes }, "layer unpacked");
+    deps.logger.debug(
+      { layer: layer.digest, ms: Date.now() - started, bytes: usage.bytes },
+      "layer unpacked",
+    );
   } catch (err) {
     await prepared.abort();
     if (!(blobCheck instanceof DigestStream)) await blobCheck.abort();
     throw err;
   }
+}
+
+/**
+ * The error to report for a failed layer: whichever side failed first. A typed error (an
+ * unpacker refusal naming the entry, a registry error) is kept; anything else — a stream that
+ * cannot be decompressed or parsed — means the layer is corrupt or does not match its digest.
+ */
+function layerFailure(digest: string, err: unknown): unknown {
+  if (isBerthError(err) && err.code !== "Internal") return err;
+  return dataLoss(`layer ${digest} is corrupt: ${err instanceof Error ? err.message : String(err)}`, err);
 }

@@ -9,12 +9,12 @@ import type { BerthConfig } from "../config/config.js";
 import type { ImageRecord } from "./image-store.js";
 import { type InstallDeps, installImage } from "./install.js";
 import { SingleFlight } from "./leases.js";
+import { formatName, formatRef, type ImageRef, parseReference } from "./reference.js";
 import type { CriAuthConfig } from "./registry/auth.js";
 import { RegistryClient } from "./registry/client.js";
 import { isIndexMediaType } from "./registry/media-types.js";
 import { parseImageConfig, parseIndex, parseManifest } from "./registry/oci.js";
 import { defaultPlatform, formatPlatform, parsePlatform, selectPlatform } from "./registry/platform.js";
-import { formatName, formatRef, type ImageRef, parseReference } from "./reference.js";
 
 export type PullAuth = CriAuthConfig;
 

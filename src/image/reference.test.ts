@@ -16,28 +16,84 @@ const D2 = `sha256:${"0123456789abcdef".repeat(4)}`;
 
 describe("parseReference: valid references", () => {
   const cases: [string, ImageRef, string][] = [
-    ["busybox", { domain: "docker.io", path: "library/busybox", tag: "latest" }, "docker.io/library/busybox:latest"],
-    ["busybox:1.36", { domain: "docker.io", path: "library/busybox", tag: "1.36" }, "docker.io/library/busybox:1.36"],
+    [
+      "busybox",
+      { domain: "docker.io", path: "library/busybox", tag: "latest" },
+      "docker.io/library/busybox:latest",
+    ],
+    [
+      "busybox:1.36",
+      { domain: "docker.io", path: "library/busybox", tag: "1.36" },
+      "docker.io/library/busybox:1.36",
+    ],
     ["user/img", { domain: "docker.io", path: "user/img", tag: "latest" }, "docker.io/user/img:latest"],
-    ["docker.io/busybox", { domain: "docker.io", path: "library/busybox", tag: "latest" }, "docker.io/library/busybox:latest"],
-    ["index.docker.io/busybox", { domain: "docker.io", path: "library/busybox", tag: "latest" }, "docker.io/library/busybox:latest"],
+    [
+      "docker.io/busybox",
+      { domain: "docker.io", path: "library/busybox", tag: "latest" },
+      "docker.io/library/busybox:latest",
+    ],
+    [
+      "index.docker.io/busybox",
+      { domain: "docker.io", path: "library/busybox", tag: "latest" },
+      "docker.io/library/busybox:latest",
+    ],
     ["index.docker.io/user/x:1", { domain: "docker.io", path: "user/x", tag: "1" }, "docker.io/user/x:1"],
-    ["docker.io/library/busybox:latest", { domain: "docker.io", path: "library/busybox", tag: "latest" }, "docker.io/library/busybox:latest"],
+    [
+      "docker.io/library/busybox:latest",
+      { domain: "docker.io", path: "library/busybox", tag: "latest" },
+      "docker.io/library/busybox:latest",
+    ],
     ["localhost/x", { domain: "localhost", path: "x", tag: "latest" }, "localhost/x:latest"],
     ["localhost:5000/x", { domain: "localhost:5000", path: "x", tag: "latest" }, "localhost:5000/x:latest"],
-    ["127.0.0.1:5000/a/b:tag", { domain: "127.0.0.1:5000", path: "a/b", tag: "tag" }, "127.0.0.1:5000/a/b:tag"],
+    [
+      "127.0.0.1:5000/a/b:tag",
+      { domain: "127.0.0.1:5000", path: "a/b", tag: "tag" },
+      "127.0.0.1:5000/a/b:tag",
+    ],
     ["[::1]:5000/x", { domain: "[::1]:5000", path: "x", tag: "latest" }, "[::1]:5000/x:latest"],
     ["[::1]/x:v1", { domain: "[::1]", path: "x", tag: "v1" }, "[::1]/x:v1"],
-    ["registry.k8s.io/pause:3.9", { domain: "registry.k8s.io", path: "pause", tag: "3.9" }, "registry.k8s.io/pause:3.9"],
-    ["gcr.io/a/b/c/d:v1.2-rc_3", { domain: "gcr.io", path: "a/b/c/d", tag: "v1.2-rc_3" }, "gcr.io/a/b/c/d:v1.2-rc_3"],
-    ["quay.io/a_b/c__d/e--f.g", { domain: "quay.io", path: "a_b/c__d/e--f.g", tag: "latest" }, "quay.io/a_b/c__d/e--f.g:latest"],
-    [`busybox@${D}`, { domain: "docker.io", path: "library/busybox", digest: D }, `docker.io/library/busybox@${D}`],
-    [`busybox:1.36@${D2}`, { domain: "docker.io", path: "library/busybox", tag: "1.36", digest: D2 }, `docker.io/library/busybox:1.36@${D2}`],
+    [
+      "registry.k8s.io/pause:3.9",
+      { domain: "registry.k8s.io", path: "pause", tag: "3.9" },
+      "registry.k8s.io/pause:3.9",
+    ],
+    [
+      "gcr.io/a/b/c/d:v1.2-rc_3",
+      { domain: "gcr.io", path: "a/b/c/d", tag: "v1.2-rc_3" },
+      "gcr.io/a/b/c/d:v1.2-rc_3",
+    ],
+    [
+      "quay.io/a_b/c__d/e--f.g",
+      { domain: "quay.io", path: "a_b/c__d/e--f.g", tag: "latest" },
+      "quay.io/a_b/c__d/e--f.g:latest",
+    ],
+    [
+      `busybox@${D}`,
+      { domain: "docker.io", path: "library/busybox", digest: D },
+      `docker.io/library/busybox@${D}`,
+    ],
+    [
+      `busybox:1.36@${D2}`,
+      { domain: "docker.io", path: "library/busybox", tag: "1.36", digest: D2 },
+      `docker.io/library/busybox:1.36@${D2}`,
+    ],
     [`localhost:5000/x@${D}`, { domain: "localhost:5000", path: "x", digest: D }, `localhost:5000/x@${D}`],
-    [`ghcr.io/o/r@sha512:${"b".repeat(128)}`, { domain: "ghcr.io", path: "o/r", digest: `sha512:${"b".repeat(128)}` }, `ghcr.io/o/r@sha512:${"b".repeat(128)}`],
+    [
+      `ghcr.io/o/r@sha512:${"b".repeat(128)}`,
+      { domain: "ghcr.io", path: "o/r", digest: `sha512:${"b".repeat(128)}` },
+      `ghcr.io/o/r@sha512:${"b".repeat(128)}`,
+    ],
     ["Example.COM/x", { domain: "Example.COM", path: "x", tag: "latest" }, "Example.COM/x:latest"],
-    ["  busybox  ", { domain: "docker.io", path: "library/busybox", tag: "latest" }, "docker.io/library/busybox:latest"],
-    ["my-registry:443/ns/img:TAG_1", { domain: "my-registry:443", path: "ns/img", tag: "TAG_1" }, "my-registry:443/ns/img:TAG_1"],
+    [
+      "  busybox  ",
+      { domain: "docker.io", path: "library/busybox", tag: "latest" },
+      "docker.io/library/busybox:latest",
+    ],
+    [
+      "my-registry:443/ns/img:TAG_1",
+      { domain: "my-registry:443", path: "ns/img", tag: "TAG_1" },
+      "my-registry:443/ns/img:TAG_1",
+    ],
   ];
   for (const [input, want, formatted] of cases) {
     test(input, () => {
@@ -81,7 +137,10 @@ describe("parseReference: invalid references", () => {
     test(JSON.stringify(input.length > 60 ? `${input.slice(0, 60)}…` : input), () => {
       assert.throws(
         () => parseReference(input),
-        (e: unknown) => isBerthError(e, "InvalidArgument") && msg.test((e as Error).message) && /invalid image reference/.test((e as Error).message),
+        (e: unknown) =>
+          isBerthError(e, "InvalidArgument") &&
+          msg.test((e as Error).message) &&
+          /invalid image reference/.test((e as Error).message),
       );
     });
   }
@@ -95,14 +154,35 @@ test("isDigest / validateDigest", () => {
   assert.equal(isDigest(`sha256:${"g".repeat(64)}`), false);
   assert.equal(isDigest("a".repeat(64)), false);
   assert.equal(validateDigest(D), D);
-  assert.throws(() => validateDigest("nope"), (e: unknown) => isBerthError(e, "InvalidArgument"));
+  assert.throws(
+    () => validateDigest("nope"),
+    (e: unknown) => isBerthError(e, "InvalidArgument"),
+  );
 });
 
 test("isLoopbackHost", () => {
-  for (const h of ["localhost", "LOCALHOST:5000", "127.0.0.1", "127.0.0.1:5000", "127.255.1.2:1", "[::1]", "[::1]:5000", "::1", "foo.localhost"]) {
+  for (const h of [
+    "localhost",
+    "LOCALHOST:5000",
+    "127.0.0.1",
+    "127.0.0.1:5000",
+    "127.255.1.2:1",
+    "[::1]",
+    "[::1]:5000",
+    "::1",
+    "foo.localhost",
+  ]) {
     assert.equal(isLoopbackHost(h), true, h);
   }
-  for (const h of ["docker.io", "10.0.0.1:5000", "128.0.0.1", "127.0.0.256", "[::2]:5000", "localhost.example.com", "127.0.0.1.nip.io"]) {
+  for (const h of [
+    "docker.io",
+    "10.0.0.1:5000",
+    "128.0.0.1",
+    "127.0.0.256",
+    "[::2]:5000",
+    "localhost.example.com",
+    "127.0.0.1.nip.io",
+  ]) {
     assert.equal(isLoopbackHost(h), false, h);
   }
 });

@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
+import { BERTH_VERSION } from "../common/version.js";
 import { grpcAddress } from "../cri/client.js";
 import { RunPodSandboxRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
-import { BERTH_VERSION } from "../common/version.js";
 import { BERTHD, BerthdProcess } from "./harness/berthd.js";
 
 function runBerthd(args: string[]): Promise<{ code: number | null; output: string }> {

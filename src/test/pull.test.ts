@@ -4,13 +4,20 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, readlink, rm, stat, lstat } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { MNT_DETACH, native } from "../common/native.js";
-import { buildImage, buildIndex, buildLayer, type BuiltImage, type Entry, goArch } from "../tools/oci-builder.js";
+import {
+  type BuiltImage,
+  buildImage,
+  buildIndex,
+  buildLayer,
+  type Entry,
+  goArch,
+} from "../tools/oci-builder.js";
 import { BerthdProcess } from "./harness/berthd.js";
 import { pushImage, pushIndex } from "./harness/images.js";
 import { type RegistryHandle, startRegistry } from "./harness/registry.js";
@@ -93,7 +100,9 @@ describe("PullImage from a real registry", () => {
     assert.deepEqual(st.image.repoDigests, [`${host}/test/multi@${image.manifestDigest}`]);
     assert.equal(st.image.uid?.value, 1000n);
     const expectedSize =
-      image.manifestBytes.length + image.configBytes.length + image.layers.reduce((n, l) => n + l.blob.length, 0);
+      image.manifestBytes.length +
+      image.configBytes.length +
+      image.layers.reduce((n, l) => n + l.blob.length, 0);
     assert.equal(st.image.size, BigInt(expectedSize));
     const list = await berthd.client.listImages();
     assert.deepEqual(
@@ -132,14 +141,20 @@ describe("PullImage from a real registry", () => {
     const gone = await lstat(join(fs2, "data/gone.txt"));
     assert.ok(gone.isCharacterDevice());
     assert.equal(gone.rdev, 0);
-    assert.deepEqual(await native().lgetxattr(join(fs2, "data/opq"), "trusted.overlay.opaque"), Buffer.from("y"));
+    assert.deepEqual(
+      await native().lgetxattr(join(fs2, "data/opq"), "trusted.overlay.opaque"),
+      Buffer.from("y"),
+    );
     assert.deepEqual((await readdir(join(fs2, "data"))).sort(), ["gone.txt", "opq"]);
     assert.deepEqual(await readdir(join(fs2, "data/opq")), ["new.txt"]);
   });
 
   it("stacks into the right root filesystem under a real overlay mount", async () => {
     const v = await verbose(`${host}/test/multi:v1`);
-    const lower = [...v.layers].reverse().map((l) => snapshotDir(l.chainId)).join(":");
+    const lower = [...v.layers]
+      .reverse()
+      .map((l) => snapshotDir(l.chainId))
+      .join(":");
     const mnt = await mkdtemp(join(tmpdir(), "berth-ovl-"));
     await native().mount("overlay", mnt, "overlay", 0, `lowerdir=${lower}`);
     try {
@@ -200,7 +215,9 @@ describe("PullImage from a real registry", () => {
       results.map((r) => r.imageRef),
       [1, 2, 3, 4].map(() => img.configDigest),
     );
-    const pulledLines = berthd.output.split("\n").filter((l) => l.includes('"image pulled"') && l.includes("test/concurrent"));
+    const pulledLines = berthd.output
+      .split("\n")
+      .filter((l) => l.includes('"image pulled"') && l.includes("test/concurrent"));
     assert.equal(pulledLines.length, 1);
   });
 

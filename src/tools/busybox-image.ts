@@ -4,7 +4,14 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { type BuiltImage, type BuiltLayer, buildImage, buildLayer, type Compression, type Entry } from "./oci-builder.js";
+import {
+  type BuiltImage,
+  type BuiltLayer,
+  buildImage,
+  buildLayer,
+  type Compression,
+  type Entry,
+} from "./oci-builder.js";
 
 export const STATIC_BUSYBOX = "/bin/busybox";
 
@@ -18,7 +25,10 @@ export async function busyboxEntries(binary = STATIC_BUSYBOX): Promise<Entry[]> 
     { name: "bin/busybox", content, mode: 0o755 },
     ...applets.map((a): Entry => ({ name: `bin/${a}`, type: "symlink", linkname: "busybox" })),
     { name: "etc/", type: "directory" },
-    { name: "etc/passwd", content: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n" },
+    {
+      name: "etc/passwd",
+      content: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    },
     { name: "etc/group", content: "root:x:0:\nnobody:x:65534:\n" },
     { name: "root/", type: "directory", mode: 0o700 },
     { name: "tmp/", type: "directory", mode: 0o1777 },

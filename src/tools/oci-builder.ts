@@ -82,7 +82,8 @@ export async function tarOf(entries: Entry[]): Promise<Buffer> {
 
 export function compress(tar: Buffer, compression: Compression): Buffer {
   if (compression === "gzip") return gzipSync(tar, { level: 1 });
-  if (compression === "zstd") return execFileSync("zstd", ["-q", "-c", "-3"], { input: tar, maxBuffer: 1 << 30 });
+  if (compression === "zstd")
+    return execFileSync("zstd", ["-q", "-c", "-3"], { input: tar, maxBuffer: 1 << 30 });
   return tar;
 }
 
@@ -141,7 +142,15 @@ export function buildImage(layers: BuiltLayer[], opts: ImageOptions = {}): Built
     ),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
-  return { manifest, manifestBytes, manifestDigest: sha256(manifestBytes), config, configBytes, configDigest, layers };
+  return {
+    manifest,
+    manifestBytes,
+    manifestDigest: sha256(manifestBytes),
+    config,
+    configBytes,
+    configDigest,
+    layers,
+  };
 }
 
 export interface BuiltIndex {
@@ -149,7 +158,9 @@ export interface BuiltIndex {
   digest: string;
 }
 
-export function buildIndex(images: Array<{ image: BuiltImage; platform: Descriptor["platform"] }>): BuiltIndex {
+export function buildIndex(
+  images: Array<{ image: BuiltImage; platform: Descriptor["platform"] }>,
+): BuiltIndex {
   const index = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
@@ -176,12 +187,20 @@ export async function ociArchive(images: Array<{ image: BuiltImage; name?: strin
       mediaType: image.manifest.mediaType,
       digest: image.manifestDigest,
       size: image.manifestBytes.length,
-      ...(name && { annotations: { "io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.split(":").pop() ?? "" } }),
+      ...(name && {
+        annotations: {
+          "io.containerd.image.name": name,
+          "org.opencontainers.image.ref.name": name.split(":").pop() ?? "",
+        },
+      }),
     });
   }
   const entries: Entry[] = [
     { name: "oci-layout", content: JSON.stringify({ imageLayoutVersion: "1.0.0" }) },
-    { name: "index.json", content: JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }) },
+    {
+      name: "index.json",
+      content: JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }),
+    },
     { name: "blobs/", type: "directory" },
     { name: "blobs/sha256/", type: "directory" },
     ...[...blobs].map(([digest, content]) => ({ name: `blobs/sha256/${digest.slice(7)}`, content })),
@@ -190,7 +209,9 @@ export async function ociArchive(images: Array<{ image: BuiltImage; name?: strin
 }
 
 /** A `docker save` tarball (manifest.json, <config>.json, <layer>/layer.tar, uncompressed layers). */
-export async function dockerSaveArchive(images: Array<{ image: BuiltImage; tags: string[]; tars: Buffer[] }>): Promise<Buffer> {
+export async function dockerSaveArchive(
+  images: Array<{ image: BuiltImage; tags: string[]; tars: Buffer[] }>,
+): Promise<Buffer> {
   const entries: Entry[] = [];
   const manifest = images.map(({ image, tags, tars }) => {
     const configName = `${image.configDigest.slice(7)}.json`;

@@ -25,12 +25,21 @@ describe("parseWwwAuthenticate", () => {
       [
         {
           scheme: "bearer",
-          params: { realm: "https://r/token", service: "svc", scope: "repository:a/b:pull,push", error: "insufficient_scope" },
+          params: {
+            realm: "https://r/token",
+            service: "svc",
+            scope: "repository:a/b:pull,push",
+            error: "insufficient_scope",
+          },
         },
       ],
     ],
     ["basic", 'Basic realm="Registry Realm"', [{ scheme: "basic", params: { realm: "Registry Realm" } }]],
-    ["scheme case and unquoted token values", "BASIC Realm=simple", [{ scheme: "basic", params: { realm: "simple" } }]],
+    [
+      "scheme case and unquoted token values",
+      "BASIC Realm=simple",
+      [{ scheme: "basic", params: { realm: "simple" } }],
+    ],
     [
       "two challenges in one header",
       'Basic realm="x", Bearer realm="https://t/token",service="s"',
@@ -63,8 +72,14 @@ test("toCredentials decodes auth and maps CRI / hosts-config field names", () =>
   assert.deepEqual(toCredentials({ auth }), { username: "alice", password: "pa:ss" });
   assert.deepEqual(toCredentials({ username: "u", password: "p", auth }), { username: "u", password: "p" });
   assert.deepEqual(toCredentials({ identitytoken: "rt" }), { identityToken: "rt" });
-  assert.deepEqual(toCredentials({ identityToken: "rt2", registryToken: "bt" }), { identityToken: "rt2", registryToken: "bt" });
-  assert.deepEqual(toCredentials({ registry_token: "bt", identity_token: "it" }), { identityToken: "it", registryToken: "bt" });
+  assert.deepEqual(toCredentials({ identityToken: "rt2", registryToken: "bt" }), {
+    identityToken: "rt2",
+    registryToken: "bt",
+  });
+  assert.deepEqual(toCredentials({ registry_token: "bt", identity_token: "it" }), {
+    identityToken: "it",
+    registryToken: "bt",
+  });
   assert.equal(toCredentials({}), undefined);
   assert.equal(toCredentials({ serverAddress: "docker.io" }), undefined);
   assert.equal(toCredentials(undefined), undefined);

@@ -201,7 +201,9 @@ export class Authorizer {
     const ch = this.challenges.get(host);
     if (ch === undefined) return undefined;
     if (ch.scheme === "basic") {
-      return creds?.username !== undefined ? basicAuthorization(creds.username, creds.password ?? "") : undefined;
+      return creds?.username !== undefined
+        ? basicAuthorization(creds.username, creds.password ?? "")
+        : undefined;
     }
     return `Bearer ${(await this.token(ch, scope, creds, false, signal)).token}`;
   }
@@ -224,7 +226,9 @@ export class Authorizer {
     if (ch === undefined) {
       throw unauthenticated(
         `registry ${host} requires authentication but offered no supported scheme` +
-          (all.length > 0 ? ` (got ${all.map((c) => c.scheme).join(", ")})` : " (no WWW-Authenticate header)"),
+          (all.length > 0
+            ? ` (got ${all.map((c) => c.scheme).join(", ")})`
+            : " (no WWW-Authenticate header)"),
       );
     }
     if (creds?.registryToken) {
@@ -233,10 +237,13 @@ export class Authorizer {
     this.challenges.set(host, ch);
     if (ch.scheme === "basic") {
       if (creds?.username === undefined) {
-        throw unauthenticated(`registry ${host} requires authentication (Basic) and no credentials were provided`);
+        throw unauthenticated(
+          `registry ${host} requires authentication (Basic) and no credentials were provided`,
+        );
       }
       const header = basicAuthorization(creds.username, creds.password ?? "");
-      if (sent === header) throw unauthenticated(`registry ${host} rejected the username/password for ${scope}`);
+      if (sent === header)
+        throw unauthenticated(`registry ${host} rejected the username/password for ${scope}`);
       return header;
     }
     return `Bearer ${(await this.token(ch, scope, creds, true, signal)).token}`;
@@ -274,7 +281,11 @@ export class Authorizer {
     return t;
   }
 
-  private async fetchToken(ch: Challenge, scope: string, creds: Credentials | undefined): Promise<CachedToken> {
+  private async fetchToken(
+    ch: Challenge,
+    scope: string,
+    creds: Credentials | undefined,
+  ): Promise<CachedToken> {
     const realm = ch.params["realm"];
     let url: URL;
     try {
@@ -308,7 +319,8 @@ export class Authorizer {
     } else {
       if (service) url.searchParams.set("service", service);
       for (const s of scopes) url.searchParams.append("scope", s);
-      if (creds?.username !== undefined) headers["authorization"] = basicAuthorization(creds.username, creds.password ?? "");
+      if (creds?.username !== undefined)
+        headers["authorization"] = basicAuthorization(creds.username, creds.password ?? "");
     }
 
     const res = await request(url, {
@@ -349,12 +361,16 @@ export class Authorizer {
   }
 }
 
-async function readText(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<string> {
+async function readText(
+  body: AsyncIterable<Buffer> & { destroy(): unknown; on(ev: "error", fn: () => void): unknown },
+  max: number,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const chunk of body) {
     n += chunk.length;
     if (n > max) {
+      body.on("error", () => {});
       body.destroy();
       throw unavailable(`response larger than ${max} bytes`);
     }

@@ -23,8 +23,15 @@ import {
   unimplemented,
 } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import { fetchReference, formatName, formatRef, type ImageRef, isDigest, validateDigest } from "../reference.js";
-import { Authorizer, type CriAuthConfig, type Credentials, pullScope } from "./auth.js";
+import {
+  fetchReference,
+  formatName,
+  formatRef,
+  type ImageRef,
+  isDigest,
+  validateDigest,
+} from "../reference.js";
+import { Authorizer, type Credentials, type CriAuthConfig, pullScope } from "./auth.js";
 import { computeDigest, verifyBytes } from "./digest.js";
 import { type RegistryEndpoint, type RegistryHostsConfig, resolveEndpoints } from "./hosts.js";
 import {
@@ -104,6 +111,12 @@ function header(res: Response, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Abandons a response body (undici reports destroy-before-end as an 'error' event: swallow it). */
+function discard(body: Readable): void {
+  body.on("error", () => {});
+  body.destroy();
+}
+
 async function drain(res: Response): Promise<void> {
   try {
     await res.body.dump({ limit: 64 * 1024 });
@@ -116,7 +129,7 @@ async function drain(res: Response): Promise<void> {
 async function readLimited(res: Response, max: number, what: string): Promise<Buffer> {
   const cl = Number(header(res, "content-length"));
   if (Number.isFinite(cl) && cl > max) {
-    res.body.destroy();
+    discard(res.body);
     throw resourceExhausted(`${what} is ${cl} bytes, more than the ${max}-byte limit`);
   }
   const chunks: Buffer[] = [];
@@ -124,7 +137,7 @@ async function readLimited(res: Response, max: number, what: string): Promise<Bu
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
     n += chunk.length;
     if (n > max) {
-      res.body.destroy();
+      discard(res.body);
       throw resourceExhausted(`${what} is more than the ${max}-byte limit`);
     }
     chunks.push(chunk);
@@ -293,7 +306,10 @@ export class RegistryClient {
    * Resolves `ref` to the manifest for `platform` (default: this host): fetches the manifest or
    * index, picks the platform entry from an index and fetches that manifest (checking its size).
    */
-  async resolveImage(ref: ImageRef, opts: PullOptions & { platform?: Platform } = {}): Promise<ResolvedImage> {
+  async resolveImage(
+    ref: ImageRef,
+    opts: PullOptions & { platform?: Platform } = {},
+  ): Promise<ResolvedImage> {
     const platform = opts.platform ?? defaultPlatform();
     const top = await this.getManifest(ref, opts);
     let current = top;
@@ -338,7 +354,11 @@ export class RegistryClient {
    * fallback cover the start of the request only. A Content-Length that disagrees with
    * `desc.size` fails with dataLoss.
    */
-  async fetchBlob(ref: ImageRef, desc: Pick<Descriptor, "digest" | "size">, opts: PullOptions = {}): Promise<Readable> {
+  async fetchBlob(
+    ref: ImageRef,
+    desc: Pick<Descriptor, "digest" | "size">,
+    opts: PullOptions = {},
+  ): Promise<Readable> {
     validateDigest(desc.digest, "blob digest");
     const what = `blob ${desc.digest} of ${formatName(ref)}`;
     return this.withEndpoints(ref, opts, (ep) =>
@@ -352,7 +372,7 @@ export class RegistryClient {
           if (res.statusCode !== 200) throw await this.statusError(res, ep, what, "blob unknown");
           const cl = header(res, "content-length");
           if (cl !== undefined && Number(cl) !== desc.size) {
-            res.body.destroy();
+            discard(res.body);
             throw dataLoss(
               `size mismatch for ${desc.digest}: registry ${ep.host} sends ${cl} bytes, descriptor says ${desc.size}`,
             );
@@ -371,7 +391,9 @@ export class RegistryClient {
     opts: PullOptions = {},
   ): Promise<Buffer> {
     if (desc.size > maxBytes) {
-      throw resourceExhausted(`blob ${desc.digest} is ${desc.size} bytes, more than the ${maxBytes}-byte limit`);
+      throw resourceExhausted(
+        `blob ${desc.digest} is ${desc.size} bytes, more than the ${maxBytes}-byte limit`,
+      );
     }
     const stream = await this.fetchBlob(ref, desc, opts);
     const chunks: Buffer[] = [];
@@ -386,7 +408,7 @@ export class RegistryClient {
       if (isAbort(e, opts.signal)) throw abortError(opts.signal, e);
       throw unavailable(`download of blob ${desc.digest} from ${ref.domain} failed: ${describeError(e)}`, e);
     } finally {
-      stream.destroy();
+      discard(stream);
     }
     const buf = Buffer.concat(chunks);
     if (n > desc.size) {
@@ -467,13 +489,16 @@ export class RegistryClient {
         }
         return await handle(res);
       } catch (e) {
-        if (res !== undefined && !res.body.destroyed && !res.body.readableEnded) res.body.destroy();
+        if (res !== undefined && !res.body.destroyed && !res.body.readableEnded) discard(res.body);
         if (isAbort(e, signal)) throw abortError(signal, e);
         if (isBerthError(e)) throw e;
         if (attempt >= attempts) {
           throw unavailable(`cannot reach registry ${ep.host} (${ep.url}): ${describeError(e)}`, e);
         }
-        this.logger?.debug({ url: url.href, attempt, err: describeError(e) }, "registry request failed, retrying");
+        this.logger?.debug(
+          { url: url.href, attempt, err: describeError(e) },
+          "registry request failed, retrying",
+        );
         await this.backoff(attempt, signal);
       }
     }
@@ -552,7 +577,9 @@ export class RegistryClient {
       try {
         next = new URL(location, current);
       } catch {
-        throw unavailable(`registry ${ep.host} redirected to an invalid location ${JSON.stringify(location)}`);
+        throw unavailable(
+          `registry ${ep.host} redirected to an invalid location ${JSON.stringify(location)}`,
+        );
       }
       if (next.protocol !== "http:" && next.protocol !== "https:") {
         throw unavailable(`registry ${ep.host} redirected to unsupported location ${next.protocol}`);
@@ -573,7 +600,12 @@ export class RegistryClient {
     return this.agent;
   }
 
-  private async statusError(res: Response, ep: RegistryEndpoint, what: string, unknown: string): Promise<BerthError> {
+  private async statusError(
+    res: Response,
+    ep: RegistryEndpoint,
+    what: string,
+    unknown: string,
+  ): Promise<BerthError> {
     const status = res.statusCode;
     const msg = await registryErrorMessage(res);
     const detail = msg ? ` (${msg})` : "";
@@ -603,7 +635,9 @@ export class RegistrySession {
   /** `reference` is a tag or a digest. */
   getManifest(reference: string): Promise<FetchedManifest> {
     const { domain, path } = this.ref;
-    const target: ImageRef = isDigest(reference) ? { domain, path, digest: reference } : { domain, path, tag: reference };
+    const target: ImageRef = isDigest(reference)
+      ? { domain, path, digest: reference }
+      : { domain, path, tag: reference };
     return this.client.getManifest(target, this.opts);
   }
 

@@ -76,7 +76,11 @@ export class DigestVerifier extends Transform {
   override _flush(cb: TransformCallback): void {
     this.computed = `${this.algorithm}:${this.hash.digest("hex")}`;
     if (this.expectedSize !== undefined && this.received !== this.expectedSize) {
-      cb(dataLoss(`size mismatch for ${this.expectedDigest}: expected ${this.expectedSize} bytes, got ${this.received}`));
+      cb(
+        dataLoss(
+          `size mismatch for ${this.expectedDigest}: expected ${this.expectedSize} bytes, got ${this.received}`,
+        ),
+      );
       return;
     }
     if (this.computed !== this.expectedDigest) {

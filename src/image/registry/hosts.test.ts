@@ -3,7 +3,10 @@ import { test } from "node:test";
 import { normalizeServerAddress, type RegistryEndpoint, resolveEndpoints } from "./hosts.js";
 
 const short = (eps: RegistryEndpoint[]) =>
-  eps.map((e) => `${e.url}${e.skipVerify ? " [skip-verify]" : ""}${e.mirror ? " [mirror]" : ""}${e.fallback ? " [fallback]" : ""}`);
+  eps.map(
+    (e) =>
+      `${e.url}${e.skipVerify ? " [skip-verify]" : ""}${e.mirror ? " [mirror]" : ""}${e.fallback ? " [fallback]" : ""}`,
+  );
 
 test("docker.io goes to registry-1.docker.io over https", () => {
   assert.deepEqual(short(resolveEndpoints("docker.io")), ["https://registry-1.docker.io/v2"]);
@@ -11,7 +14,11 @@ test("docker.io goes to registry-1.docker.io over https", () => {
 
 test("mirrors come first, in order, then the registry itself", () => {
   const eps = resolveEndpoints("docker.io", {
-    mirrors: { "docker.io": { endpoints: ["https://mirror.gcr.io", "http://10.0.0.5:5000/", "https://registry-1.docker.io"] } },
+    mirrors: {
+      "docker.io": {
+        endpoints: ["https://mirror.gcr.io", "http://10.0.0.5:5000/", "https://registry-1.docker.io"],
+      },
+    },
   });
   assert.deepEqual(short(eps), [
     "https://mirror.gcr.io/v2 [mirror]",
@@ -32,30 +39,44 @@ test("mirror endpoint paths are kept (and /v2 not doubled)", () => {
 });
 
 test('"*" mirror applies to registries without their own entry', () => {
-  const config = { mirrors: { "*": { endpoints: ["https://all.local"] }, "quay.io": { endpoints: ["https://q.local"] } } };
-  assert.deepEqual(short(resolveEndpoints("ghcr.io", config)), ["https://all.local/v2 [mirror]", "https://ghcr.io/v2"]);
-  assert.deepEqual(short(resolveEndpoints("quay.io", config)), ["https://q.local/v2 [mirror]", "https://quay.io/v2"]);
+  const config = {
+    mirrors: { "*": { endpoints: ["https://all.local"] }, "quay.io": { endpoints: ["https://q.local"] } },
+  };
+  assert.deepEqual(short(resolveEndpoints("ghcr.io", config)), [
+    "https://all.local/v2 [mirror]",
+    "https://ghcr.io/v2",
+  ]);
+  assert.deepEqual(short(resolveEndpoints("quay.io", config)), [
+    "https://q.local/v2 [mirror]",
+    "https://quay.io/v2",
+  ]);
 });
 
 test("loopback registries use plain http; scheme-less mirrors follow the same rule", () => {
   assert.deepEqual(short(resolveEndpoints("localhost:5000")), ["http://localhost:5000/v2"]);
   assert.deepEqual(short(resolveEndpoints("127.0.0.1:5000")), ["http://127.0.0.1:5000/v2"]);
   assert.deepEqual(short(resolveEndpoints("[::1]:5000")), ["http://[::1]:5000/v2"]);
-  assert.deepEqual(short(resolveEndpoints("docker.io", { mirrors: { "docker.io": { endpoints: ["127.0.0.1:9999"] } } })), [
-    "http://127.0.0.1:9999/v2 [mirror]",
-    "https://registry-1.docker.io/v2",
-  ]);
+  assert.deepEqual(
+    short(resolveEndpoints("docker.io", { mirrors: { "docker.io": { endpoints: ["127.0.0.1:9999"] } } })),
+    ["http://127.0.0.1:9999/v2 [mirror]", "https://registry-1.docker.io/v2"],
+  );
 });
 
 test("insecure registries: https without verification, then plain-http fallback", () => {
   const eps = resolveEndpoints("myreg.local:5000", { configs: { "myreg.local:5000": { insecure: true } } });
-  assert.deepEqual(short(eps), ["https://myreg.local:5000/v2 [skip-verify]", "http://myreg.local:5000/v2 [fallback]"]);
+  assert.deepEqual(short(eps), [
+    "https://myreg.local:5000/v2 [skip-verify]",
+    "http://myreg.local:5000/v2 [fallback]",
+  ]);
   // an explicit https mirror of an insecure host skips verification but does not downgrade
   const m = resolveEndpoints("docker.io", {
     mirrors: { "docker.io": { endpoints: ["https://m.local"] } },
     configs: { "m.local": { insecure: true } },
   });
-  assert.deepEqual(short(m), ["https://m.local/v2 [skip-verify] [mirror]", "https://registry-1.docker.io/v2"]);
+  assert.deepEqual(short(m), [
+    "https://m.local/v2 [skip-verify] [mirror]",
+    "https://registry-1.docker.io/v2",
+  ]);
 });
 
 test("credentials only go to the host they belong to", () => {
@@ -71,7 +92,11 @@ test("credentials only go to the host they belong to", () => {
   assert.deepEqual(hub?.credentials, { username: "hub", password: "hp" });
 
   // CRI auth without server_address: the image's registry only, never the mirror
-  const [m2, h2] = resolveEndpoints("docker.io", { mirrors: config.mirrors }, { username: "k", password: "kp" });
+  const [m2, h2] = resolveEndpoints(
+    "docker.io",
+    { mirrors: config.mirrors },
+    { username: "k", password: "kp" },
+  );
   assert.equal(m2?.credentials, undefined);
   assert.deepEqual(h2?.credentials, { username: "k", password: "kp" });
 
@@ -102,5 +127,8 @@ test("normalizeServerAddress", () => {
 });
 
 test("invalid mirror endpoints are rejected", () => {
-  assert.throws(() => resolveEndpoints("docker.io", { mirrors: { "docker.io": { endpoints: ["ftp://x"] } } }), /must be http or https/);
+  assert.throws(
+    () => resolveEndpoints("docker.io", { mirrors: { "docker.io": { endpoints: ["ftp://x"] } } }),
+    /must be http or https/,
+  );
 });

@@ -14,7 +14,7 @@
  */
 import { invalidArgument } from "../../common/errors.js";
 import { DEFAULT_DOMAIN, isLoopbackHost } from "../reference.js";
-import { type CriAuthConfig, type Credentials, type HostAuthConfig, toCredentials } from "./auth.js";
+import { type Credentials, type CriAuthConfig, type HostAuthConfig, toCredentials } from "./auth.js";
 
 export interface RegistryMirror {
   endpoints: string[];
@@ -95,8 +95,8 @@ export function resolveEndpoints(
     return toCredentials(cfg?.auth);
   };
   const insecureFor = (host: string, isUpstream: boolean): boolean =>
-    (configs[host]?.insecure ?? (isUpstream ? (configs[domain]?.insecure ?? configs[apiHost]?.insecure) : false)) ===
-    true;
+    (configs[host]?.insecure ??
+      (isUpstream ? (configs[domain]?.insecure ?? configs[apiHost]?.insecure) : false)) === true;
 
   const out: RegistryEndpoint[] = [];
   const push = (ep: Omit<RegistryEndpoint, "credentials">, creds: Credentials | undefined) => {
@@ -119,7 +119,8 @@ export function resolveEndpoints(
     }
   };
 
-  const mirror = mirrors[domain] ?? (domain === DEFAULT_DOMAIN ? mirrors[apiHost] : undefined) ?? mirrors["*"];
+  const mirror =
+    mirrors[domain] ?? (domain === DEFAULT_DOMAIN ? mirrors[apiHost] : undefined) ?? mirrors["*"];
   for (const raw of mirror?.endpoints ?? []) {
     const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw);
     let u: URL;

@@ -2,8 +2,8 @@
 export {
   Authorizer,
   type Challenge,
-  type CriAuthConfig,
   type Credentials,
+  type CriAuthConfig,
   decodeBasicAuth,
   type HostAuthConfig,
   parseWwwAuthenticate,

@@ -5,12 +5,7 @@
  */
 import { invalidArgument, unimplemented } from "../../common/errors.js";
 import { validateDigest } from "../reference.js";
-import {
-  isIndexMediaType,
-  isManifestMediaType,
-  isSchema1MediaType,
-  MediaType,
-} from "./media-types.js";
+import { isIndexMediaType, isManifestMediaType, isSchema1MediaType, MediaType } from "./media-types.js";
 import type { Platform } from "./platform.js";
 
 export interface Descriptor {
@@ -137,7 +132,8 @@ class Checker {
     const o = this.optObject(v, field);
     if (o === undefined) return undefined;
     const out: Record<string, object> = {};
-    for (const [k, x] of Object.entries(o)) out[k] = this.optObject(x, `${field}[${JSON.stringify(k)}]`) ?? {};
+    for (const [k, x] of Object.entries(o))
+      out[k] = this.optObject(x, `${field}[${JSON.stringify(k)}]`) ?? {};
     return out;
   }
 
@@ -225,7 +221,10 @@ function checkBodyMediaType(o: Json, mediaType: string, c: Checker): void {
 }
 
 /** Parses an OCI image manifest or Docker schema 2 manifest. */
-export function parseManifest(bytes: Uint8Array | string, mediaType: string = MediaType.OciManifest): ImageManifest {
+export function parseManifest(
+  bytes: Uint8Array | string,
+  mediaType: string = MediaType.OciManifest,
+): ImageManifest {
   if (isSchema1MediaType(mediaType)) throw schema1Error();
   const c: Checker = new Checker("image manifest");
   if (!isManifestMediaType(mediaType)) c.fail(`unsupported media type ${JSON.stringify(mediaType)}`);
@@ -252,9 +251,14 @@ export function parseIndex(bytes: Uint8Array | string, mediaType: string = Media
   const o = parseJson(bytes, c);
   checkSchemaVersion(o, c);
   checkBodyMediaType(o, mediaType, c);
-  const idx: ImageIndex = { schemaVersion: 2, mediaType, manifests: c.descriptors(o["manifests"], "manifests") };
+  const idx: ImageIndex = {
+    schemaVersion: 2,
+    mediaType,
+    manifests: c.descriptors(o["manifests"], "manifests"),
+  };
   setIf(idx, "artifactType", c.optString(o["artifactType"], "artifactType"));
-  if (o["subject"] !== undefined && o["subject"] !== null) idx.subject = c.descriptor(o["subject"], "subject");
+  if (o["subject"] !== undefined && o["subject"] !== null)
+    idx.subject = c.descriptor(o["subject"], "subject");
   setIf(idx, "annotations", c.optStringMap(o["annotations"], "annotations"));
   return idx;
 }
@@ -271,7 +275,9 @@ export function sniffManifestMediaType(bytes: Uint8Array | string): string {
   if (typeof mt === "string" && mt !== "") return mt;
   if (Array.isArray(o["manifests"])) return MediaType.OciIndex;
   if (o["config"] !== undefined && Array.isArray(o["layers"])) return MediaType.OciManifest;
-  c.fail("cannot tell whether the document is an image manifest or an index (no mediaType, manifests or layers)");
+  c.fail(
+    "cannot tell whether the document is an image manifest or an index (no mediaType, manifests or layers)",
+  );
 }
 
 /** Parses an image config (application/vnd.oci.image.config.v1+json / Docker container image v1). */
@@ -279,7 +285,8 @@ export function parseImageConfig(bytes: Uint8Array | string): ImageConfig {
   const c: Checker = new Checker("image config");
   const o = parseJson(bytes, c);
   const rootfs = c.object(o["rootfs"], "rootfs");
-  if (rootfs["type"] !== "layers") c.fail(`rootfs.type must be "layers", got ${JSON.stringify(rootfs["type"])}`);
+  if (rootfs["type"] !== "layers")
+    c.fail(`rootfs.type must be "layers", got ${JSON.stringify(rootfs["type"])}`);
   const diffIds = c.stringArray(rootfs["diff_ids"], "rootfs.diff_ids");
   diffIds.forEach((d, i) => c.digest(d, `rootfs.diff_ids[${i}]`));
   const cfg: ImageConfig = {

@@ -117,7 +117,10 @@ export function platformMatches(candidate: Platform, wanted: Platform): boolean 
  * platform (e.g. attestations "unknown/unknown") never match.
  * Throws notFound "no manifest for platform linux/amd64 in index".
  */
-export function selectPlatform(manifests: readonly Descriptor[], wanted: Platform = defaultPlatform()): Descriptor {
+export function selectPlatform(
+  manifests: readonly Descriptor[],
+  wanted: Platform = defaultPlatform(),
+): Descriptor {
   const normalized = manifests.map((d) => (d.platform ? normalizePlatform(d.platform) : undefined));
   for (const p of compatiblePlatforms(wanted)) {
     const i = normalized.findIndex((c) => c !== undefined && samePlatform(c, p));

@@ -13,7 +13,7 @@
  */
 import { chmod, lchown, lstat, mkdir, readdir, rm, unlink } from "node:fs/promises";
 import path from "node:path";
-import { errnoCode, invalidArgument } from "../../common/errors.js";
+import { errnoCode, internal, invalidArgument } from "../../common/errors.js";
 
 /**
  * containerd's normalisation: `path.posix.join("/", name)` made relative to the root, without a
@@ -83,6 +83,7 @@ export class SnapshotTree {
    * keeping the accounting and the caches right. Nothing to do when `rel` does not exist.
    */
   async remove(rel: string): Promise<void> {
+    if (rel === "") throw internal("layer unpack: refusing to remove the snapshot root");
     const abs = this.abs(rel);
     let st: Awaited<ReturnType<typeof lstat>>;
     try {

@@ -51,7 +51,9 @@ export class BerthdProcess {
   }
 
   async launch(): Promise<void> {
-    const proc = spawn(process.execPath, [BERTHD, "--config", this.configPath], { stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [BERTHD, "--config", this.configPath], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     this.proc = proc;
     proc.stdout?.on("data", (d: Buffer) => this.logs.push(d.toString()));
     proc.stderr?.on("data", (d: Buffer) => this.logs.push(d.toString()));

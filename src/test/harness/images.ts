@@ -2,10 +2,21 @@
 import type { BuiltImage, BuiltIndex } from "../../tools/oci-builder.js";
 import { pushBlob, pushManifest } from "./registry.js";
 
-export async function pushImage(registryUrl: string, repo: string, tag: string | undefined, image: BuiltImage): Promise<void> {
+export async function pushImage(
+  registryUrl: string,
+  repo: string,
+  tag: string | undefined,
+  image: BuiltImage,
+): Promise<void> {
   for (const layer of image.layers) await pushBlob(registryUrl, repo, layer.blob);
   await pushBlob(registryUrl, repo, image.configBytes);
-  await pushManifest(registryUrl, repo, tag ?? image.manifestDigest, image.manifestBytes, image.manifest.mediaType);
+  await pushManifest(
+    registryUrl,
+    repo,
+    tag ?? image.manifestDigest,
+    image.manifestBytes,
+    image.manifest.mediaType,
+  );
 }
 
 export async function pushIndex(

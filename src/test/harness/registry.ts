@@ -145,7 +145,10 @@ interface TokenServer {
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString("base64url");
 
-async function startTokenServer(dir: string, anonymousPull: boolean): Promise<TokenServer & { certPath: string }> {
+async function startTokenServer(
+  dir: string,
+  anonymousPull: boolean,
+): Promise<TokenServer & { certPath: string }> {
   const keyPath = join(dir, "token-key.pem");
   const certPath = join(dir, "token-cert.pem");
   await execFileAsync("openssl", [
@@ -165,9 +168,7 @@ async function startTokenServer(dir: string, anonymousPull: boolean): Promise<To
   ]);
   const key = await readFile(keyPath, "utf8");
   const certPem = await readFile(certPath, "utf8");
-  const certDerB64 = certPem
-    .replace(/-----(BEGIN|END) CERTIFICATE-----/g, "")
-    .replace(/\s+/g, "");
+  const certDerB64 = certPem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, "");
   const stats = { requests: 0, rejected: 0 };
 
   const server = createHttpServer((req, res) => {
@@ -183,7 +184,9 @@ async function startTokenServer(dir: string, anonymousPull: boolean): Promise<To
       const [name, ...rest] = Buffer.from(authz.slice(6), "base64").toString("utf8").split(":");
       if (name !== TOKEN_USER || rest.join(":") !== TOKEN_PASSWORD) {
         stats.rejected++;
-        res.writeHead(401, { "content-type": "application/json" }).end('{"details":"invalid username or password"}');
+        res
+          .writeHead(401, { "content-type": "application/json" })
+          .end('{"details":"invalid username or password"}');
         return;
       }
       user = name;
@@ -193,8 +196,12 @@ async function startTokenServer(dir: string, anonymousPull: boolean): Promise<To
       const first = scope.indexOf(":");
       const last = scope.lastIndexOf(":");
       if (first < 0 || last <= first) return [];
-      const requested = scope.slice(last + 1).split(",").filter(Boolean);
-      const actions = user !== undefined ? requested : anonymousPull ? requested.filter((a) => a === "pull") : [];
+      const requested = scope
+        .slice(last + 1)
+        .split(",")
+        .filter(Boolean);
+      const actions =
+        user !== undefined ? requested : anonymousPull ? requested.filter((a) => a === "pull") : [];
       return [{ type: scope.slice(0, first), name: scope.slice(first + 1, last), actions }];
     });
     const now = Math.floor(Date.now() / 1000);
@@ -214,7 +221,9 @@ async function startTokenServer(dir: string, anonymousPull: boolean): Promise<To
     const token = `${signingInput}.${b64url(signature)}`;
     res
       .writeHead(200, { "content-type": "application/json" })
-      .end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }));
+      .end(
+        JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -231,7 +240,9 @@ async function startTokenServer(dir: string, anonymousPull: boolean): Promise<To
 export async function startRegistry(opts: StartRegistryOptions = {}): Promise<RegistryHandle> {
   const binary = opts.binary ?? REGISTRY_BINARY;
   if (!existsSync(binary)) {
-    throw new Error(`${binary} not found: install it with "apt-get install -y docker-registry" (needed by registry tests)`);
+    throw new Error(
+      `${binary} not found: install it with "apt-get install -y docker-registry" (needed by registry tests)`,
+    );
   }
   const dir = await mkdtemp(join(tmpdir(), "berth-registry-"));
   let token: (TokenServer & { certPath: string }) | undefined;
@@ -318,7 +329,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Re
       }
       if (!exited) proc.kill("SIGKILL");
       await new Promise((r) => setTimeout(r, 50));
-      lastError = output.trim() || (exited ? `exited with code ${proc.exitCode}` : "did not answer GET /v2/ in 15 s");
+      lastError =
+        output.trim() || (exited ? `exited with code ${proc.exitCode}` : "did not answer GET /v2/ in 15 s");
       if (!/address already in use/i.test(lastError)) break;
     }
     throw new Error(`docker-registry failed to start: ${lastError}`);
@@ -352,7 +364,8 @@ class Pusher {
       const h = { ...headers };
       if (this.token) h["authorization"] = `Bearer ${this.token}`;
       else if (this.auth && attempt > 0) {
-        h["authorization"] = `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString("base64")}`;
+        h["authorization"] =
+          `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString("base64")}`;
       }
       const res = await request(url, {
         method,
@@ -371,7 +384,8 @@ class Pusher {
       tokenUrl.searchParams.set("scope", `repository:${this.repo}:pull,push`);
       const th: Record<string, string> = {};
       if (this.auth) {
-        th["authorization"] = `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString("base64")}`;
+        th["authorization"] =
+          `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString("base64")}`;
       }
       const tr = await request(tokenUrl, { headers: th, dispatcher: this.agent });
       const text = await tr.body.text();
@@ -413,7 +427,9 @@ export async function pushBlob(
   mediaType = "application/octet-stream",
 ): Promise<TestDescriptor> {
   const isFile = typeof data === "string";
-  const digest = isFile ? await fileDigest(data) : `sha256:${createHash("sha256").update(data).digest("hex")}`;
+  const digest = isFile
+    ? await fileDigest(data)
+    : `sha256:${createHash("sha256").update(data).digest("hex")}`;
   const size = isFile ? (await stat(data)).size : data.length;
   const p = new Pusher(registryUrl, repo, auth);
   try {
@@ -450,7 +466,12 @@ export async function pushManifest(
 ): Promise<string> {
   const p = new Pusher(registryUrl, repo, auth);
   try {
-    const res = await p.send("PUT", `/v2/${repo}/manifests/${reference}`, { "content-type": mediaType }, bytes);
+    const res = await p.send(
+      "PUT",
+      `/v2/${repo}/manifests/${reference}`,
+      { "content-type": mediaType },
+      bytes,
+    );
     await p.expect(res, [201], `push manifest ${repo}:${reference}`);
     return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
   } finally {

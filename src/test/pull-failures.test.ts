@@ -1,0 +1,213 @@
+/**
+ * Pulls that must fail cleanly: corrupted blobs, lying configs, hostile layers, auth, and a
+ * berthd killed in the middle of a pull. Each must leave no image, snapshot or blob behind.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { status } from "@grpc/grpc-js";
+import { sha256 } from "../image/digest.js";
+import { type BuiltImage, buildImage, buildLayer } from "../tools/oci-builder.js";
+import { BerthdProcess } from "./harness/berthd.js";
+import { pushImage } from "./harness/images.js";
+import {
+  pushBlob,
+  pushManifest,
+  type RegistryHandle,
+  startRegistry,
+  TOKEN_PASSWORD,
+  TOKEN_USER,
+} from "./harness/registry.js";
+
+/** Everything berthd keeps, apart from its lock file: must match after a failed pull. */
+async function storeContents(
+  root: string,
+): Promise<{ blobs: string[]; snapshots: string[]; ingest: string[] }> {
+  return {
+    blobs: (await readdir(join(root, "content/blobs/sha256"))).sort(),
+    snapshots: (await readdir(join(root, "snapshots"))).sort(),
+    ingest: await readdir(join(root, "content/ingest")),
+  };
+}
+
+describe("pulls that fail leave nothing behind", () => {
+  let registry: RegistryHandle;
+  let berthd: BerthdProcess;
+  let host: string;
+  let empty: Awaited<ReturnType<typeof storeContents>>;
+
+  before(async () => {
+    registry = await startRegistry();
+    host = registry.host;
+    berthd = await BerthdProcess.start();
+    empty = await storeContents(berthd.root);
+  });
+  after(async () => {
+    await berthd?.stop();
+    await registry?.stop();
+  });
+
+  async function assertClean(ref: string): Promise<void> {
+    assert.equal((await berthd.client.imageStatus(ref)).image, undefined);
+    assert.deepEqual(await storeContents(berthd.root), empty);
+  }
+
+  it("rejects a blob whose bytes do not match its digest (DATA_LOSS)", async () => {
+    const img = buildImage([await buildLayer([{ name: "f", content: randomBytes(200_000) }])]);
+    await pushImage(registry.url, "bad/corrupt", "v1", img);
+    // Corrupt the registry's copy on disk: it now serves other bytes under the same digest.
+    const hex = img.layers[0]!.descriptor.digest.slice(7);
+    const data = join(registry.dir, "data/docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+    const corrupted = Buffer.from(img.layers[0]!.blob);
+    const at = corrupted.length - 20;
+    corrupted.writeUInt8(corrupted.readUInt8(at) ^ 0xff, at);
+    await writeFile(data, corrupted);
+    const ref = `${host}/bad/corrupt:v1`;
+    await assert.rejects(berthd.client.pullImage(ref), (err: { code: number; details: string }) => {
+      assert.equal(err.code, status.DATA_LOSS);
+      assert.match(err.details, /digest mismatch|does not match|corrupt|invalid/i);
+      return true;
+    });
+    await assertClean(ref);
+  });
+
+  it("rejects a config whose diff_ids do not match the layers", async () => {
+    const good = buildImage([await buildLayer([{ name: "f", content: "x" }])]);
+    const lying = buildImage(good.layers, {});
+    lying.config.rootfs.diff_ids = [sha256("something else")];
+    const configBytes = Buffer.from(JSON.stringify(lying.config));
+    const manifest = {
+      ...lying.manifest,
+      config: { ...lying.manifest.config, digest: sha256(configBytes), size: configBytes.length },
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    for (const l of good.layers) await pushBlob(registry.url, "bad/diffid", l.blob);
+    await pushBlob(registry.url, "bad/diffid", configBytes);
+    await pushManifest(registry.url, "bad/diffid", "v1", manifestBytes, manifest.mediaType);
+    const ref = `${host}/bad/diffid:v1`;
+    await assert.rejects(berthd.client.pullImage(ref), (err: { code: number; details: string }) => {
+      assert.equal(err.code, status.DATA_LOSS, err.details);
+      assert.match(err.details, /diff id/);
+      return true;
+    });
+    await assertClean(ref);
+  });
+
+  it("rejects a layer that writes through a symlinked parent, and confines ../ names", async () => {
+    const hostile = buildImage([
+      await buildLayer([
+        { name: "../../../../escape-berth-test", content: "confined" },
+        { name: "link", type: "symlink", linkname: "/tmp" },
+        { name: "link/escape-berth-test", content: "boom" },
+      ]),
+    ]);
+    await pushImage(registry.url, "bad/hostile", "v1", hostile);
+    const ref = `${host}/bad/hostile:v1`;
+    await assert.rejects(berthd.client.pullImage(ref), (err: { code: number; details: string }) => {
+      assert.equal(err.code, status.INVALID_ARGUMENT);
+      assert.match(err.details, /symlink/);
+      return true;
+    });
+    await assert.rejects(readdir("/tmp/escape-berth-test"), { code: "ENOENT" });
+    await assertClean(ref);
+  });
+
+  it("rejects a manifest list that has no manifest for this platform", async () => {
+    const other = buildImage([await buildLayer([{ name: "f", content: "x" }])], { architecture: "s390x" });
+    await pushImage(registry.url, "bad/platform", undefined, other);
+    const index = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [
+        {
+          mediaType: other.manifest.mediaType,
+          digest: other.manifestDigest,
+          size: other.manifestBytes.length,
+          platform: { os: "linux", architecture: "s390x" },
+        },
+      ],
+    };
+    await pushManifest(
+      registry.url,
+      "bad/platform",
+      "v1",
+      Buffer.from(JSON.stringify(index)),
+      index.mediaType,
+    );
+    await assert.rejects(berthd.client.pullImage(`${host}/bad/platform:v1`), { code: status.NOT_FOUND });
+    await assertClean(`${host}/bad/platform:v1`);
+  });
+
+  it("recovers from SIGKILL in the middle of a pull: no image, no partial content", async () => {
+    const big: BuiltImage = buildImage([
+      await buildLayer([{ name: "a", content: randomBytes(24 << 20) }], "none"),
+      await buildLayer([{ name: "b", content: randomBytes(24 << 20) }], "none"),
+    ]);
+    await pushImage(registry.url, "big/image", "v1", big);
+    const ref = `${host}/big/image:v1`;
+    const pulling = berthd.client.pullImage(ref).catch((err: unknown) => err);
+    // Wait until the download has started writing, then kill berthd outright.
+    for (;;) {
+      const ingest = await readdir(join(berthd.root, "content/ingest"));
+      const snaps = await readdir(join(berthd.root, "snapshots"));
+      if (ingest.length > 0 || snaps.some((s) => s.startsWith(".tmp-"))) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await berthd.kill("SIGKILL");
+    assert.ok((await pulling) instanceof Error);
+    await berthd.launch();
+    await assertClean(ref);
+    // And the pull works after the restart.
+    assert.equal((await berthd.client.pullImage(ref)).imageRef, big.configDigest);
+    await berthd.client.removeImage(ref);
+    await assertClean(ref);
+  });
+});
+
+describe("registry token authentication", () => {
+  let registry: RegistryHandle;
+  let berthd: BerthdProcess;
+  let img: BuiltImage;
+
+  before(async () => {
+    registry = await startRegistry({ tokenAuth: true });
+    berthd = await BerthdProcess.start();
+    img = buildImage([await buildLayer([{ name: "secret.txt", content: "s3cr3t" }])]);
+    const auth = { username: TOKEN_USER, password: TOKEN_PASSWORD };
+    for (const l of img.layers) await pushBlob(registry.url, "private/app", l.blob, auth);
+    await pushBlob(registry.url, "private/app", img.configBytes, auth);
+    await pushManifest(registry.url, "private/app", "v1", img.manifestBytes, img.manifest.mediaType, auth);
+  });
+  after(async () => {
+    await berthd?.stop();
+    await registry?.stop();
+  });
+
+  it("pulls with username and password through the bearer token flow", async () => {
+    const ref = `${registry.host}/private/app:v1`;
+    const res = await berthd.client.pullImage(ref, { username: TOKEN_USER, password: TOKEN_PASSWORD });
+    assert.equal(res.imageRef, img.configDigest);
+    assert.ok((registry.tokenServer?.requests ?? 0) > 0);
+    await berthd.client.removeImage(ref);
+  });
+
+  it("pulls with the CRI auth field (base64 user:password)", async () => {
+    const auth = Buffer.from(`${TOKEN_USER}:${TOKEN_PASSWORD}`).toString("base64");
+    const res = await berthd.client.pullImage(`${registry.host}/private/app:v1`, { auth });
+    assert.equal(res.imageRef, img.configDigest);
+  });
+
+  it("fails with UNAUTHENTICATED on a wrong password and without credentials", async () => {
+    const ref = `${registry.host}/private/app:v1`;
+    await berthd.client.removeImage(ref);
+    await assert.rejects(berthd.client.pullImage(ref, { username: TOKEN_USER, password: "wrong" }), {
+      code: status.UNAUTHENTICATED,
+    });
+    await assert.rejects(berthd.client.pullImage(ref), (err: { code: number }) => {
+      assert.ok([status.UNAUTHENTICATED, status.PERMISSION_DENIED].includes(err.code));
+      return true;
+    });
+  });
+});

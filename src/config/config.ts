@@ -67,7 +67,7 @@ class Reader {
   constructor(
     private readonly table: Table,
     private readonly prefix: string,
-    private readonly known: readonly string[],
+    known: readonly string[],
   ) {
     for (const key of Object.keys(table)) {
       if (!known.includes(key)) throw invalidArgument(`config: unknown key "${this.name(key)}"`);
@@ -104,7 +104,7 @@ class Reader {
     }
     return v as string[];
   }
-  table_(key: string): Table {
+  subTable(key: string): Table {
     const v = this.table[key];
     if (v === undefined) return {};
     if (!isTable(v)) throw invalidArgument(`config: "${this.name(key)}" must be a table`);
@@ -132,9 +132,9 @@ function parseEndpoint(name: string, endpoint: string): string {
 }
 
 function readRegistry(r: Reader): RegistryConfig {
-  const registry = new Reader(r.table_("registry"), "registry", ["mirrors", "configs"]);
+  const registry = new Reader(r.subTable("registry"), "registry", ["mirrors", "configs"]);
   const mirrors: RegistryConfig["mirrors"] = {};
-  for (const [host, value] of Object.entries(registry.table_("mirrors"))) {
+  for (const [host, value] of Object.entries(registry.subTable("mirrors"))) {
     const prefix = `registry.mirrors."${host}"`;
     if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
     const m = new Reader(value, prefix, ["endpoints"]);
@@ -143,13 +143,13 @@ function readRegistry(r: Reader): RegistryConfig {
     };
   }
   const configs: RegistryConfig["configs"] = {};
-  for (const [host, value] of Object.entries(registry.table_("configs"))) {
+  for (const [host, value] of Object.entries(registry.subTable("configs"))) {
     const prefix = `registry.configs."${host}"`;
     if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
     const c = new Reader(value, prefix, ["insecure", "auth"]);
     const entry: RegistryHostConfig = { insecure: c.bool("insecure", false) };
     if (value["auth"] !== undefined) {
-      const a = new Reader(c.table_("auth"), `${prefix}.auth`, [
+      const a = new Reader(c.subTable("auth"), `${prefix}.auth`, [
         "username",
         "password",
         "auth",
@@ -175,7 +175,7 @@ export function configFromToml(doc: Table): BerthConfig {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw invalidArgument(`config: "log_level" must be one of ${LOG_LEVELS.join(", ")}`);
   }
-  const img = new Reader(r.table_("image"), "image", [
+  const img = new Reader(r.subTable("image"), "image", [
     "max_concurrent_downloads",
     "discard_unpacked_layers",
     "platform",

@@ -87,6 +87,7 @@ async function ingestArchive(
       return;
     }
     const w = deps.content.ingestUnknown();
+    w.resume(); // only stored: nobody reads the pass-through side
     pipeline(stream, w)
       .then(() => {
         hold(w.digest);

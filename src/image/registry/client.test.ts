@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import { after, describe, test } from "node:test";
 import { isBerthError } from "../../common/errors.js";
 import type { ImageRef } from "../reference.js";
@@ -27,18 +28,21 @@ after(async () => {
   await Promise.all(fakes.map((f) => f.close()));
 });
 
-async function fake(handler: (req: IncomingMessage, res: ServerResponse, f: Fake) => void): Promise<Fake> {
+async function fake(
+  handler: (req: IncomingMessage, res: ServerResponse, f: Fake) => void,
+  address = "127.0.0.1",
+): Promise<Fake> {
   const requests: Fake["requests"] = [];
   let self: Fake | undefined;
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
     handler(req, res, self!);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, address, resolve));
   const { port } = server.address() as AddressInfo;
   self = {
-    url: `http://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
+    url: `http://${address}:${port}`,
+    host: `${address}:${port}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {
@@ -333,6 +337,28 @@ describe("redirects and credential scoping", () => {
     assert.equal(mirror.requests.length, 1);
     assert.equal(mirror.requests[0]?.headers.authorization, undefined);
     assert.equal(mirror.requests[0]?.url, "/v2/test/img/manifests/v1");
+  });
+});
+
+const lanAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a !== undefined && !a.internal && a.family === "IPv4")?.address;
+
+describe("insecure registries", { skip: lanAddress ? false : "no non-loopback IPv4 address" }, () => {
+  test("https fails against a plain-http registry; `insecure` falls back to http", async () => {
+    const f = await fake((_req, res) => sendManifest(res), lanAddress);
+    await assert.rejects(
+      client({ attempts: 1 }).getManifest(ref(f)),
+      code("Unavailable", /cannot reach registry/),
+    );
+    assert.equal(f.requests.length, 0);
+    const c = client({ hosts: { configs: { [f.host]: { insecure: true } } } });
+    assert.equal((await c.getManifest(ref(f))).digest, manifestDigest);
+    assert.equal(f.requests.length, 1);
+    const t0 = Date.now();
+    await c.getManifest(ref(f)); // remembered: straight to http
+    assert.equal(f.requests.length, 2);
+    assert.ok(Date.now() - t0 < 1000);
   });
 });
 

@@ -191,6 +191,8 @@ export class RegistryClient {
   private readonly agentOptions: Agent.Options;
   private readonly agent: Agent;
   private insecureAgent: Agent | undefined;
+  /** https endpoints of insecure registries that turned out to speak plain http only. */
+  private readonly plainHttpOnly = new Set<string>();
   private readonly authorizer: Authorizer;
   private readonly attempts: number;
   private readonly baseDelay: number;
@@ -246,9 +248,10 @@ export class RegistryClient {
     if (ref.digest !== undefined) validateDigest(ref.digest);
     const reference = fetchReference(ref);
     const what = `manifest ${formatRef(ref)}`;
-    return this.withEndpoints(ref, opts, (ep) =>
+    return this.withEndpoints(ref, opts, (ep, quick) =>
       this.exchange(
         ep,
+        quick,
         pullScope(ref.path),
         new URL(`${ep.url}/${ref.path}/manifests/${reference}`),
         { accept: MANIFEST_ACCEPT },
@@ -281,10 +284,6 @@ export class RegistryClient {
               throw invalidArgument(`${what} has unsupported media type ${JSON.stringify(mediaType)}`);
             }
           }
-          // Validate now so garbage never reaches the caller.
-          if (isIndexMediaType(mediaType)) parseIndex(bytes, mediaType);
-          else parseManifest(bytes, mediaType);
-
           const digest = computeDigest(bytes);
           if (ref.digest !== undefined) verifyBytes(bytes, ref.digest);
           const announced = header(res, "docker-content-digest")?.trim();
@@ -296,6 +295,9 @@ export class RegistryClient {
               );
             }
           }
+          // Validate now so garbage never reaches the caller.
+          if (isIndexMediaType(mediaType)) parseIndex(bytes, mediaType);
+          else parseManifest(bytes, mediaType);
           return { digest: ref.digest ?? digest, mediaType, bytes };
         },
       ),
@@ -361,9 +363,10 @@ export class RegistryClient {
   ): Promise<Readable> {
     validateDigest(desc.digest, "blob digest");
     const what = `blob ${desc.digest} of ${formatName(ref)}`;
-    return this.withEndpoints(ref, opts, (ep) =>
+    return this.withEndpoints(ref, opts, (ep, quick) =>
       this.exchange(
         ep,
+        quick,
         pullScope(ref.path),
         new URL(`${ep.url}/${ref.path}/blobs/${desc.digest}`),
         {},
@@ -430,19 +433,33 @@ export class RegistryClient {
 
   // ---- internals ----
 
-  /** Tries each endpoint in order; a plain-http fallback only after its https twin could not connect. */
+  /**
+   * Tries each endpoint in order; a plain-http fallback only after its https twin could not be
+   * reached. Once the fallback worked, the https twin is skipped for the life of the client.
+   */
   private async withEndpoints<T>(
     ref: ImageRef,
     opts: PullOptions,
-    fn: (ep: RegistryEndpoint) => Promise<T>,
+    fn: (ep: RegistryEndpoint, quick: boolean) => Promise<T>,
   ): Promise<T> {
     const endpoints = resolveEndpoints(ref.domain, this.hosts, opts.auth);
     let lastErr: unknown;
     let prevErr: unknown;
-    for (const ep of endpoints) {
+    for (const [i, ep] of endpoints.entries()) {
       if (ep.fallback && !isBerthError(prevErr, "Unavailable")) continue;
+      const hasFallback = endpoints[i + 1]?.fallback === true;
+      if (hasFallback && this.plainHttpOnly.has(ep.url)) {
+        prevErr = unavailable(`${ep.url} answered plain http before`);
+        continue;
+      }
       try {
-        return await fn(ep);
+        // An https endpoint with a plain-http twin gets one try: TLS-vs-HTTP failures are not transient.
+        const result = await fn(ep, hasFallback);
+        if (ep.fallback) {
+          const twin = endpoints[i - 1];
+          if (twin !== undefined) this.plainHttpOnly.add(twin.url);
+        }
+        return result;
       } catch (e) {
         if (isAbort(e, opts.signal) || isBerthError(e, "Aborted")) throw abortError(opts.signal, e);
         lastErr = e;
@@ -462,14 +479,14 @@ export class RegistryClient {
    */
   private async exchange<T>(
     ep: RegistryEndpoint,
+    quick: boolean,
     scope: string,
     url: URL,
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
     handle: (res: Response) => Promise<T>,
   ): Promise<T> {
-    // An https endpoint with a plain-http twin gets one try: TLS-vs-HTTP failures are not transient.
-    const attempts = ep.skipVerify ? 1 : this.attempts;
+    const attempts = quick ? 1 : this.attempts;
     for (let attempt = 1; ; attempt++) {
       let res: Response | undefined;
       try {
@@ -542,7 +559,7 @@ export class RegistryClient {
     }
     if (res.statusCode === 403) {
       const msg = await registryErrorMessage(res);
-      throw permissionDenied(`registry ${ep.host} denied access to ${scope}` + (msg ? ` (${msg})` : ""));
+      throw permissionDenied(`registry ${ep.host} denied access to ${scope}${msg ? ` (${msg})` : ""}`);
     }
     return res;
   }

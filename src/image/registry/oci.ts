@@ -113,7 +113,7 @@ class Checker {
 
   stringArray(v: unknown, field: string): string[] {
     if (!Array.isArray(v)) this.fail(`${field} must be an array of strings`);
-    v.forEach((x, i) => this.string(x, `${field}[${i}]`));
+    for (const [i, x] of v.entries()) this.string(x, `${field}[${i}]`);
     return v as string[];
   }
 
@@ -288,7 +288,7 @@ export function parseImageConfig(bytes: Uint8Array | string): ImageConfig {
   if (rootfs["type"] !== "layers")
     c.fail(`rootfs.type must be "layers", got ${JSON.stringify(rootfs["type"])}`);
   const diffIds = c.stringArray(rootfs["diff_ids"], "rootfs.diff_ids");
-  diffIds.forEach((d, i) => c.digest(d, `rootfs.diff_ids[${i}]`));
+  for (const [i, d] of diffIds.entries()) c.digest(d, `rootfs.diff_ids[${i}]`);
   const cfg: ImageConfig = {
     architecture: c.nonEmpty(o["architecture"], "architecture"),
     os: c.nonEmpty(o["os"], "os"),

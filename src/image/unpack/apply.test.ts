@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { lstat, readFile, readlink, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { isBerthError } from "../../common/errors.js";
 import { native } from "../../common/native.js";
@@ -16,9 +17,12 @@ import {
   sandbox,
 } from "./tar-fixture.js";
 
+/** Ownership, devices and trusted.* xattrs need root. */
+const needsRoot = process.getuid?.() === 0 ? false : "needs root";
+
 const MTIME = new Date(1_500_000_000_000);
 
-describe("applyLayer", () => {
+describe("applyLayer", { skip: needsRoot }, () => {
   let box: Sandbox;
   beforeEach(async () => {
     box = await sandbox();
@@ -246,6 +250,34 @@ describe("applyLayer", () => {
   it("rejects a directory that is not empty", async () => {
     await writeFile(at("stale"), "x");
     await assert.rejects(apply([{ name: "f", data: "x" }]), (err) => isBerthError(err, "FailedPrecondition"));
+  });
+
+  it("rejects unsupported entry types (GNU sparse) with Unimplemented", async () => {
+    const archive = await buildTar([{ name: "sparse", data: "x" }]);
+    archive[156] = "S".charCodeAt(0); // typeflag of the first header
+    archive.fill(0x20, 148, 156); // checksum field counts as spaces
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += archive[i]!;
+    archive.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+    await assert.rejects(applyLayer(chunked(archive), box.root), (err) => {
+      assert.ok(isBerthError(err, "Unimplemented"), String(err));
+      assert.match(err.message, /"sparse"/);
+      return true;
+    });
+  });
+
+  it("stops on abort with an Aborted error", async () => {
+    const archive = await buildTar([
+      { name: "a", data: "first" },
+      { name: "b", data: randomBytes(100_000) },
+    ]);
+    const source = new PassThrough();
+    source.write(archive.subarray(0, 20_000)); // "a" and part of "b"; the rest never comes
+    const controller = new AbortController();
+    const unpack = applyLayer(source, box.root, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 50);
+    await assert.rejects(unpack, (err) => isBerthError(err, "Aborted"));
+    assert.equal(await readFile(at("a"), "utf8"), "first");
   });
 
   it("rejects a truncated tar with DataLoss after stopping all work", async () => {

@@ -19,6 +19,20 @@ export interface NativeAddon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   /** umount2(2). */
   umount2(target: string, flags: number): Promise<void>;
+  /**
+   * Creates a new regular file with O_EXCL|O_NOFOLLOW (EEXIST if anything is there), writes
+   * `data`, then fchown, fchmod (`mode` may carry setuid/setgid/sticky) and futimens, in one
+   * thread-pool job. Times are milliseconds since the epoch.
+   */
+  createFile(
+    path: string,
+    data: Buffer,
+    mode: number,
+    uid: number,
+    gid: number,
+    atimeMs: number,
+    mtimeMs: number,
+  ): Promise<void>;
   /** flock(2) with LOCK_EX|LOCK_NB on an open fd; false when another process holds the lock. */
   tryLockExclusive(fd: number): boolean;
 }

@@ -115,7 +115,7 @@ export class IngestWriter extends Transform {
   ) {
     super();
     this.tmpPath = join(store.ingestDir, randomBytes(12).toString("hex"));
-    this.file = createWriteStream(this.tmpPath, { mode: 0o600 });
+    this.file = createWriteStream(this.tmpPath, { mode: 0o600, highWaterMark: 4 << 20 });
     this.file.on("error", (err) => this.destroy(err));
   }
 

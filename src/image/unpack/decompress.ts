@@ -47,7 +47,7 @@ export function decompressor(mediaType: string): Transform {
 export function decompressorFor(compression: Compression): Transform {
   switch (compression) {
     case "gzip":
-      return createGunzip({ chunkSize: 64 * 1024 });
+      return createGunzip({ chunkSize: 256 * 1024 });
     case "zstd":
       return new ZstdDecompress();
     case "none":

@@ -44,12 +44,16 @@ async function createReplacing(ctx: EntryContext, create: () => Promise<void>): 
   }
 }
 
+/** Files up to this size without xattrs are created in one native call (most files of most layers). */
+const SMALL_FILE_BYTES = 1024 * 1024;
+
 /** A regular file, streamed from the tar entry to disk. */
 export async function writeFile(
   ctx: EntryContext,
   data: AsyncIterable<unknown>,
   size: number,
 ): Promise<void> {
+  if (size <= SMALL_FILE_BYTES && ctx.meta.xattrs.size === 0) return writeSmallFile(ctx, data, size);
   const abs = ctx.tree.abs(ctx.rel);
   let handle: fsp.FileHandle | undefined;
   await createReplacing(ctx, async () => {
@@ -70,6 +74,26 @@ export async function writeFile(
   } finally {
     await fh.close();
   }
+}
+
+/** Reads the whole (small) entry, then creates the file with data, owner, mode and times at once. */
+async function writeSmallFile(ctx: EntryContext, data: AsyncIterable<unknown>, size: number): Promise<void> {
+  const chunks: Buffer[] = [];
+  let written = 0;
+  for await (const item of data) {
+    const chunk = item as Buffer;
+    chunks.push(chunk);
+    written += chunk.length;
+  }
+  if (written !== size) throw dataLoss(`layer entry ${ctx.label}: expected ${size} bytes, got ${written}`);
+  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, written);
+  const { mode, uid, gid, atime, mtime } = ctx.meta;
+  const abs = ctx.tree.abs(ctx.rel);
+  await createReplacing(ctx, () =>
+    native().createFile(abs, body, mode, uid, gid, Math.max(0, atime * 1000), Math.max(0, mtime * 1000)),
+  );
+  ctx.tree.inodes += 1;
+  ctx.tree.bytes += written;
 }
 
 /** Streams `data` into `fh`, batching chunks into writev calls; handles short writes. */

@@ -63,6 +63,7 @@ test("the addon exports every function of the contract", () => {
     "mount",
     "umount2",
     "tryLockExclusive",
+    "createFile",
   ]) {
     assert.equal(typeof (n as unknown as Record<string, unknown>)[name], "function", name);
   }
@@ -346,4 +347,24 @@ test("bad arguments throw synchronously", () => {
   assert.throws(() => callRaw("mknod", "/x", 0, 0, 1.5), rangeError);
   assert.throws(() => callRaw("mount", "", "/x", "", Number.NaN, ""), rangeError);
   assert.throws(() => callRaw("tryLockExclusive", -1), rangeError);
+});
+
+test("createFile writes data, owner, setuid mode and times; never over an existing entry", {
+  skip: needsRoot,
+}, async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, "f");
+    const data = Buffer.from("payload");
+    const mtime = Date.UTC(2023, 4, 6, 7, 8, 9, 500);
+    await native().createFile(file, data, 0o4750, 1234, 5678, mtime, mtime);
+    const st = await lstat(file);
+    assert.deepEqual(await readFile(file), data);
+    assert.equal(st.mode & 0o7777, 0o4750);
+    assert.equal(st.uid, 1234);
+    assert.equal(st.gid, 5678);
+    assert.equal(st.mtimeMs, mtime);
+    await assert.rejects(native().createFile(file, data, 0o644, 0, 0, 0, 0), { code: "EEXIST" });
+    await symlink("/etc/passwd", join(dir, "link"));
+    await assert.rejects(native().createFile(join(dir, "link"), data, 0o644, 0, 0, 0, 0), { code: "EEXIST" });
+  });
 });

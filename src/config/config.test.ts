@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { configFromToml, defaultConfig, loadConfig, parseConfig } from "./config.js";
+
+describe("config", () => {
+  it("fills defaults for an empty file", () => {
+    assert.deepEqual(parseConfig("", "t.toml"), defaultConfig());
+  });
+
+  it("reads every documented key", () => {
+    const c = parseConfig(
+      `root = "/r"
+state = "/s"
+listen = "/s/b.sock"
+log_level = "debug"
+[image]
+max_concurrent_downloads = 5
+discard_unpacked_layers = true
+platform = "linux/arm64"
+max_manifest_bytes = 2048
+[registry.mirrors."registry.k8s.io"]
+endpoints = ["http://127.0.0.1:5000/", "https://mirror.example"]
+[registry.configs."my.example:5000"]
+insecure = true
+[registry.configs."my.example:5000".auth]
+username = "u"
+password = "p"
+`,
+      "t.toml",
+    );
+    assert.equal(c.root, "/r");
+    assert.equal(c.listen, "/s/b.sock");
+    assert.equal(c.logLevel, "debug");
+    assert.deepEqual(c.image, {
+      maxConcurrentDownloads: 5,
+      discardUnpackedLayers: true,
+      platform: "linux/arm64",
+      maxManifestBytes: 2048,
+    });
+    assert.deepEqual(c.registry.mirrors["registry.k8s.io"]?.endpoints, [
+      "http://127.0.0.1:5000",
+      "https://mirror.example",
+    ]);
+    assert.equal(c.registry.configs["my.example:5000"]?.insecure, true);
+    assert.equal(c.registry.configs["my.example:5000"]?.auth?.username, "u");
+  });
+
+  const bad: Array<[string, RegExp]> = [
+    ['rooot = "/x"', /unknown key "rooot"/],
+    [
+      "[image]\nmax_concurrent_downloads = 0",
+      /"image\.max_concurrent_downloads" must be an integer from 1 to 64/,
+    ],
+    ['[image]\nmax_concurrent_downloads = "3"', /must be an integer/],
+    ['root = "relative"', /"root" must be an absolute path/],
+    ['log_level = "loud"', /"log_level" must be one of/],
+    ['[image]\nplatform = "amd64"', /"image\.platform"/],
+    ['[registry.mirrors."x"]\nendpoints = ["ftp://a"]', /must use http or https/],
+    ['[registry.mirrors."x"]\nendpoint = ["http://a"]', /unknown key "registry\.mirrors\."x"\.endpoint"/],
+    ['[registry.configs."x"]\ninsecure = "yes"', /"registry\.configs\."x"\.insecure" must be true or false/],
+    ["root = ", /t\.toml/],
+  ];
+  for (const [text, message] of bad) {
+    it(`rejects ${JSON.stringify(text)}`, () => {
+      assert.throws(
+        () => parseConfig(text, "t.toml"),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, "InvalidArgument");
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    });
+  }
+
+  it("treats a missing default file as empty but a missing explicit file as an error", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "berth-cfg-"));
+    try {
+      await assert.rejects(loadConfig(join(dir, "missing.toml")), /cannot read config/);
+      const file = join(dir, "ok.toml");
+      await writeFile(file, 'log_level = "warn"\n');
+      assert.equal((await loadConfig(file)).logLevel, "warn");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("validates flag overrides the same way", () => {
+    assert.throws(() => configFromToml({ listen: "sock" }), /"listen" must be an absolute path/);
+  });
+});

@@ -13,4 +13,4 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
   g++ make python3 protobuf-compiler \
   busybox-static zstd openssl ca-certificates \
-  docker-registry containerd runc iproute2
+  docker-registry containerd runc conmon containernetworking-plugins iproute2 iptables util-linux

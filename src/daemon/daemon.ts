@@ -92,6 +92,7 @@ export class Daemon {
         });
       });
     }
+    await this.images.close();
     await this.lockFile?.close();
     this.lockFile = undefined;
     this.logger.info("berthd stopped");

@@ -65,6 +65,11 @@ export class ImageManager {
     await this.gc();
   }
 
+  /** Closes registry connections. */
+  close(): Promise<void> {
+    return this.puller.close();
+  }
+
   gc(): Promise<GcResult> {
     return collectGarbage(this.deps());
   }

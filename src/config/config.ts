@@ -32,6 +32,20 @@ export interface ImageConfig {
   /** Largest manifest or config accepted from a registry, in bytes. */
   maxManifestBytes: number;
 }
+export interface RuntimeHandlerEntry {
+  runtimePath: string;
+  runtimeRoot: string;
+}
+export interface RuntimeConfig {
+  /** RuntimeClass handler used when a pod names none. */
+  defaultHandler: string;
+  conmonPath: string;
+  handlers: Record<string, RuntimeHandlerEntry>;
+}
+export interface CniConfig {
+  confDirs: string[];
+  binDirs: string[];
+}
 export interface BerthConfig {
   root: string;
   state: string;
@@ -39,6 +53,8 @@ export interface BerthConfig {
   logLevel: LogLevel;
   image: ImageConfig;
   registry: RegistryConfig;
+  runtime: RuntimeConfig;
+  cni: CniConfig;
 }
 
 export const DEFAULT_CONFIG_PATH = "/etc/berth/berth.toml";
@@ -56,6 +72,12 @@ export function defaultConfig(): BerthConfig {
       maxManifestBytes: 4 * 1024 * 1024,
     },
     registry: { mirrors: {}, configs: {} },
+    runtime: {
+      defaultHandler: "runc",
+      conmonPath: "/usr/bin/conmon",
+      handlers: { runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/berth/runc" } },
+    },
+    cni: { confDirs: ["/etc/cni/net.d"], binDirs: ["/usr/lib/cni", "/opt/cni/bin"] },
   };
 }
 
@@ -167,10 +189,51 @@ function readRegistry(r: Reader): RegistryConfig {
   return { mirrors, configs };
 }
 
+function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
+  const rt = new Reader(r.subTable("runtime"), "runtime", ["default_handler", "conmon", "handlers"]);
+  const handlers: Record<string, RuntimeHandlerEntry> = { ...d.handlers };
+  for (const [name, value] of Object.entries(rt.subTable("handlers"))) {
+    const prefix = `runtime.handlers."${name}"`;
+    if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
+    const h = new Reader(value, prefix, ["runtime_path", "runtime_root"]);
+    handlers[name] = {
+      runtimePath: absolutePath(h, "runtime_path", handlers[name]?.runtimePath ?? "/usr/sbin/runc"),
+      runtimeRoot: absolutePath(h, "runtime_root", handlers[name]?.runtimeRoot ?? `/run/berth/${name}`),
+    };
+  }
+  const defaultHandler = rt.string("default_handler", d.defaultHandler);
+  if (!handlers[defaultHandler]) {
+    throw invalidArgument(
+      `config: "runtime.default_handler" names "${defaultHandler}", which has no [runtime.handlers] entry`,
+    );
+  }
+  return { defaultHandler, conmonPath: absolutePath(rt, "conmon", d.conmonPath), handlers };
+}
+
+function readCni(r: Reader, d: CniConfig): CniConfig {
+  const c = new Reader(r.subTable("cni"), "cni", ["conf_dirs", "bin_dirs"]);
+  const dirs = (key: string, fallback: string[]) => {
+    const v = c.stringArray(key);
+    if (v.some((p) => !p.startsWith("/")))
+      throw invalidArgument(`config: "cni.${key}" must hold absolute paths`);
+    return v.length ? v : fallback;
+  };
+  return { confDirs: dirs("conf_dirs", d.confDirs), binDirs: dirs("bin_dirs", d.binDirs) };
+}
+
 /** Validates a parsed TOML document and returns the complete configuration. */
 export function configFromToml(doc: Table): BerthConfig {
   const d = defaultConfig();
-  const r = new Reader(doc, "", ["root", "state", "listen", "log_level", "image", "registry"]);
+  const r = new Reader(doc, "", [
+    "root",
+    "state",
+    "listen",
+    "log_level",
+    "image",
+    "registry",
+    "runtime",
+    "cni",
+  ]);
   const logLevel = r.string("log_level", d.logLevel);
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw invalidArgument(`config: "log_level" must be one of ${LOG_LEVELS.join(", ")}`);
@@ -197,6 +260,8 @@ export function configFromToml(doc: Table): BerthConfig {
       maxManifestBytes: img.int("max_manifest_bytes", d.image.maxManifestBytes, 1024, 64 * 1024 * 1024),
     },
     registry: readRegistry(r),
+    runtime: readRuntime(r, d.runtime),
+    cni: readCni(r, d.cni),
   };
 }
 

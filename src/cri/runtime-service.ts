@@ -1,28 +1,44 @@
 /**
- * runtime.v1.RuntimeService. This module answers Version and Status; the pod, container,
- * streaming and stats RPCs land with their issues and answer UNIMPLEMENTED until then.
+ * runtime.v1.RuntimeService: Version, Status and RuntimeConfig here, pods and containers in
+ * pod-service.ts and container-service.ts. RPCs whose issue has not landed yet (streaming,
+ * stats, events) answer UNIMPLEMENTED.
  */
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { Logger } from "../common/logger.js";
 import { BERTH_VERSION, CRI_API_VERSION, RUNTIME_NAME } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
+import type { ContainerManager } from "../container/container-manager.js";
+import type { CniClient } from "../network/cni.js";
+import type { SandboxManager } from "../pod/sandbox-manager.js";
 import { notYet, notYetStreaming, unary } from "./boundary.js";
+import { containerService } from "./container-service.js";
 import {
+  CgroupDriver,
+  RuntimeConfigResponse,
   RuntimeServiceService,
   type StatusRequest,
   StatusResponse,
   type VersionRequest,
   VersionResponse,
 } from "./gen/runtime/v1/api.js";
+import { podService } from "./pod-service.js";
 
 export interface RuntimeServiceOptions {
   logger: Logger;
   config: BerthConfig;
+  cni: CniClient;
+  pods: SandboxManager;
+  containers: ContainerManager;
 }
 
 export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImplementation {
-  const { logger, config } = opts;
+  const { logger, config, cni } = opts;
   const implemented: UntypedServiceImplementation = {
+    ...podService(opts),
+    ...containerService(opts),
+    runtimeConfig: unary(logger, "RuntimeConfig", async () =>
+      RuntimeConfigResponse.fromPartial({ linux: { cgroupDriver: CgroupDriver.CGROUPFS } }),
+    ),
     version: unary(logger, "Version", async (_req: VersionRequest) =>
       VersionResponse.fromPartial({
         version: "0.1.0",
@@ -31,16 +47,17 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
         runtimeApiVersion: CRI_API_VERSION,
       }),
     ),
-    status: unary(logger, "Status", async (req: StatusRequest) =>
-      StatusResponse.fromPartial({
+    status: unary(logger, "Status", async (req: StatusRequest) => {
+      const net = await cni.networkStatus();
+      return StatusResponse.fromPartial({
         status: {
           conditions: [
             { type: "RuntimeReady", status: true, reason: "", message: "" },
             {
               type: "NetworkReady",
-              status: false,
-              reason: "NetworkPluginNotReady",
-              message: "berth: pod networking (CNI) is not implemented yet",
+              status: net.ready,
+              reason: net.ready ? "" : (net.reason ?? "NetworkPluginNotReady"),
+              message: net.ready ? "" : (net.message ?? "network plugin is not ready"),
             },
           ],
         },
@@ -52,11 +69,13 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
                 listen: config.listen,
                 image: config.image,
                 registry: { mirrors: config.registry.mirrors, insecure: insecureHosts(config) },
+                runtime: config.runtime,
+                cni: { ...config.cni, network: net.networkName ?? null, source: net.source ?? null },
               }),
             }
           : {},
-      }),
-    ),
+      });
+    }),
   };
   const service: UntypedServiceImplementation = {};
   for (const [name, def] of Object.entries(RuntimeServiceService)) {

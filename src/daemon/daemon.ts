@@ -1,7 +1,7 @@
 /**
  * berthd: wires config, stores and gRPC services together and serves them on a unix socket.
  */
-import { chmod, mkdir, open } from "node:fs/promises";
+import { chmod, mkdir, open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { failedPrecondition } from "../common/errors.js";
@@ -9,12 +9,16 @@ import type { Logger } from "../common/logger.js";
 import { native } from "../common/native.js";
 import { BERTH_VERSION } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
+import { ContainerManager } from "../container/container-manager.js";
 import { berthImagesService } from "../cri/berth-service.js";
 import { ImagesService } from "../cri/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../cri/gen/runtime/v1/api.js";
 import { imageService } from "../cri/image-service.js";
 import { runtimeService } from "../cri/runtime-service.js";
 import { ImageManager } from "../image/image-manager.js";
+import { CniClient } from "../network/cni.js";
+import { SandboxManager } from "../pod/sandbox-manager.js";
+import { RuntimeHandlers } from "../runtime/oci-runtime.js";
 import { prepareSocketPath } from "./socket.js";
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -23,12 +27,40 @@ export class Daemon {
   private server: Server | undefined;
   private lockFile: Awaited<ReturnType<typeof open>> | undefined;
   readonly images: ImageManager;
+  readonly cni: CniClient;
+  readonly handlers: RuntimeHandlers;
+  readonly pods: SandboxManager;
 
   constructor(
     readonly config: BerthConfig,
     private readonly logger: Logger,
   ) {
     this.images = new ImageManager({ config, logger });
+    this.cni = new CniClient({
+      confDirs: config.cni.confDirs,
+      binDirs: config.cni.binDirs,
+      cacheDir: join(config.root, "cni", "results"),
+      logger: logger.child({ component: "cni" }),
+    });
+    this.handlers = new RuntimeHandlers({
+      stateDir: join(config.state, "runtime"),
+      defaultHandler: config.runtime.defaultHandler,
+      conmonPath: config.runtime.conmonPath,
+      handlers: Object.fromEntries(
+        Object.entries(config.runtime.handlers).map(([name, h]) => [
+          name,
+          { runtimePath: h.runtimePath, runtimeRoot: h.runtimeRoot, runtimeType: "oci" },
+        ]),
+      ),
+      logger,
+    });
+    this.pods = new SandboxManager({
+      root: config.root,
+      state: config.state,
+      logger: logger.child({ component: "pods" }),
+      cni: this.cni,
+      handlers: this.handlers,
+    });
   }
 
   async start(): Promise<void> {
@@ -37,13 +69,28 @@ export class Daemon {
     await mkdir(config.state, { recursive: true, mode: 0o711 });
     await this.lockRoot();
     await this.images.init();
+    // Containers may not ask for an oom_score_adj below berthd's own (no CAP_SYS_RESOURCE needed).
+    const oomScoreAdjMin = Number((await readFile("/proc/self/oom_score_adj", "utf8")).trim()) || 0;
+    const containers = new ContainerManager({
+      root: config.root,
+      logger: logger.child({ component: "containers" }),
+      images: this.images,
+      pods: this.pods,
+      handlers: this.handlers,
+      oomScoreAdjMin,
+    });
+    await this.pods.init();
+    await containers.init();
 
     const server = new Server({
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
     });
     const rpcLog = logger.child({ component: "cri" });
-    server.addService(RuntimeServiceService, runtimeService({ logger: rpcLog, config }));
+    server.addService(
+      RuntimeServiceService,
+      runtimeService({ logger: rpcLog, config, cni: this.cni, pods: this.pods, containers }),
+    );
     server.addService(ImageServiceService, imageService({ logger: rpcLog, images: this.images }));
     server.addService(ImagesService, berthImagesService({ logger: rpcLog, images: this.images }));
 

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { BERTH_VERSION } from "../common/version.js";
 import { grpcAddress } from "../cri/client.js";
-import { RunPodSandboxRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
+import { ExecRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
 import { BERTHD, BerthdProcess } from "./harness/berthd.js";
 
 function runBerthd(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -41,7 +41,7 @@ describe("berthd daemon", () => {
     assert.equal(v.runtimeApiVersion, "v1");
   });
 
-  it("reports RuntimeReady, and NetworkReady false with a reason", async () => {
+  it("reports RuntimeReady, and NetworkReady false with a reason when no CNI config exists", async () => {
     const s = await berthd.client.status(true);
     const cond = Object.fromEntries((s.status?.conditions ?? []).map((c) => [c.type, c]));
     assert.equal(cond["RuntimeReady"]?.status, true);
@@ -54,8 +54,8 @@ describe("berthd daemon", () => {
     const client = new RuntimeServiceClient(grpcAddress(berthd.socket), credentials.createInsecure());
     try {
       const err = await new Promise<{ code?: number }>((resolve) => {
-        client.runPodSandbox(
-          RunPodSandboxRequest.fromPartial({}),
+        client.exec(
+          ExecRequest.fromPartial({ containerId: "x", cmd: ["sh"] }),
           new Metadata(),
           { deadline: Date.now() + 10_000 },
           (e) => resolve(e ?? {}),

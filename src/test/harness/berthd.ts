@@ -3,9 +3,10 @@
  * and gives a CRI client connected to it. `stop()` ends it and removes its directories.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MNT_DETACH, native } from "../../common/native.js";
 import { CriClient } from "../../cri/client.js";
 
 export const BERTHD = new URL("../../bin/berthd.js", import.meta.url).pathname;
@@ -37,7 +38,9 @@ export class BerthdProcess {
     if (!opts.dir) {
       await writeFile(
         configPath,
-        `root = "${dir}/root"\nstate = "${dir}/state"\nlisten = "${dir}/state/berth.sock"\nlog_level = "debug"\n${opts.toml ?? ""}\n`,
+        `root = "${dir}/root"\nstate = "${dir}/state"\nlisten = "${dir}/state/berth.sock"\nlog_level = "debug"\n${opts.toml ?? ""}\n` +
+          // Never the host's /etc/cni/net.d: a test sees only the networks it configures.
+          (opts.toml?.includes("[cni]") ? "" : `[cni]\nconf_dirs = ["${dir}/net.d"]\n`),
       );
     }
     const b = new BerthdProcess(dir, join(dir, "state", "berth.sock"), join(dir, "root"), configPath);
@@ -93,6 +96,21 @@ export class BerthdProcess {
   async stop(): Promise<void> {
     this.client.close();
     await this.kill("SIGTERM");
+    await unmountUnder(this.dir);
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Detaches every mount at or below `dir`, deepest first (pinned namespaces, rootfs, shm). */
+export async function unmountUnder(dir: string): Promise<void> {
+  const info = await readFile("/proc/self/mountinfo", "utf8");
+  const points = info
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((p) => p === dir || p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points)
+    await native()
+      .umount2(p, MNT_DETACH)
+      .catch(() => {});
 }

@@ -1,0 +1,316 @@
+/**
+ * Containers: a bundle (overlay rootfs over the image's snapshots + config.json built from the
+ * CRI request and the image config) run by the pod's OCI runtime under conmon. Records are
+ * persisted at each step; a container left "creating" by a crash is removed at start-up, and
+ * state of the others is re-read from the runtime and conmon's exit files.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, isAbsolute, join } from "node:path";
+import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import {
+  ContainerConfig,
+  type LinuxContainerResources,
+  type PodSandboxConfig,
+} from "../cri/gen/runtime/v1/api.js";
+import type { ImageManager } from "../image/image-manager.js";
+import type { ImageConfig } from "../image/registry/oci.js";
+import { buildContainerSpec } from "../oci/spec.js";
+import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
+import type { ExecSyncResult } from "../runtime/conmon.js";
+import type { OciRuntime, RuntimeHandlers } from "../runtime/oci-runtime.js";
+import { RecordStore } from "../store/record-store.js";
+import { mountRootfs, removeRootfs } from "./rootfs.js";
+import { rootfsReader } from "./rootfs-reader.js";
+
+export type ContainerState =
+  | "CONTAINER_CREATED"
+  | "CONTAINER_RUNNING"
+  | "CONTAINER_EXITED"
+  | "CONTAINER_UNKNOWN";
+
+export interface ContainerRecord {
+  id: string;
+  /** Reservation key: name_podName_podNamespace_podUid_attempt (kubelet's uniqueness rule). */
+  name: string;
+  podId: string;
+  metadata: { name: string; attempt: number };
+  /** The image as asked for, and the image id it resolved to. */
+  image: string;
+  imageId: string;
+  imageRepoTag: string;
+  /** ContainerConfig, protobuf-encoded (base64). */
+  config: string;
+  state: ContainerState;
+  phase: "creating" | "created";
+  createdAtNs: string;
+  startedAtNs: string;
+  finishedAtNs: string;
+  exitCode: number;
+  reason: string;
+  message: string;
+  logPath: string;
+  /** Bundle: config.json, rootfs (overlay mount), upper, work. */
+  dir: string;
+  runtimeHandler: string;
+  stopSignal: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export interface ContainerManagerOptions {
+  root: string;
+  logger: Logger;
+  images: ImageManager;
+  pods: SandboxManager;
+  handlers: RuntimeHandlers;
+  /** berthd's own oom_score_adj (requests below it are clamped). */
+  oomScoreAdjMin: number;
+}
+
+export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
+  return ContainerConfig.decode(Buffer.from(c.config, "base64"));
+}
+
+const msToNs = (d: Date) => (BigInt(d.getTime()) * 1_000_000n).toString();
+
+export class ContainerManager {
+  readonly store: RecordStore<ContainerRecord>;
+
+  constructor(private readonly opts: ContainerManagerOptions) {
+    this.store = new RecordStore<ContainerRecord>(join(opts.root, "containers-meta"), "container");
+  }
+
+  private runtime(c: Pick<ContainerRecord, "runtimeHandler">): OciRuntime {
+    return this.opts.handlers.get(c.runtimeHandler);
+  }
+
+  async init(): Promise<void> {
+    await this.store.init();
+    for (const c of this.store.list()) {
+      if (c.phase === "creating") {
+        this.opts.logger.warn({ containerId: c.id }, "removing a container whose creation was interrupted");
+        await this.destroy(c).catch((err: unknown) =>
+          this.opts.logger.error({ err }, "container cleanup failed"),
+        );
+        continue;
+      }
+      await this.refresh(c.id);
+    }
+  }
+
+  async create(
+    podId: string,
+    config: ContainerConfig,
+    sandboxConfig: PodSandboxConfig | undefined,
+  ): Promise<ContainerRecord> {
+    const pod = this.opts.pods.requireReady(podId);
+    const md = config.metadata;
+    if (!md || md.name === "") throw invalidArgument("container metadata needs a name");
+    const imageRef = config.image?.image ?? "";
+    if (imageRef === "") throw invalidArgument("container image is required");
+    const img = this.opts.images.find(imageRef);
+    if (!img) throw notFound(`image "${imageRef}" not found: pull it first`);
+    if (config.logPath !== "" && isAbsolute(config.logPath)) {
+      throw invalidArgument(`log_path "${config.logPath}" must be relative to the pod's log directory`);
+    }
+    const podConfig = sandboxConfig ?? decodePodConfig(pod);
+    const id = randomBytes(32).toString("hex");
+    const name = `${md.name}_${pod.metadata.name}_${pod.metadata.namespace}_${pod.metadata.uid}_${md.attempt}`;
+    this.store.reserveName(name, id);
+    const logDir = podConfig.logDirectory;
+    const imageConfig = (await this.opts.images.readConfig(img)) as ImageConfig;
+    let rec: ContainerRecord = {
+      id,
+      name,
+      podId: pod.id,
+      metadata: { name: md.name, attempt: md.attempt },
+      image: imageRef,
+      imageId: img.id,
+      imageRepoTag: img.repoTags[0] ?? img.id,
+      config: Buffer.from(ContainerConfig.encode(config).finish()).toString("base64"),
+      state: "CONTAINER_CREATED",
+      phase: "creating",
+      createdAtNs: nowNs(),
+      startedAtNs: "0",
+      finishedAtNs: "0",
+      exitCode: 0,
+      reason: "",
+      message: "",
+      logPath: logDir && config.logPath ? join(logDir, config.logPath) : "",
+      dir: join(this.opts.root, "containers", id),
+      runtimeHandler: pod.runtimeHandler,
+      stopSignal: imageConfig.config?.StopSignal ?? "SIGTERM",
+      labels: config.labels,
+      annotations: config.annotations,
+    };
+    try {
+      rec = await this.store.put(rec);
+      const lowers = img.layers.map((l) => this.opts.images.snapshots.fsPath(l.chainId));
+      const { rootfs } = await mountRootfs(lowers, rec.dir);
+      const spec = await buildContainerSpec({
+        id,
+        sandboxId: pod.id,
+        config,
+        sandboxConfig: podConfig,
+        image: imageConfig,
+        imageName: rec.imageRepoTag,
+        rootfs,
+        readRootfsFile: rootfsReader(rootfs),
+        namespaces: { ...pod.namespaces },
+        podFiles: {
+          resolvConf: join(pod.dir, "resolv.conf"),
+          hosts: join(pod.dir, "hosts"),
+          hostname: join(pod.dir, "hostname"),
+          ...(pod.shm ? { shm: pod.shm } : {}),
+        },
+        oomScoreAdjMin: this.opts.oomScoreAdjMin,
+      });
+      await writeFile(join(rec.dir, "config.json"), JSON.stringify(spec));
+      const logPath = rec.logPath || join(rec.dir, "container.log");
+      await mkdir(dirname(logPath), { recursive: true });
+      await this.runtime(rec).create({
+        id,
+        name: md.name,
+        bundle: rec.dir,
+        logPath,
+        terminal: config.tty,
+        stdin: config.stdin,
+        stdinOnce: config.stdinOnce,
+      });
+      return await this.store.update(id, (c) => ({ ...c, phase: "created", logPath }));
+    } catch (err) {
+      await this.destroy(rec).catch((e: unknown) =>
+        this.opts.logger.error({ err: e }, "container cleanup failed"),
+      );
+      throw err;
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    const c = this.store.resolve(id);
+    if (c.state !== "CONTAINER_CREATED") {
+      throw failedPrecondition(
+        `container ${c.id} is ${c.state.replace("CONTAINER_", "").toLowerCase()}, not created`,
+      );
+    }
+    try {
+      await this.runtime(c).start(c.id);
+    } catch (err) {
+      await this.store.update(c.id, (r) => ({
+        ...r,
+        state: "CONTAINER_EXITED",
+        finishedAtNs: nowNs(),
+        exitCode: 128,
+        reason: "StartError",
+        message: (err as Error).message,
+      }));
+      throw err;
+    }
+    await this.store.update(c.id, (r) => ({ ...r, state: "CONTAINER_RUNNING", startedAtNs: nowNs() }));
+  }
+
+  /** Re-reads a container's state from conmon's exit file and the runtime. */
+  async refresh(id: string): Promise<ContainerRecord | undefined> {
+    const c = this.store.get(id);
+    if (!c || c.state === "CONTAINER_EXITED" || c.phase === "creating") return c;
+    const rt = this.runtime(c);
+    const exit = await rt.exitStatus(c.id);
+    if (exit) {
+      return this.store.update(c.id, (r) => ({
+        ...r,
+        state: "CONTAINER_EXITED",
+        exitCode: exit.exitCode,
+        finishedAtNs: msToNs(exit.finishedAt),
+        reason: r.reason || (exit.exitCode === 0 ? "Completed" : "Error"),
+      }));
+    }
+    if (c.state === "CONTAINER_RUNNING" && !(await rt.monitorAlive(c.id))) {
+      const st = await rt.state(c.id);
+      if (!st || st.status === "stopped") {
+        return this.store.update(c.id, (r) => ({
+          ...r,
+          state: "CONTAINER_EXITED",
+          exitCode: 255,
+          finishedAtNs: nowNs(),
+          reason: "Error",
+          message: "container monitor (conmon) is gone; exit code unknown",
+        }));
+      }
+    }
+    return c;
+  }
+
+  async stop(id: string, timeoutSec: number): Promise<void> {
+    const c = this.store.get(id) ?? this.store.resolve(id);
+    const cur = await this.refresh(c.id);
+    if (cur?.state !== "CONTAINER_RUNNING") return;
+    const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
+    await this.store.update(cur.id, (r) => ({
+      ...r,
+      state: "CONTAINER_EXITED",
+      exitCode: exit?.exitCode ?? 137,
+      finishedAtNs: exit ? msToNs(exit.finishedAt) : nowNs(),
+      reason: r.reason || ((exit?.exitCode ?? 137) === 0 ? "Completed" : "Error"),
+    }));
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = this.store.get(id) ?? this.lookup(id);
+    if (!c) return;
+    await this.destroy(c);
+  }
+
+  private lookup(id: string): ContainerRecord | undefined {
+    try {
+      return this.store.resolve(id);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Kills, deletes from the runtime, unmounts and forgets a container. Idempotent. */
+  private async destroy(c: ContainerRecord): Promise<void> {
+    const rt = this.runtime(c);
+    await rt.kill(c.id, "SIGKILL", true).catch(() => {});
+    await rt.delete(c.id);
+    await removeRootfs(c.dir);
+    await this.store.delete(c.id);
+  }
+
+  async execSync(id: string, cmd: string[], timeoutSec: number): Promise<ExecSyncResult> {
+    if (cmd.length === 0) throw invalidArgument("exec command is empty");
+    const c = await this.refresh(this.store.resolve(id).id);
+    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
+    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: object };
+    const processSpec = { ...spec.process, args: cmd, terminal: false };
+    return this.runtime(c).execSync(c.id, processSpec, timeoutSec);
+  }
+
+  async updateResources(id: string, resources: LinuxContainerResources | undefined): Promise<void> {
+    const c = this.store.resolve(id);
+    if (!resources) return;
+    const r: Record<string, unknown> = {};
+    const cpu: Record<string, unknown> = {};
+    if (resources.cpuShares) cpu["shares"] = Number(resources.cpuShares);
+    if (resources.cpuQuota) cpu["quota"] = Number(resources.cpuQuota);
+    if (resources.cpuPeriod) cpu["period"] = Number(resources.cpuPeriod);
+    if (resources.cpusetCpus) cpu["cpus"] = resources.cpusetCpus;
+    if (resources.cpusetMems) cpu["mems"] = resources.cpusetMems;
+    if (Object.keys(cpu).length) r["cpu"] = cpu;
+    if (resources.memoryLimitInBytes) r["memory"] = { limit: Number(resources.memoryLimitInBytes) };
+    await this.runtime(c).update(c.id, r);
+  }
+
+  listInPod(podId: string): ContainerRecord[] {
+    return this.store.list().filter((c) => c.podId === podId);
+  }
+
+  /** Deletes the container's files that live outside the bundle (its log stays with the pod). */
+  async purge(c: ContainerRecord): Promise<void> {
+    await rm(c.dir, { recursive: true, force: true });
+  }
+}
+
+export type { PodRecord };

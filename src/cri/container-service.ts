@@ -1,0 +1,135 @@
+/** RuntimeService container RPCs: thin handlers over the ContainerManager. */
+import { deadlineExceeded, invalidArgument } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import {
+  type ContainerManager,
+  type ContainerRecord,
+  decodeContainerConfig,
+} from "../container/container-manager.js";
+import { unary } from "./boundary.js";
+import { matchesId, matchesLabels } from "./filters.js";
+import {
+  type Container,
+  ContainerState,
+  type ContainerStatus,
+  type ContainerStatusRequest,
+  ContainerStatusResponse,
+  type CreateContainerRequest,
+  CreateContainerResponse,
+  type ExecSyncRequest,
+  ExecSyncResponse,
+  type ListContainersRequest,
+  ListContainersResponse,
+  type RemoveContainerRequest,
+  RemoveContainerResponse,
+  type StartContainerRequest,
+  StartContainerResponse,
+  type StopContainerRequest,
+  StopContainerResponse,
+  type UpdateContainerResourcesRequest,
+  UpdateContainerResourcesResponse,
+} from "./gen/runtime/v1/api.js";
+
+const STATES: Record<ContainerRecord["state"], ContainerState> = {
+  CONTAINER_CREATED: ContainerState.CONTAINER_CREATED,
+  CONTAINER_RUNNING: ContainerState.CONTAINER_RUNNING,
+  CONTAINER_EXITED: ContainerState.CONTAINER_EXITED,
+  CONTAINER_UNKNOWN: ContainerState.CONTAINER_UNKNOWN,
+};
+
+function toContainer(c: ContainerRecord): Container {
+  return {
+    id: c.id,
+    podSandboxId: c.podId,
+    metadata: c.metadata,
+    image: { image: c.image, annotations: {}, userSpecifiedImage: c.image, runtimeHandler: "" },
+    imageRef: c.imageId,
+    state: STATES[c.state],
+    createdAt: BigInt(c.createdAtNs),
+    labels: c.labels,
+    annotations: c.annotations,
+  };
+}
+
+function toStatus(c: ContainerRecord): ContainerStatus {
+  const config = decodeContainerConfig(c);
+  return {
+    ...toContainer(c),
+    startedAt: BigInt(c.startedAtNs),
+    finishedAt: BigInt(c.finishedAtNs),
+    exitCode: c.exitCode,
+    reason: c.reason,
+    message: c.message,
+    mounts: config.mounts,
+    logPath: c.logPath,
+  } as ContainerStatus;
+}
+
+export function containerService(opts: { logger: Logger; containers: ContainerManager }) {
+  const { logger, containers } = opts;
+  return {
+    createContainer: unary(logger, "CreateContainer", async (req: CreateContainerRequest) => {
+      if (!req.config) throw invalidArgument("CreateContainer needs a config");
+      const c = await containers.create(req.podSandboxId, req.config, req.sandboxConfig);
+      return CreateContainerResponse.fromPartial({ containerId: c.id });
+    }),
+    startContainer: unary(logger, "StartContainer", async (req: StartContainerRequest) => {
+      await containers.start(req.containerId);
+      return StartContainerResponse.fromPartial({});
+    }),
+    stopContainer: unary(logger, "StopContainer", async (req: StopContainerRequest) => {
+      if (containers.store.get(req.containerId) || tryResolve(containers, req.containerId)) {
+        await containers.stop(req.containerId, Number(req.timeout));
+      }
+      return StopContainerResponse.fromPartial({});
+    }),
+    removeContainer: unary(logger, "RemoveContainer", async (req: RemoveContainerRequest) => {
+      await containers.remove(req.containerId);
+      return RemoveContainerResponse.fromPartial({});
+    }),
+    containerStatus: unary(logger, "ContainerStatus", async (req: ContainerStatusRequest) => {
+      const c = await containers.refresh(containers.store.resolve(req.containerId).id);
+      if (!c) throw invalidArgument(`container ${req.containerId} vanished`);
+      const info: Record<string, string> = {};
+      if (req.verbose) {
+        info["info"] = JSON.stringify({ dir: c.dir, runtimeHandler: c.runtimeHandler, imageId: c.imageId });
+      }
+      return ContainerStatusResponse.fromPartial({ status: toStatus(c), info });
+    }),
+    listContainers: unary(logger, "ListContainers", async (req: ListContainersRequest) => {
+      const f = req.filter;
+      for (const c of containers.store.list()) await containers.refresh(c.id);
+      const list = containers.store
+        .list()
+        .filter((c) => c.phase === "created")
+        .filter((c) => matchesId(f?.id, c.id))
+        .filter((c) => !f?.podSandboxId || c.podId.startsWith(f.podSandboxId))
+        .filter((c) => f?.state === undefined || STATES[c.state] === f.state.state)
+        .filter((c) => matchesLabels(f?.labelSelector, c.labels));
+      return ListContainersResponse.fromPartial({ containers: list.map(toContainer) });
+    }),
+    execSync: unary(logger, "ExecSync", async (req: ExecSyncRequest) => {
+      const timeout = Number(req.timeout);
+      const res = await containers.execSync(req.containerId, req.cmd, timeout);
+      if (res.timedOut)
+        throw deadlineExceeded(`command ${JSON.stringify(req.cmd)} timed out after ${timeout}s`);
+      return ExecSyncResponse.fromPartial({ stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode });
+    }),
+    updateContainerResources: unary(
+      logger,
+      "UpdateContainerResources",
+      async (req: UpdateContainerResourcesRequest) => {
+        await containers.updateResources(req.containerId, req.linux);
+        return UpdateContainerResourcesResponse.fromPartial({});
+      },
+    ),
+  };
+}
+
+function tryResolve(containers: ContainerManager, id: string): ContainerRecord | undefined {
+  try {
+    return containers.store.resolve(id);
+  } catch {
+    return undefined;
+  }
+}

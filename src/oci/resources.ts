@@ -1,0 +1,143 @@
+/**
+ * Cgroup resources, devices, oom_score_adj and sysctls of a container spec.
+ */
+import { invalidArgument } from "../common/errors.js";
+import type { LinuxContainerResources } from "../cri/gen/runtime/v1/api.js";
+import { defaultDeviceRules, isNamespacedSysctl } from "./defaults.js";
+import type { LinuxDevice, LinuxDeviceCgroup, LinuxResources } from "./types.js";
+
+function num(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw invalidArgument(`${what} ${v} is out of range`);
+  }
+  return Number(v);
+}
+
+function nonNegative(v: bigint, what: string): number {
+  if (v < 0n) throw invalidArgument(`${what} must not be negative`);
+  return num(v, what);
+}
+
+/**
+ * The oom_score_adj of the process: the requested value, raised to `min` (berthd's own score:
+ * without CAP_SYS_RESOURCE a process cannot lower it, like containerd's restrict_oom_score_adj).
+ */
+export function clampOomScoreAdj(requested: bigint, min: number | undefined): number {
+  const v = num(requested, "oom_score_adj");
+  if (v < -1000 || v > 1000) throw invalidArgument(`oom_score_adj ${v} is outside [-1000, 1000]`);
+  return min !== undefined && v < min ? min : v;
+}
+
+const PAGE_SIZE = /^[1-9]\d*[KMGTP]?B$/;
+
+/** Cgroup resources (without devices) from the CRI request. */
+export function buildResources(r: LinuxContainerResources | undefined): Omit<LinuxResources, "devices"> {
+  const out: Omit<LinuxResources, "devices"> = {};
+  if (!r) return out;
+  const cpu: NonNullable<LinuxResources["cpu"]> = {};
+  if (r.cpuShares !== 0n) cpu.shares = nonNegative(r.cpuShares, "cpu_shares");
+  if (r.cpuQuota !== 0n) cpu.quota = num(r.cpuQuota, "cpu_quota");
+  if (r.cpuPeriod !== 0n) cpu.period = nonNegative(r.cpuPeriod, "cpu_period");
+  if (r.cpusetCpus !== "") cpu.cpus = r.cpusetCpus;
+  if (r.cpusetMems !== "") cpu.mems = r.cpusetMems;
+  if (Object.keys(cpu).length > 0) out.cpu = cpu;
+
+  if (r.memoryLimitInBytes !== 0n) {
+    const limit = nonNegative(r.memoryLimitInBytes, "memory_limit_in_bytes");
+    // Memory and memory+swap equal by default: no swapping unless a swap limit is given.
+    const swap =
+      r.memorySwapLimitInBytes !== 0n ? num(r.memorySwapLimitInBytes, "memory_swap_limit_in_bytes") : limit;
+    if (swap >= 0 && swap < limit)
+      throw invalidArgument("memory_swap_limit_in_bytes is below memory_limit_in_bytes");
+    out.memory = { limit, swap };
+  } else if (r.memorySwapLimitInBytes !== 0n) {
+    out.memory = { swap: num(r.memorySwapLimitInBytes, "memory_swap_limit_in_bytes") };
+  }
+
+  if (r.hugepageLimits.length > 0) {
+    out.hugepageLimits = r.hugepageLimits.map((h) => {
+      if (!PAGE_SIZE.test(h.pageSize))
+        throw invalidArgument(`invalid hugepage size ${JSON.stringify(h.pageSize)}`);
+      return { pageSize: h.pageSize, limit: nonNegative(h.limit, `hugepage limit ${h.pageSize}`) };
+    });
+  }
+  const unified = Object.entries(r.unified);
+  if (unified.length > 0) {
+    for (const [k] of unified) {
+      if (k === "" || k.includes("/"))
+        throw invalidArgument(`invalid unified cgroup key ${JSON.stringify(k)}`);
+    }
+    out.unified = Object.fromEntries(unified);
+  }
+  return out;
+}
+
+/** A device of the request, stat'd on the host by the caller. */
+export interface ResolvedDevice {
+  /** Path inside the container. */
+  path: string;
+  type: "c" | "b";
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+  /** CRI permissions: a subset of "rwm" ("" → "rwm"). */
+  permissions: string;
+}
+
+/**
+ * Device nodes and device cgroup rules. Unprivileged: deny all, the standard devices, then each
+ * requested device with its permissions. Privileged: every device allowed (the caller passes the
+ * host's devices as `devices`).
+ */
+export function buildDevices(
+  devices: readonly ResolvedDevice[],
+  privileged: boolean,
+): { devices: LinuxDevice[]; rules: LinuxDeviceCgroup[] } {
+  const nodes: LinuxDevice[] = [];
+  const rules: LinuxDeviceCgroup[] = privileged ? [{ allow: true, access: "rwm" }] : defaultDeviceRules();
+  const paths = new Set<string>();
+  for (const d of devices) {
+    if (!d.path.startsWith("/"))
+      throw invalidArgument(`device path ${JSON.stringify(d.path)} is not absolute`);
+    if (d.type !== "c" && d.type !== "b")
+      throw invalidArgument(`device ${d.path} has invalid type ${d.type}`);
+    const access = d.permissions === "" ? "rwm" : d.permissions;
+    if (!/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
+      throw invalidArgument(`device ${d.path} has invalid permissions ${JSON.stringify(d.permissions)}`);
+    }
+    if (paths.has(d.path)) continue;
+    paths.add(d.path);
+    nodes.push({
+      path: d.path,
+      type: d.type,
+      major: d.major,
+      minor: d.minor,
+      fileMode: d.fileMode,
+      uid: d.uid,
+      gid: d.gid,
+    });
+    if (!privileged) rules.push({ allow: true, type: d.type, major: d.major, minor: d.minor, access });
+  }
+  return { devices: nodes, rules };
+}
+
+/**
+ * The pod's sysctls that may be applied to a container: namespaced ones only, and not the
+ * network (ipc) ones when the pod uses the host's network (ipc) namespace.
+ */
+export function filterSysctls(
+  sysctls: Readonly<Record<string, string>>,
+  opts: { hostNetwork: boolean; hostIpc: boolean },
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(sysctls)) {
+    if (!isNamespacedSysctl(k)) continue;
+    const n = k.replaceAll("/", ".");
+    if (opts.hostNetwork && n.startsWith("net.")) continue;
+    if (opts.hostIpc && !n.startsWith("net.")) continue;
+    out[k] = v;
+  }
+  return out;
+}

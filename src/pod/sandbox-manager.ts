@@ -1,0 +1,215 @@
+/**
+ * Pod sandboxes: pinned network/IPC/UTS namespaces (no pause process, as CRI-O's pinns),
+ * the pod's resolv.conf/hosts/hostname and /dev/shm, and CNI networking.
+ * A pod is recorded ("creating") before anything is made, so a crash midway is cleaned up
+ * at the next start; it becomes READY only when every piece exists.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { errnoCode, failedPrecondition, invalidArgument } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import { MNT_DETACH, native } from "../common/native.js";
+import { NamespaceMode, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
+import type { CniClient } from "../network/cni.js";
+import { createPodNamespaces, type PodNamespacePaths, removePodNamespaces } from "../network/namespaces.js";
+import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
+import { RecordStore } from "../store/record-store.js";
+import { hostsFile, resolvConf } from "./files.js";
+
+export type PodState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
+
+export interface PodRecord {
+  id: string;
+  /** Reservation key: name_namespace_uid_attempt (kubelet's uniqueness rule). */
+  name: string;
+  metadata: { name: string; uid: string; namespace: string; attempt: number };
+  state: PodState;
+  /** "creating" until RunPodSandbox finished; recovery removes pods left in it. */
+  phase: "creating" | "ready";
+  createdAtNs: string;
+  /** The PodSandboxConfig, protobuf-encoded (base64): it holds 64-bit fields JSON cannot. */
+  config: string;
+  runtimeHandler: string;
+  namespaces: PodNamespacePaths;
+  hostNetwork: boolean;
+  hostIpc: boolean;
+  hostPid: boolean;
+  ips: string[];
+  /** Volatile per-pod files (resolv.conf, hosts, hostname, shm). */
+  dir: string;
+  shm?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export interface SandboxManagerOptions {
+  root: string;
+  state: string;
+  logger: Logger;
+  cni: CniClient;
+  handlers: RuntimeHandlers;
+  /** Size of each pod's /dev/shm tmpfs. */
+  shmSizeBytes?: number;
+}
+
+export function decodePodConfig(pod: PodRecord): PodSandboxConfig {
+  return PodSandboxConfig.decode(Buffer.from(pod.config, "base64"));
+}
+
+export function nowNs(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
+}
+
+export class SandboxManager {
+  readonly store: RecordStore<PodRecord>;
+  private readonly nsDir: string;
+
+  constructor(private readonly opts: SandboxManagerOptions) {
+    this.store = new RecordStore<PodRecord>(join(opts.root, "pods"), "pod sandbox");
+    this.nsDir = join(opts.state, "ns");
+  }
+
+  async init(): Promise<void> {
+    await this.store.init();
+    for (const pod of this.store.list()) {
+      if (pod.phase === "creating") {
+        this.opts.logger.warn({ podSandboxId: pod.id }, "removing a pod whose creation was interrupted");
+        await this.teardown(pod).catch((err: unknown) =>
+          this.opts.logger.error({ err }, "pod cleanup failed"),
+        );
+        await this.store.delete(pod.id);
+      }
+    }
+  }
+
+  async run(config: PodSandboxConfig, runtimeHandler: string): Promise<PodRecord> {
+    const md = config.metadata;
+    if (!md || md.name === "" || md.namespace === "" || md.uid === "") {
+      throw invalidArgument("pod sandbox metadata needs name, namespace and uid");
+    }
+    const handler = runtimeHandler || this.opts.handlers.defaultHandler;
+    this.opts.handlers.get(handler); // unknown handler: a clear error before anything is made
+    const id = randomBytes(32).toString("hex");
+    const name = `${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
+    this.store.reserveName(name, id);
+    const nsOpts = config.linux?.securityContext?.namespaceOptions;
+    const hostNetwork = nsOpts?.network === NamespaceMode.NODE;
+    const hostIpc = nsOpts?.ipc === NamespaceMode.NODE;
+    const hostPid = nsOpts?.pid === NamespaceMode.NODE;
+    let pod: PodRecord = {
+      id,
+      name,
+      metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
+      state: "SANDBOX_NOTREADY",
+      phase: "creating",
+      createdAtNs: nowNs(),
+      config: Buffer.from(PodSandboxConfig.encode(config).finish()).toString("base64"),
+      runtimeHandler: handler,
+      namespaces: {},
+      hostNetwork,
+      hostIpc,
+      hostPid,
+      ips: [],
+      dir: join(this.opts.state, "pods", id),
+      labels: config.labels,
+      annotations: config.annotations,
+    };
+    try {
+      pod = await this.store.put(pod);
+      await mkdir(pod.dir, { recursive: true, mode: 0o755 });
+      const hostname = config.hostname || md.name;
+      await writeFile(join(pod.dir, "resolv.conf"), await resolvConf(config.dnsConfig), { mode: 0o644 });
+      await writeFile(join(pod.dir, "hostname"), `${hostname}\n`, { mode: 0o644 });
+      if (!hostIpc) pod = await this.store.update(id, (p) => ({ ...p, shm: join(p.dir, "shm") }));
+      if (pod.shm) {
+        await mkdir(pod.shm, { mode: 0o1777 });
+        const size = this.opts.shmSizeBytes ?? 64 * 1024 * 1024;
+        await native().mount("shm", pod.shm, "tmpfs", 0x2 | 0x4 | 0x8, `mode=1777,size=${size}`);
+      }
+      const namespaces = await createPodNamespaces({
+        dir: this.nsDir,
+        id,
+        net: !hostNetwork,
+        ipc: !hostIpc,
+        uts: !hostNetwork,
+        hostname,
+        sysctls: config.linux?.sysctls ?? {},
+      });
+      pod = await this.store.update(id, (p) => ({ ...p, namespaces }));
+      let ips: string[] = [];
+      if (!hostNetwork && namespaces.net) {
+        const res = await this.opts.cni.setUpPod({
+          ...this.identity(pod),
+          netns: namespaces.net,
+          portMappings: (config.portMappings ?? []).map((m) => ({
+            hostPort: m.hostPort,
+            containerPort: m.containerPort,
+            protocol: ["tcp", "udp", "sctp"][m.protocol] ?? "tcp",
+            hostIP: m.hostIp,
+          })),
+        });
+        ips = res.ips;
+      }
+      await writeFile(join(pod.dir, "hosts"), hostsFile(hostname, ips), { mode: 0o644 });
+      pod = await this.store.update(id, (p) => ({ ...p, ips, state: "SANDBOX_READY", phase: "ready" }));
+      return pod;
+    } catch (err) {
+      await this.teardown(pod).catch((e: unknown) =>
+        this.opts.logger.error({ err: e }, "pod cleanup failed"),
+      );
+      await this.store.delete(id).catch(() => {});
+      this.store.releaseName(name, id);
+      throw err;
+    }
+  }
+
+  private identity(pod: PodRecord) {
+    return {
+      podId: pod.id,
+      name: pod.metadata.name,
+      namespace: pod.metadata.namespace,
+      uid: pod.metadata.uid,
+    };
+  }
+
+  /** Releases the pod's network, namespaces and shm. Idempotent; the record stays. */
+  async teardown(pod: PodRecord): Promise<void> {
+    if (!pod.hostNetwork && pod.namespaces.net) {
+      await this.opts.cni.tearDownPod({ ...this.identity(pod), netns: pod.namespaces.net });
+    }
+    await removePodNamespaces(pod.namespaces);
+    if (pod.shm) {
+      try {
+        await native().umount2(pod.shm, MNT_DETACH);
+      } catch (err) {
+        if (errnoCode(err) !== "EINVAL" && errnoCode(err) !== "ENOENT") throw err;
+      }
+    }
+  }
+
+  /** StopPodSandbox after the containers are stopped: network and namespaces go; idempotent. */
+  async stop(id: string): Promise<void> {
+    const pod = this.store.get(id);
+    if (!pod) return;
+    await this.teardown(pod);
+    if (pod.state !== "SANDBOX_NOTREADY")
+      await this.store.update(id, (p) => ({ ...p, state: "SANDBOX_NOTREADY" }));
+  }
+
+  async remove(id: string): Promise<void> {
+    const pod = this.store.get(id);
+    if (!pod) return;
+    await this.teardown(pod);
+    await rm(pod.dir, { recursive: true, force: true });
+    await this.store.delete(id);
+  }
+
+  requireReady(id: string): PodRecord {
+    const pod = this.store.resolve(id);
+    if (pod.state !== "SANDBOX_READY") {
+      throw failedPrecondition(`pod sandbox ${pod.id} is not ready`);
+    }
+    return pod;
+  }
+}

@@ -1,0 +1,178 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { isBerthError } from "../common/errors.js";
+import {
+  type CreateContainerOptions,
+  conmonAlive,
+  createArgs,
+  createContainer,
+  parseCriLog,
+  parseSyncMessage,
+  readExitFile,
+} from "./conmon.js";
+import { OciRuntimeError, RuncCli } from "./runc.js";
+import { cleanup, makeBundle, RUNC, skipReason, uniqueId, waitFor } from "./testutil.js";
+
+describe("conmon protocol helpers", () => {
+  test("sync messages: pid, exit_code, data, message", () => {
+    assert.deepEqual(parseSyncMessage('{"pid": 123}'), { value: 123 });
+    assert.deepEqual(parseSyncMessage('{"exit_code": 7}'), { value: 7 });
+    assert.deepEqual(parseSyncMessage('{"data": -1, "message": "boom"}'), { value: -1, message: "boom" });
+    assert.equal(parseSyncMessage("garbage"), undefined);
+  });
+
+  test("CRI log: full and partial lines per stream", () => {
+    const log = [
+      "2024-01-01T00:00:00.000000001+00:00 stdout P ab",
+      "2024-01-01T00:00:00.000000002+00:00 stdout F c",
+      "2024-01-01T00:00:00.000000003+00:00 stderr F err",
+      "2024-01-01T00:00:00.000000004+00:00 stdout F ",
+      "",
+    ].join("\n");
+    const { stdout, stderr } = parseCriLog(log);
+    assert.equal(stdout.toString(), "abc\n\n");
+    assert.equal(stderr.toString(), "err\n");
+  });
+
+  test("create args", () => {
+    const o: CreateContainerOptions = {
+      id: "c1",
+      name: "n1",
+      bundle: "/b",
+      runtime: { path: "/usr/sbin/runc", root: "/run/r" },
+      logPath: "/l/c1.log",
+      exitDir: "/x",
+      persistDir: "/p",
+      socketDir: "/s",
+      pidFile: "/p/pidfile",
+      conmonPidFile: "/p/conmon.pid",
+      stdin: true,
+      stdinOnce: false,
+      logSizeMax: 1024,
+    };
+    const a = createArgs(o).join(" ");
+    for (const want of [
+      "-b /b",
+      "-c c1",
+      "-u c1",
+      "-n n1",
+      "-r /usr/sbin/runc",
+      "--runtime-arg --root=/run/r",
+      "-p /p/pidfile",
+      "-P /p/conmon.pid",
+      "-l k8s-file:/l/c1.log",
+      "--exit-dir /x",
+      "--persist-dir /p",
+      "--socket-dir-path /s",
+      "--log-size-max 1024",
+      "-i --leave-stdin-open",
+    ]) {
+      assert.ok(a.includes(want), `${want} in ${a}`);
+    }
+    assert.ok(!a.includes(" -t"));
+  });
+
+  test("readExitFile: absent → undefined", async () => {
+    assert.equal(await readExitFile(tmpdir(), uniqueId("no-such-exit")), undefined);
+  });
+});
+
+describe("createContainer with real conmon + runc", { skip: skipReason() }, () => {
+  const ids: string[] = [];
+  const dirs: string[] = [];
+  const pidFiles: string[] = [];
+  let runtimeRoot = "";
+
+  const setup = async (args: string[]) => {
+    const id = uniqueId("berth-cm");
+    const dir = await mkdtemp(join(tmpdir(), `${id}-`));
+    if (!runtimeRoot) {
+      runtimeRoot = join(dir, "runc-root");
+    }
+    ids.push(id);
+    dirs.push(dir);
+    const bundle = await makeBundle(dir, id, args);
+    const o: CreateContainerOptions = {
+      id,
+      name: id,
+      bundle,
+      runtime: { path: RUNC, root: runtimeRoot },
+      logPath: join(dir, "logs", "ctr.log"),
+      exitDir: join(dir, "exits"),
+      persistDir: join(dir, "persist"),
+      socketDir: join(dir, "attach"),
+      pidFile: join(dir, "persist", "pidfile"),
+      conmonPidFile: join(dir, "persist", "conmon.pid"),
+    };
+    pidFiles.push(o.conmonPidFile);
+    return { id, dir, o, runc: new RuncCli(o.runtime) };
+  };
+
+  after(async () => {
+    await cleanup({ runtimeRoot, ids, conmonPidFiles: pidFiles, dirs });
+  });
+
+  test("stdout/stderr land in the CRI log; exit code in the exit file", async () => {
+    const { id, o, runc } = await setup(["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    const { pid, conmonPid } = await createContainer(o);
+    assert.ok(pid > 0 && conmonPid > 0);
+    assert.equal((await runc.state(id))?.status, "created");
+    await runc.start(id);
+    const exit = await waitFor(() => readExitFile(o.exitDir, id), 10_000);
+    assert.ok(exit, "exit file written");
+    assert.equal(exit.exitCode, 3);
+    assert.ok(Math.abs(exit.finishedAt.getTime() - Date.now()) < 60_000);
+    const log = await readFile(o.logPath, "utf8");
+    const ts = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d)`;
+    assert.match(log, new RegExp(`^${ts} stdout F out$`, "m"));
+    assert.match(log, new RegExp(`^${ts} stderr F err$`, "m"));
+    assert.equal(
+      await waitFor(async () => ((await conmonAlive(o.conmonPidFile)) ? undefined : true), 10_000),
+      true,
+    );
+    await runc.delete(id, { force: true });
+  });
+
+  test("a partial line is logged with the P tag", async () => {
+    const { id, o, runc } = await setup(["printf", "abc"]);
+    await createContainer(o);
+    await runc.start(id);
+    const exit = await waitFor(() => readExitFile(o.exitDir, id), 10_000);
+    assert.equal(exit?.exitCode, 0);
+    const log = await readFile(o.logPath, "utf8");
+    assert.match(log, /^\S+ stdout P abc$/m);
+    assert.equal(parseCriLog(log).stdout.toString(), "abc");
+    await runc.delete(id, { force: true });
+  });
+
+  test("a missing executable rejects at create, naming it; nothing is left running", async () => {
+    const { id, o, runc } = await setup(["berth-no-such-binary", "arg"]);
+    await assert.rejects(createContainer(o), (e: unknown) => {
+      assert.ok(e instanceof OciRuntimeError, String(e));
+      assert.equal(e.code, "InvalidArgument");
+      assert.match(e.message, /berth-no-such-binary/);
+      assert.match(e.message, /executable file not found/);
+      return true;
+    });
+    assert.equal(await runc.state(id), undefined);
+    assert.equal(await conmonAlive(o.conmonPidFile), false);
+    // No process of ours is left with the container id on its command line.
+    const leftovers: string[] = [];
+    for (const p of await readdir("/proc")) {
+      if (!/^\d+$/.test(p)) continue;
+      const cmd = await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "");
+      if (cmd.includes(id)) leftovers.push(`${p}: ${cmd.replaceAll("\0", " ")}`);
+    }
+    assert.deepEqual(leftovers, []);
+  });
+
+  test("conmon that cannot start is an error, not a hang", async () => {
+    const { o } = await setup(["true"]);
+    await assert.rejects(createContainer({ ...o, conmonPath: "/nonexistent/conmon" }), (e: unknown) =>
+      isBerthError(e, "FailedPrecondition"),
+    );
+  });
+});

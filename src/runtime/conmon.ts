@@ -1,0 +1,519 @@
+/**
+ * Driving conmon, the per-container monitor (as CRI-O does). conmon runs `runtime create`,
+ * daemonizes (re-parented to init, its own session, stdio on /dev/null) and stays the
+ * container's parent: it owns the container's stdio, writes the CRI-format log and, when the
+ * container exits, `<exit-dir>/<id>` with the exit code. berthd is never its parent once create
+ * has returned, so containers outlive berthd restarts and crashes.
+ *
+ * Handshake: conmon gets two inherited fds, named by env `_OCI_SYNCPIPE` (it writes JSON to
+ * it) and `_OCI_STARTPIPE` (it waits for one byte on it before doing anything). Without
+ * `--api-version` (a flag that switches the key to "data"), create reports `{"pid": N}` or `{"pid": -1, "message": "<runc log>"}`
+ * and exec reports `{"exit_code": N}` / `{"exit_code": -1, "message": "..."}`.
+ */
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Duplex } from "node:stream";
+import { deadlineExceeded, errnoCode, internal } from "../common/errors.js";
+import { describeExit, type Runner, run } from "./process.js";
+import { RuncCli, type RuntimeBinary, runtimeError } from "./runc.js";
+
+export const DEFAULT_CONMON_PATH = "/usr/bin/conmon";
+/** conmon's message on an exec timeout (conmon's TimedOutMessage). */
+export const EXEC_TIMED_OUT_MESSAGE = "command timed out";
+/** Cap on exec-sync output kept (as CRI-O's maxExecSyncSize). */
+export const MAX_EXEC_SYNC_OUTPUT = 16 * 1024 * 1024;
+
+export interface ConmonCommon {
+  /** Defaults to /usr/bin/conmon. */
+  conmonPath?: string;
+  /** conmon --log-level (error, warn, info, debug); its messages go to syslog/stderr. */
+  conmonLogLevel?: string;
+  runner?: Runner;
+}
+
+export interface CreateContainerOptions extends ConmonCommon {
+  id: string;
+  name: string;
+  /** OCI bundle directory (config.json + rootfs). */
+  bundle: string;
+  runtime: RuntimeBinary;
+  /** The container's CRI log file (k8s-file format). */
+  logPath: string;
+  /** conmon writes `<exitDir>/<id>` holding the exit code. */
+  exitDir: string;
+  /** Per-container directory conmon may use (it writes `exit` there too); we keep conmon.stderr there. */
+  persistDir: string;
+  /** Parent of attach sockets; must exist or conmon exits silently. */
+  socketDir: string;
+  /** Container init pid file (`runtime create --pid-file`). */
+  pidFile: string;
+  /** conmon's own (daemon) pid file. */
+  conmonPidFile: string;
+  terminal?: boolean;
+  stdin?: boolean;
+  stdinOnce?: boolean;
+  /** Bytes; conmon rotates/truncates the log above it. */
+  logSizeMax?: number;
+  /** How long to wait for conmon to report the pid; default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface CreatedContainer {
+  /** The container's init pid (created, not yet started). */
+  pid: number;
+  /** The conmon daemon's pid. */
+  conmonPid: number;
+}
+
+interface SyncMessage {
+  value: number;
+  message?: string;
+}
+
+/** Parses one conmon sync-pipe JSON line; accepts the `pid`, `exit_code` and (API v1) `data` keys. */
+export function parseSyncMessage(line: string): SyncMessage | undefined {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const value = j["pid"] ?? j["exit_code"] ?? j["data"];
+  if (typeof value !== "number") return undefined;
+  return typeof j["message"] === "string" ? { value, message: j["message"] } : { value };
+}
+
+/** Collects newline-terminated JSON messages from a sync pipe. */
+class SyncReader {
+  private buf = "";
+  private readonly messages: SyncMessage[] = [];
+  private waiters: (() => void)[] = [];
+  ended = false;
+
+  constructor(private readonly pipe: Duplex) {
+    pipe.setEncoding("utf8");
+    pipe.on("data", (d: string) => {
+      this.buf += d;
+      let nl = this.buf.indexOf("\n");
+      while (nl >= 0) {
+        const msg = parseSyncMessage(this.buf.slice(0, nl));
+        this.buf = this.buf.slice(nl + 1);
+        if (msg) this.messages.push(msg);
+        nl = this.buf.indexOf("\n");
+      }
+      this.wake();
+    });
+    const end = () => {
+      if (this.buf.trim()) {
+        const msg = parseSyncMessage(this.buf);
+        if (msg) this.messages.push(msg);
+        this.buf = "";
+      }
+      this.ended = true;
+      this.wake();
+    };
+    pipe.on("end", end);
+    pipe.on("close", end);
+    pipe.on("error", end);
+  }
+
+  private wake() {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** The first message, or undefined on EOF / timeout (then `timedOut` is set). */
+  async first(timeoutMs: number): Promise<{ msg?: SyncMessage; timedOut: boolean }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const msg = this.messages[0];
+      if (msg) return { msg, timedOut: false };
+      if (this.ended) return { timedOut: false };
+      const left = deadline - Date.now();
+      if (left <= 0) return { timedOut: true };
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** All messages once the pipe has closed. */
+  async all(): Promise<SyncMessage[]> {
+    while (!this.ended) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return this.messages;
+  }
+
+  destroy() {
+    this.pipe.destroy();
+  }
+}
+
+function conmonEnv(): NodeJS.ProcessEnv {
+  return {
+    _OCI_SYNCPIPE: "3",
+    _OCI_STARTPIPE: "4",
+    PATH: process.env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ...(process.env["XDG_RUNTIME_DIR"] ? { XDG_RUNTIME_DIR: process.env["XDG_RUNTIME_DIR"] } : {}),
+  };
+}
+
+/** The argument list for `conmon` creating a container (exported for tests and docs). */
+export function createArgs(o: CreateContainerOptions): string[] {
+  const args = [
+    "-b",
+    o.bundle,
+    "-c",
+    o.id,
+    "-u",
+    o.id,
+    "-n",
+    o.name,
+    "-r",
+    o.runtime.path,
+    "--runtime-arg",
+    `--root=${o.runtime.root}`,
+    "-p",
+    o.pidFile,
+    "-P",
+    o.conmonPidFile,
+    "-l",
+    `k8s-file:${o.logPath}`,
+    "--exit-dir",
+    o.exitDir,
+    "--persist-dir",
+    o.persistDir,
+    "--socket-dir-path",
+    o.socketDir,
+    "--log-level",
+    o.conmonLogLevel ?? "error",
+  ];
+  if (o.logSizeMax !== undefined && o.logSizeMax > 0) args.push("--log-size-max", String(o.logSizeMax));
+  if (o.terminal) {
+    args.push("-t");
+  } else if (o.stdin) {
+    args.push("-i");
+    if (!o.stdinOnce) args.push("--leave-stdin-open");
+  }
+  return args;
+}
+
+async function readTail(path: string, max = 4096): Promise<string> {
+  try {
+    const b = await readFile(path);
+    return b
+      .subarray(Math.max(0, b.length - max))
+      .toString("utf8")
+      .trim();
+  } catch {
+    return "";
+  }
+}
+
+/** Reads a pid file; undefined if absent or garbage. */
+export async function readPidFile(path: string): Promise<number | undefined> {
+  try {
+    const n = Number.parseInt((await readFile(path, "utf8")).trim(), 10);
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True if `pid` exists and is not a zombie. */
+export async function pidAlive(pid: number): Promise<boolean> {
+  try {
+    const st = await readFile(`/proc/${pid}/stat`, "utf8");
+    // pid (comm) S ...: the state follows the last ')'
+    const state = st.slice(st.lastIndexOf(")") + 2, st.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** True if the conmon named by the pid file is running. */
+export async function conmonAlive(conmonPidFile: string): Promise<boolean> {
+  const pid = await readPidFile(conmonPidFile);
+  if (pid === undefined || !(await pidAlive(pid))) return false;
+  try {
+    const comm = (await readFile(`/proc/${pid}/comm`, "utf8")).trim();
+    return comm.includes("conmon"); // guard against pid reuse
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Waits up to `graceMs` for the conmon in `conmonPidFile` to exit, then SIGKILLs it. */
+export async function reapConmon(conmonPidFile: string, graceMs = 2000): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (await conmonAlive(conmonPidFile)) {
+    if (Date.now() >= deadline) {
+      const pid = await readPidFile(conmonPidFile);
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      return;
+    }
+    await sleep(50);
+  }
+}
+
+/**
+ * Spawns conmon, which runs `runtime create` and daemonizes, and resolves with the container's
+ * init pid. A runtime failure (e.g. the command's executable is missing, which runc reports at
+ * create time) rejects with an OciRuntimeError carrying runc's message; nothing is left running.
+ */
+export async function createContainer(o: CreateContainerOptions): Promise<CreatedContainer> {
+  const runner = o.runner ?? run;
+  const conmonPath = o.conmonPath ?? DEFAULT_CONMON_PATH;
+  for (const d of [o.exitDir, o.persistDir, o.socketDir, dirname(o.logPath), dirname(o.pidFile)]) {
+    await mkdir(d, { recursive: true });
+  }
+  await mkdir(dirname(o.conmonPidFile), { recursive: true });
+  // A stale exit file would make a new container look finished.
+  await rm(join(o.exitDir, o.id), { force: true });
+  await rm(join(o.persistDir, "exit"), { force: true });
+
+  // conmon's own diagnostics (before it daemonizes) go to a file, never to a pipe: a pipe
+  // would SIGPIPE the daemon once berthd is gone.
+  const stderrPath = join(o.persistDir, "conmon.stderr");
+  const stderrFile = await open(stderrPath, "w");
+  let reader: SyncReader | undefined;
+  let spawned: number | undefined;
+  let result: Awaited<ReturnType<Runner>>;
+  try {
+    result = await runner(conmonPath, createArgs(o), {
+      env: conmonEnv(),
+      cwd: o.bundle,
+      detached: true,
+      stdout: "ignore",
+      stderr: stderrFile.fd,
+      extraPipes: 2,
+      timeoutMs: o.timeoutMs ?? 60_000,
+      onSpawn: (child) => {
+        spawned = child.pid;
+        const [sync, start] = child.pipes;
+        if (!sync || !start) throw internal("conmon spawned without its sync/start pipes");
+        reader = new SyncReader(sync);
+        start.on("error", () => {});
+        // Nothing to set up (no cgroup move): let conmon proceed at once.
+        start.end(Buffer.from([0]));
+      },
+    });
+  } finally {
+    await stderrFile.close();
+  }
+
+  const cleanup = async () => {
+    reader?.destroy();
+    await reapConmon(o.conmonPidFile);
+    await new RuncCli(o.runtime, { runner }).delete(o.id, { force: true }).catch(() => {});
+  };
+
+  if (result.exitCode !== 0 || !reader) {
+    await cleanup();
+    const why = (await readTail(stderrPath)) || describeExit(result);
+    throw internal(`conmon (pid ${spawned ?? "?"}) failed creating container ${o.id}: ${why}`);
+  }
+
+  const { msg, timedOut } = await reader.first(o.timeoutMs ?? 60_000);
+  reader.destroy();
+  if (timedOut) {
+    await cleanup();
+    throw deadlineExceeded(`container ${o.id}: conmon did not report a pid in time`);
+  }
+  if (!msg) {
+    await cleanup();
+    const why = await readTail(stderrPath);
+    throw internal(`container ${o.id}: conmon exited without reporting a pid${why ? `: ${why}` : ""}`);
+  }
+  if (msg.value <= 0) {
+    await cleanup();
+    throw runtimeError("create", o.id, msg.message ?? "container create failed");
+  }
+  const conmonPid = (await readPidFile(o.conmonPidFile)) ?? 0;
+  return { pid: msg.value, conmonPid };
+}
+
+export interface ExecSyncOptions extends ConmonCommon {
+  id: string;
+  name?: string;
+  runtime: RuntimeBinary;
+  /** An OCI `process` object (args, env, cwd, user, terminal...). */
+  processSpec: object;
+  /** 0 = no timeout. On timeout conmon SIGKILLs the exec'd process. */
+  timeoutSec: number;
+  /** conmon needs an existing --socket-dir-path even for exec. */
+  socketDir: string;
+  terminal?: boolean;
+  /** Where the temporary spec/log/pid files go; default os.tmpdir(). */
+  tmpDir?: string;
+}
+
+export interface ExecSyncResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  /** -1 when the command timed out. */
+  exitCode: number;
+  timedOut: boolean;
+}
+
+/** The argument list for `conmon --exec` (exported for tests and docs). */
+export function execArgs(
+  o: ExecSyncOptions,
+  files: { specPath: string; logPath: string; pidPath: string },
+): string[] {
+  const args = [
+    "-c",
+    o.id,
+    "-n",
+    o.name ?? o.id,
+    "-r",
+    o.runtime.path,
+    "--runtime-arg",
+    `--root=${o.runtime.root}`,
+    "-p",
+    files.pidPath,
+    "-e",
+    "--exec-process-spec",
+    files.specPath,
+    "-l",
+    `k8s-file:${files.logPath}`,
+    "--socket-dir-path",
+    o.socketDir,
+    "--log-level",
+    o.conmonLogLevel ?? "error",
+    "--sync",
+  ];
+  if (o.terminal) args.push("-t");
+  if (o.timeoutSec > 0) args.push("-T", String(o.timeoutSec));
+  return args;
+}
+
+/** Splits a CRI (k8s-file) log into stdout and stderr, joining partial (`P`) lines. */
+export function parseCriLog(log: Buffer | string): { stdout: Buffer; stderr: Buffer } {
+  const text = typeof log === "string" ? log : log.toString("utf8");
+  const out: string[] = [];
+  const err: string[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    // <timestamp> <stream> <tag> <content>
+    const a = line.indexOf(" ");
+    const b = line.indexOf(" ", a + 1);
+    const c = line.indexOf(" ", b + 1);
+    if (a < 0 || b < 0) continue;
+    const stream = line.slice(a + 1, b);
+    const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
+    const content = c < 0 ? "" : line.slice(c + 1);
+    const chunk = tag.split(":")[0] === "P" ? content : `${content}\n`;
+    if (stream === "stdout") out.push(chunk);
+    else if (stream === "stderr") err.push(chunk);
+  }
+  return { stdout: Buffer.from(out.join("")), stderr: Buffer.from(err.join("")) };
+}
+
+/**
+ * Runs a command in a running container through `conmon --exec --sync` and collects its
+ * output from the CRI log conmon writes. A timeout is a result (`timedOut`, exit code -1,
+ * stderr "command timed out"), as the kubelet's probes expect; a process that cannot be
+ * started rejects with an OciRuntimeError.
+ */
+export async function execSync(o: ExecSyncOptions): Promise<ExecSyncResult> {
+  const runner = o.runner ?? run;
+  await mkdir(o.socketDir, { recursive: true });
+  const dir = await mkdtemp(join(o.tmpDir ?? tmpdir(), `berth-exec-${o.id.slice(0, 12)}-`));
+  try {
+    const files = {
+      specPath: join(dir, "process.json"),
+      logPath: join(dir, "exec.log"),
+      pidPath: join(dir, "exec.pid"),
+    };
+    await writeFile(files.specPath, JSON.stringify(o.processSpec));
+    let reader: SyncReader | undefined;
+    const result = await runner(o.conmonPath ?? DEFAULT_CONMON_PATH, execArgs(o, files), {
+      env: conmonEnv(),
+      extraPipes: 2,
+      // Backstop only: conmon enforces -T itself.
+      ...(o.timeoutSec > 0 ? { timeoutMs: o.timeoutSec * 1000 + 30_000 } : {}),
+      onSpawn: (child) => {
+        const [sync, start] = child.pipes;
+        if (!sync || !start) throw internal("conmon spawned without its sync/start pipes");
+        reader = new SyncReader(sync);
+        start.on("error", () => {});
+        start.end(Buffer.from([0]));
+      },
+    });
+    const messages = reader ? await reader.all() : [];
+    reader?.destroy();
+    const last = messages[messages.length - 1];
+    if (!last) {
+      if (result.timedOut) {
+        const pid = await readPidFile(files.pidPath);
+        if (pid !== undefined) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone
+          }
+        }
+        throw deadlineExceeded(`exec in container ${o.id}: conmon did not finish in time`);
+      }
+      throw internal(
+        `exec in container ${o.id}: conmon reported no exit code (${describeExit(result)}): ${result.stderr.trim()}`,
+      );
+    }
+    if (last.value === -1 && last.message === EXEC_TIMED_OUT_MESSAGE) {
+      return {
+        stdout: Buffer.alloc(0),
+        stderr: Buffer.from(EXEC_TIMED_OUT_MESSAGE),
+        exitCode: -1,
+        timedOut: true,
+      };
+    }
+    if (last.value === -1) {
+      throw runtimeError("exec in", o.id, last.message ?? (result.stderr.trim() || "exec failed"));
+    }
+    let log: Buffer = Buffer.alloc(0);
+    try {
+      log = await readFile(files.logPath);
+      if (log.length > MAX_EXEC_SYNC_OUTPUT) log = log.subarray(0, MAX_EXEC_SYNC_OUTPUT);
+    } catch (e) {
+      if (errnoCode(e) !== "ENOENT") throw e;
+    }
+    return { ...parseCriLog(log), exitCode: last.value, timedOut: false };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface ExitFile {
+  exitCode: number;
+  /** The exit file's mtime: when conmon saw the container exit. */
+  finishedAt: Date;
+}
+
+/** Reads `<exitDir>/<id>`; undefined while the container has not exited (or the file is partial). */
+export async function readExitFile(exitDir: string, id: string): Promise<ExitFile | undefined> {
+  const path = join(exitDir, id);
+  try {
+    const [text, st] = await Promise.all([readFile(path, "utf8"), stat(path)]);
+    const s = text.trim();
+    if (!/^-?\d+$/.test(s)) return undefined;
+    return { exitCode: Number.parseInt(s, 10), finishedAt: st.mtime };
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return undefined;
+    throw e;
+  }
+}

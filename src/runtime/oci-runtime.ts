@@ -1,0 +1,329 @@
+/**
+ * The container runtime as the CRI runtime service sees it: an `OciRuntime` per RuntimeClass
+ * handler, implemented by conmon (monitor) + an OCI runtime CLI (runc, crun).
+ *
+ * On-disk layout under `stateDir` (shared by all handlers; container ids are unique):
+ *   exits/<id>                  exit code written by conmon (mtime = finish time)
+ *   attach/                     conmon --socket-dir-path (attach sockets)
+ *   containers/<id>/            conmon --persist-dir: pidfile, conmon.pid, conmon.stderr
+ */
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { type Logger, pino } from "pino";
+import { invalidArgument, isBerthError, notFound, unavailable } from "../common/errors.js";
+import {
+  type CreatedContainer,
+  conmonAlive,
+  createContainer,
+  DEFAULT_CONMON_PATH,
+  type ExecSyncResult,
+  type ExitFile,
+  execSync,
+  readExitFile,
+  readPidFile,
+} from "./conmon.js";
+import type { Runner } from "./process.js";
+import { type OciState, RuncCli } from "./runc.js";
+
+export interface ContainerCreateSpec {
+  id: string;
+  /** Human name (conmon -n); defaults to the id. */
+  name?: string;
+  /** OCI bundle directory holding config.json and the rootfs. */
+  bundle: string;
+  /** The CRI log file. */
+  logPath: string;
+  terminal?: boolean;
+  stdin?: boolean;
+  stdinOnce?: boolean;
+  logSizeMax?: number;
+}
+
+export type ExitStatus = ExitFile;
+
+export interface OciRuntime {
+  readonly handler: string;
+  /** Creates (not starts) the container under a daemonized conmon; resolves with its init pid. */
+  create(spec: ContainerCreateSpec): Promise<CreatedContainer>;
+  start(id: string): Promise<void>;
+  /** Runtime state, or undefined if the runtime does not know the id. */
+  state(id: string): Promise<OciState | undefined>;
+  /**
+   * Sends `signal` (default SIGTERM), waits up to `timeoutSec` for the exit, then SIGKILLs and
+   * waits for conmon's exit file. Resolves with the exit status (undefined if the container
+   * was never started or its monitor is gone without one).
+   */
+  stop(id: string, signal?: string | number, timeoutSec?: number): Promise<ExitStatus | undefined>;
+  kill(id: string, signal: string | number, all?: boolean): Promise<void>;
+  /** Force-deletes the runtime container and its monitor state. Idempotent. */
+  delete(id: string): Promise<void>;
+  execSync(id: string, processSpec: object, timeoutSec: number): Promise<ExecSyncResult>;
+  update(id: string, resources: object): Promise<void>;
+  /** The exit status conmon recorded, or undefined while running / never started. */
+  exitStatus(id: string): Promise<ExitStatus | undefined>;
+  /** Whether the container's conmon is still running. */
+  monitorAlive(id: string): Promise<boolean>;
+}
+
+export interface ConmonRuntimeOptions {
+  handler: string;
+  runtimePath: string;
+  runtimeRoot: string;
+  stateDir: string;
+  conmonPath?: string;
+  conmonLogLevel?: string;
+  runner?: Runner;
+  logger?: Logger;
+  /** After SIGKILL, how long to wait for conmon's exit file; default 10 s. */
+  killWaitMs?: number;
+  /** Exit-file poll interval; default 100 ms. */
+  pollMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function isCode(e: unknown, ...codes: string[]): boolean {
+  return isBerthError(e) && codes.includes(e.code);
+}
+
+export class ConmonOciRuntime implements OciRuntime {
+  readonly handler: string;
+  readonly runc: RuncCli;
+  private readonly o: ConmonRuntimeOptions;
+  private readonly log: Logger;
+
+  constructor(o: ConmonRuntimeOptions) {
+    this.o = o;
+    this.handler = o.handler;
+    this.runc = new RuncCli(
+      { path: o.runtimePath, root: o.runtimeRoot },
+      o.runner ? { runner: o.runner } : {},
+    );
+    this.log = (o.logger ?? pino({ level: "silent" })).child({ component: "runtime", handler: o.handler });
+  }
+
+  get exitDir(): string {
+    return join(this.o.stateDir, "exits");
+  }
+  get socketDir(): string {
+    return join(this.o.stateDir, "attach");
+  }
+  containerDir(id: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id))
+      throw invalidArgument(`invalid container id ${JSON.stringify(id)}`);
+    return join(this.o.stateDir, "containers", id);
+  }
+  conmonPidFile(id: string): string {
+    return join(this.containerDir(id), "conmon.pid");
+  }
+
+  async create(spec: ContainerCreateSpec): Promise<CreatedContainer> {
+    const dir = this.containerDir(spec.id);
+    const created = await createContainer({
+      id: spec.id,
+      name: spec.name ?? spec.id,
+      bundle: spec.bundle,
+      runtime: this.runc.binary,
+      logPath: spec.logPath,
+      exitDir: this.exitDir,
+      persistDir: dir,
+      socketDir: this.socketDir,
+      pidFile: join(dir, "pidfile"),
+      conmonPidFile: join(dir, "conmon.pid"),
+      ...(spec.terminal !== undefined ? { terminal: spec.terminal } : {}),
+      ...(spec.stdin !== undefined ? { stdin: spec.stdin } : {}),
+      ...(spec.stdinOnce !== undefined ? { stdinOnce: spec.stdinOnce } : {}),
+      ...(spec.logSizeMax !== undefined ? { logSizeMax: spec.logSizeMax } : {}),
+      ...(this.o.conmonPath ? { conmonPath: this.o.conmonPath } : {}),
+      ...(this.o.conmonLogLevel ? { conmonLogLevel: this.o.conmonLogLevel } : {}),
+      ...(this.o.runner ? { runner: this.o.runner } : {}),
+    });
+    this.log.debug({ id: spec.id, pid: created.pid, conmonPid: created.conmonPid }, "container created");
+    return created;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.runc.start(id);
+  }
+
+  state(id: string): Promise<OciState | undefined> {
+    return this.runc.state(id);
+  }
+
+  async kill(id: string, signal: string | number, all = false): Promise<void> {
+    await this.runc.kill(id, signal, all);
+  }
+
+  exitStatus(id: string): Promise<ExitStatus | undefined> {
+    return readExitFile(this.exitDir, id);
+  }
+
+  monitorAlive(id: string): Promise<boolean> {
+    return conmonAlive(this.conmonPidFile(id));
+  }
+
+  /** Polls for the exit file until `ms` elapse; stops early if the monitor is gone. */
+  private async waitExit(id: string, ms: number): Promise<ExitStatus | undefined> {
+    const deadline = Date.now() + ms;
+    const poll = this.o.pollMs ?? 100;
+    for (;;) {
+      const st = await this.exitStatus(id);
+      if (st) return st;
+      if (Date.now() >= deadline) return undefined;
+      if (!(await this.monitorAlive(id))) {
+        // conmon writes the exit file before exiting; one last look closes the race.
+        return this.exitStatus(id);
+      }
+      await sleep(Math.min(poll, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  async stop(
+    id: string,
+    signal: string | number = "SIGTERM",
+    timeoutSec = 0,
+  ): Promise<ExitStatus | undefined> {
+    const done = await this.exitStatus(id);
+    if (done) return done;
+    const st = await this.runc.state(id);
+    if (!st || st.status === "stopped" || st.status === "created") {
+      if (st?.status === "created") {
+        // Never started: there is no process to signal gracefully; kill the init that waits.
+        await this.runc.kill(id, "KILL").catch(() => {});
+      }
+      return this.waitExit(id, this.o.killWaitMs ?? 10_000);
+    }
+    if (st.status === "paused") await this.runc.resume(id).catch(() => {});
+    if (timeoutSec > 0) {
+      try {
+        await this.runc.kill(id, signal);
+      } catch (e) {
+        if (!isCode(e, "NotFound", "FailedPrecondition")) throw e;
+      }
+      const exited = await this.waitExit(id, timeoutSec * 1000);
+      if (exited) return exited;
+      this.log.info({ id, signal, timeoutSec }, "stop signal timed out; killing");
+    }
+    try {
+      await this.runc.kill(id, "KILL");
+    } catch (e) {
+      if (!isCode(e, "NotFound", "FailedPrecondition")) throw e;
+    }
+    const exited = await this.waitExit(id, this.o.killWaitMs ?? 10_000);
+    if (exited) return exited;
+    const after = await this.runc.state(id);
+    if (after && after.status !== "stopped") {
+      throw unavailable(`container ${id} is still ${after.status} after SIGKILL`);
+    }
+    return undefined;
+  }
+
+  async delete(id: string): Promise<void> {
+    const dir = this.containerDir(id);
+    await this.runc.delete(id, { force: true });
+    // The container is gone, so its conmon exits on its own; don't leave one behind if not.
+    const pidFile = this.conmonPidFile(id);
+    for (let i = 0; i < 40 && (await conmonAlive(pidFile)); i++) await sleep(50);
+    if (await conmonAlive(pidFile)) {
+      const pid = await readPidFile(pidFile);
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+    await rm(join(this.exitDir, id), { force: true });
+  }
+
+  execSync(id: string, processSpec: object, timeoutSec: number): Promise<ExecSyncResult> {
+    return execSync({
+      id,
+      runtime: this.runc.binary,
+      processSpec,
+      timeoutSec,
+      socketDir: this.socketDir,
+      ...(this.o.conmonPath ? { conmonPath: this.o.conmonPath } : {}),
+      ...(this.o.runner ? { runner: this.o.runner } : {}),
+    });
+  }
+
+  async update(id: string, resources: object): Promise<void> {
+    await this.runc.update(id, resources);
+  }
+}
+
+export interface RuntimeHandlerConfig {
+  runtimePath: string;
+  runtimeRoot: string;
+  /** Only "oci" (conmon + runc-compatible CLI) is implemented. */
+  runtimeType?: string;
+}
+
+export interface RuntimeHandlersConfig {
+  /** Handler used for an empty RuntimeClass handler; default "runc". */
+  defaultHandler?: string;
+  handlers?: Record<string, RuntimeHandlerConfig>;
+  stateDir: string;
+  conmonPath?: string;
+  conmonLogLevel?: string;
+  runner?: Runner;
+  logger?: Logger;
+}
+
+export const DEFAULT_HANDLER = "runc";
+export const DEFAULT_HANDLERS: Readonly<Record<string, RuntimeHandlerConfig>> = {
+  runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/runc", runtimeType: "oci" },
+};
+
+/** RuntimeClass handler name → OciRuntime, built from configuration. */
+export class RuntimeHandlers {
+  readonly defaultHandler: string;
+  private readonly runtimes = new Map<string, OciRuntime>();
+
+  constructor(cfg: RuntimeHandlersConfig) {
+    const handlers = cfg.handlers ?? DEFAULT_HANDLERS;
+    this.defaultHandler = cfg.defaultHandler ?? DEFAULT_HANDLER;
+    for (const [name, h] of Object.entries(handlers)) {
+      const type = h.runtimeType ?? "oci";
+      if (type !== "oci") {
+        throw invalidArgument(`runtime handler "${name}": unsupported runtime_type "${type}" (only "oci")`);
+      }
+      if (!h.runtimePath || !h.runtimeRoot) {
+        throw invalidArgument(`runtime handler "${name}": runtime_path and runtime_root are required`);
+      }
+      this.runtimes.set(
+        name,
+        new ConmonOciRuntime({
+          handler: name,
+          runtimePath: h.runtimePath,
+          runtimeRoot: h.runtimeRoot,
+          stateDir: cfg.stateDir,
+          ...(cfg.conmonPath ? { conmonPath: cfg.conmonPath } : { conmonPath: DEFAULT_CONMON_PATH }),
+          ...(cfg.conmonLogLevel ? { conmonLogLevel: cfg.conmonLogLevel } : {}),
+          ...(cfg.runner ? { runner: cfg.runner } : {}),
+          ...(cfg.logger ? { logger: cfg.logger } : {}),
+        }),
+      );
+    }
+    if (!this.runtimes.has(this.defaultHandler)) {
+      throw invalidArgument(`default runtime handler "${this.defaultHandler}" is not configured`);
+    }
+  }
+
+  names(): string[] {
+    return [...this.runtimes.keys()];
+  }
+
+  /** The runtime for a RuntimeClass handler ("" or undefined → the default). */
+  get(handler?: string): OciRuntime {
+    const name = handler === undefined || handler === "" ? this.defaultHandler : handler;
+    const rt = this.runtimes.get(name);
+    if (!rt) {
+      throw notFound(`runtime handler "${name}" is not configured (known: ${this.names().join(", ")})`);
+    }
+    return rt;
+  }
+}

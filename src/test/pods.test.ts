@@ -1,0 +1,278 @@
+/**
+ * Pods and containers end to end against a real berthd: pinned namespaces, CNI bridge
+ * networking, overlay rootfs, conmon + runc, CRI logs, ExecSync, stop/remove, restart.
+ * Uses a test-only bridge and subnet, and removes everything it made.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { credentials, Metadata, status } from "@grpc/grpc-js";
+import { grpcAddress } from "../cri/client.js";
+import * as api from "../cri/gen/runtime/v1/api.js";
+import {
+  ContainerConfig,
+  ContainerState,
+  PodSandboxConfig,
+  PodSandboxState,
+  RuntimeServiceClient,
+} from "../cri/gen/runtime/v1/api.js";
+import { busyboxLayer } from "../tools/busybox-image.js";
+import { buildImage, ociArchive } from "../tools/oci-builder.js";
+import { BerthdProcess } from "./harness/berthd.js";
+
+const run = promisify(execFile);
+const BRIDGE = "berthit0";
+const SUBNET = "10.251.0.0/24";
+
+type Method = (
+  req: unknown,
+  md: Metadata,
+  opts: object,
+  cb: (err: Error | null, res: unknown) => void,
+) => void;
+
+/** A promise-returning wrapper over every RuntimeService method. */
+function runtimeClient(socket: string) {
+  const client = new RuntimeServiceClient(grpcAddress(socket), credentials.createInsecure());
+  const call = <T>(name: string, req: unknown): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const m = (client as unknown as Record<string, Method>)[name]!;
+      // Unset fields must be proto defaults, not undefined: build the message with fromPartial.
+      const type = (api as unknown as Record<string, { fromPartial(o: unknown): unknown }>)[
+        `${name[0]!.toUpperCase()}${name.slice(1)}Request`
+      ]!;
+      m.call(client, type.fromPartial(req), new Metadata(), { deadline: Date.now() + 120_000 }, (err, res) =>
+        err ? reject(err) : resolve(res as T),
+      );
+    });
+  return { client, call };
+}
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: 5000 }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.end();
+  });
+}
+
+describe("pods and containers", () => {
+  let berthd: BerthdProcess;
+  let dir: string;
+  let rt: ReturnType<typeof runtimeClient>;
+  const image = "docker.io/berth/busybox:it";
+
+  const podConfig = (name: string) =>
+    PodSandboxConfig.fromPartial({
+      metadata: { name, namespace: "default", uid: `uid-${name}`, attempt: 0 },
+      hostname: name,
+      logDirectory: join(dir, "logs", name),
+      labels: { app: name },
+    });
+  const containerConfig = (name: string, command: string[]) =>
+    ContainerConfig.fromPartial({
+      metadata: { name, attempt: 0 },
+      image: { image },
+      command,
+      logPath: `${name}.log`,
+      labels: { c: name },
+    });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "berth-pods-"));
+    const conf = join(dir, "net.d");
+    await run("mkdir", ["-p", conf]);
+    await writeFile(
+      join(conf, "10-test.conflist"),
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "berth-it",
+        plugins: [
+          {
+            type: "bridge",
+            bridge: BRIDGE,
+            isGateway: true,
+            ipMasq: false,
+            ipam: { type: "host-local", ranges: [[{ subnet: SUBNET }]], dataDir: join(dir, "ipam") },
+          },
+          { type: "portmap", capabilities: { portMappings: true } },
+        ],
+      }),
+    );
+    berthd = await BerthdProcess.start({
+      toml: `[cni]\nconf_dirs = ["${conf}"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n`,
+    });
+    rt = runtimeClient(berthd.socket);
+    const archive = join(dir, "bb.tar");
+    await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name: image }]));
+    await berthd.client.importImage(archive);
+  });
+
+  after(async () => {
+    // Remove every pod through the runtime, then whatever a failure left behind.
+    try {
+      const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {});
+      for (const p of items) {
+        await rt.call("stopPodSandbox", { podSandboxId: p.id }).catch(() => {});
+        await rt.call("removePodSandbox", { podSandboxId: p.id }).catch(() => {});
+      }
+    } catch {}
+    rt?.client.close();
+    await berthd?.stop();
+    await run("ip", ["link", "del", BRIDGE]).catch(() => {});
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reports NetworkReady once a CNI config exists, and the cgroup driver", async () => {
+    const s = await berthd.client.status();
+    const net = s.status?.conditions.find((c) => c.type === "NetworkReady");
+    assert.equal(net?.status, true);
+    const cfg = await rt.call<{ linux?: { cgroupDriver: number } }>("runtimeConfig", {});
+    assert.equal(cfg.linux?.cgroupDriver, 1 /* CGROUPFS */);
+  });
+
+  it("runs a pod with an IP in the CNI subnet", async () => {
+    const { podSandboxId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", {
+      config: podConfig("web"),
+    });
+    const st = await rt.call<{ status: { state: number; network: { ip: string } } }>("podSandboxStatus", {
+      podSandboxId,
+    });
+    assert.equal(st.status.state, PodSandboxState.SANDBOX_READY);
+    assert.match(st.status.network.ip, /^10\.251\.0\.\d+$/);
+    const dup = rt.call("runPodSandbox", { config: podConfig("web") });
+    await assert.rejects(dup, (err: { code: number; details: string }) => {
+      assert.equal(err.code, status.ALREADY_EXISTS);
+      assert.match(err.details, new RegExp(podSandboxId));
+      return true;
+    });
+  });
+
+  it("runs a busybox httpd reachable at the pod IP, logs in CRI format, ExecSync", async () => {
+    const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {
+      filter: { labelSelector: { app: "web" } },
+    });
+    const podId = items[0]!.id;
+    const podStatus = await rt.call<{ status: { network: { ip: string } } }>("podSandboxStatus", {
+      podSandboxId: podId,
+    });
+    const cfg = containerConfig("httpd", [
+      "/bin/sh",
+      "-c",
+      "echo started; echo index > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+    ]);
+    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+      podSandboxId: podId,
+      config: cfg,
+      sandboxConfig: podConfig("web"),
+    });
+    await rt.call("startContainer", { containerId });
+    const cs = await rt.call<{ status: { state: number; logPath: string } }>("containerStatus", {
+      containerId,
+    });
+    assert.equal(cs.status.state, ContainerState.CONTAINER_RUNNING);
+    let body = "";
+    for (let i = 0; i < 50 && body === ""; i++) {
+      body = await httpGet(`http://${podStatus.status.network.ip}:8080/index.html`).catch(() => "");
+      if (body === "") await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(body, "index\n");
+    const log = await readFile(cs.status.logPath, "utf8");
+    assert.match(log, /^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d) stdout F started$/m);
+    const ex = await rt.call<{ stdout: Buffer; exitCode: number }>("execSync", {
+      containerId,
+      cmd: ["/bin/sh", "-c", "hostname; id -u; exit 3"],
+      timeout: 10,
+    });
+    assert.equal(ex.exitCode, 3);
+    assert.equal(Buffer.from(ex.stdout).toString(), "web\n0\n");
+  });
+
+  it("reports exit codes and reasons", async () => {
+    const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {});
+    const podId = items[0]!.id;
+    const mk = async (name: string, cmd: string[]) => {
+      const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+        podSandboxId: podId,
+        config: containerConfig(name, cmd),
+      });
+      await rt.call("startContainer", { containerId });
+      return containerId;
+    };
+    const ok = await mk("ok", ["/bin/true"]);
+    const bad = await mk("bad", ["/bin/sh", "-c", "exit 7"]);
+    const waitExit = async (id: string) => {
+      for (let i = 0; i < 100; i++) {
+        const s = await rt.call<{ status: { state: number; exitCode: number; reason: string } }>(
+          "containerStatus",
+          {
+            containerId: id,
+          },
+        );
+        if (s.status.state === ContainerState.CONTAINER_EXITED) return s.status;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`container ${id} did not exit`);
+    };
+    assert.deepEqual(
+      { code: (await waitExit(ok)).exitCode, reason: (await waitExit(ok)).reason },
+      { code: 0, reason: "Completed" },
+    );
+    const b = await waitExit(bad);
+    assert.equal(b.exitCode, 7);
+    assert.equal(b.reason, "Error");
+    await assert.rejects(
+      rt.call("createContainer", {
+        podSandboxId: podId,
+        config: containerConfig("nocmd", ["/no/such/binary"]),
+      }),
+      (err: { code: number; details: string }) => {
+        assert.match(err.details, /no\/such\/binary/);
+        return true;
+      },
+    );
+  });
+
+  it("keeps containers running across a berthd SIGKILL and restart", async () => {
+    const before = await rt.call<{ containers: Array<{ id: string; state: number }> }>("listContainers", {});
+    const running = before.containers.filter((c) => c.state === ContainerState.CONTAINER_RUNNING);
+    assert.ok(running.length >= 1);
+    await berthd.kill("SIGKILL");
+    await berthd.launch();
+    rt.client.close();
+    rt = runtimeClient(berthd.socket);
+    const after = await rt.call<{ containers: Array<{ id: string; state: number }> }>("listContainers", {});
+    assert.deepEqual(
+      after.containers.map((c) => [c.id, c.state]).sort(),
+      before.containers.map((c) => [c.id, c.state]).sort(),
+    );
+  });
+
+  it("stops and removes pods idempotently, leaving no namespaces or bridge ports", async () => {
+    const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {});
+    for (const p of items) {
+      await rt.call("stopPodSandbox", { podSandboxId: p.id });
+      await rt.call("stopPodSandbox", { podSandboxId: p.id });
+      await rt.call("removePodSandbox", { podSandboxId: p.id });
+      await rt.call("removePodSandbox", { podSandboxId: p.id });
+    }
+    assert.deepEqual((await rt.call<{ items: unknown[] }>("listPodSandbox", {})).items, []);
+    assert.deepEqual((await rt.call<{ containers: unknown[] }>("listContainers", {})).containers, []);
+    const mounts = await readFile("/proc/self/mountinfo", "utf8");
+    assert.ok(!mounts.includes(berthd.root), "no mounts left under berthd's root");
+    const { stdout } = await run("ip", ["-o", "link", "show", "master", BRIDGE]).catch(() => ({
+      stdout: "",
+    }));
+    assert.equal(stdout.trim(), "");
+  });
+});

@@ -5,7 +5,8 @@
  * state of the others is re-read from the runtime and conmon's exit files.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
@@ -21,6 +22,12 @@ import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../
 import type { ExecSyncResult } from "../runtime/conmon.js";
 import type { OciRuntime, RuntimeHandlers } from "../runtime/oci-runtime.js";
 import { RecordStore } from "../store/record-store.js";
+import {
+  allHostDevices,
+  boundingCapabilities,
+  ensureMountSources,
+  resolveDevices,
+} from "./host-resources.js";
 import { mountRootfs, removeRootfs } from "./rootfs.js";
 import { rootfsReader } from "./rootfs-reader.js";
 
@@ -74,6 +81,17 @@ export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
 }
 
 const msToNs = (d: Date) => (BigInt(d.getTime()) * 1_000_000n).toString();
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+
+/** conmon drops an `oom` file in its working directory (the bundle) when the cgroup OOM-killed. */
+async function exitReason(c: ContainerRecord, exitCode: number): Promise<string> {
+  if (await exists(join(c.dir, "oom"))) return "OOMKilled";
+  return exitCode === 0 ? "Completed" : "Error";
+}
 
 export class ContainerManager {
   readonly store: RecordStore<ContainerRecord>;
@@ -147,6 +165,9 @@ export class ContainerManager {
     };
     try {
       rec = await this.store.put(rec);
+      await ensureMountSources(config.mounts);
+      const privileged = config.linux?.securityContext?.privileged ?? false;
+      const devices = privileged ? await allHostDevices() : await resolveDevices(config.devices);
       const lowers = img.layers.map((l) => this.opts.images.snapshots.fsPath(l.chainId));
       const { rootfs } = await mountRootfs(lowers, rec.dir);
       const spec = await buildContainerSpec({
@@ -166,6 +187,8 @@ export class ContainerManager {
           ...(pod.shm ? { shm: pod.shm } : {}),
         },
         oomScoreAdjMin: this.opts.oomScoreAdjMin,
+        devices,
+        allCapabilities: await boundingCapabilities(),
       });
       await writeFile(join(rec.dir, "config.json"), JSON.stringify(spec));
       const logPath = rec.logPath || join(rec.dir, "container.log");
@@ -218,12 +241,13 @@ export class ContainerManager {
     const rt = this.runtime(c);
     const exit = await rt.exitStatus(c.id);
     if (exit) {
+      const reason = await exitReason(c, exit.exitCode);
       return this.store.update(c.id, (r) => ({
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: exit.exitCode,
         finishedAtNs: msToNs(exit.finishedAt),
-        reason: r.reason || (exit.exitCode === 0 ? "Completed" : "Error"),
+        reason: r.reason || reason,
       }));
     }
     if (c.state === "CONTAINER_RUNNING" && !(await rt.monitorAlive(c.id))) {
@@ -247,12 +271,14 @@ export class ContainerManager {
     const cur = await this.refresh(c.id);
     if (cur?.state !== "CONTAINER_RUNNING") return;
     const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
+    const exitCode = exit?.exitCode ?? 137;
+    const reason = await exitReason(cur, exitCode);
     await this.store.update(cur.id, (r) => ({
       ...r,
       state: "CONTAINER_EXITED",
-      exitCode: exit?.exitCode ?? 137,
+      exitCode,
       finishedAtNs: exit ? msToNs(exit.finishedAt) : nowNs(),
-      reason: r.reason || ((exit?.exitCode ?? 137) === 0 ? "Completed" : "Error"),
+      reason: r.reason || reason,
     }));
   }
 
@@ -301,6 +327,26 @@ export class ContainerManager {
     if (Object.keys(cpu).length) r["cpu"] = cpu;
     if (resources.memoryLimitInBytes) r["memory"] = { limit: Number(resources.memoryLimitInBytes) };
     await this.runtime(c).update(c.id, r);
+  }
+
+  /**
+   * Makes conmon reopen the container's log file (after kubelet rotated it), through conmon's
+   * control FIFO in the bundle, as CRI-O does; resolves once the new file exists.
+   */
+  async reopenLog(id: string): Promise<void> {
+    const c = await this.refresh(this.store.resolve(id).id);
+    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
+    const fh = await open(join(c.dir, "ctl"), constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      await fh.write("2 0 0\n");
+    } finally {
+      await fh.close();
+    }
+    for (let i = 0; i < 250; i++) {
+      if (await exists(c.logPath)) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw failedPrecondition(`conmon did not reopen ${c.logPath}`);
   }
 
   listInPod(podId: string): ContainerRecord[] {

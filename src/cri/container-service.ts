@@ -22,6 +22,8 @@ import {
   ListContainersResponse,
   type RemoveContainerRequest,
   RemoveContainerResponse,
+  type ReopenContainerLogRequest,
+  ReopenContainerLogResponse,
   type StartContainerRequest,
   StartContainerResponse,
   type StopContainerRequest,
@@ -114,6 +116,10 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
       if (res.timedOut)
         throw deadlineExceeded(`command ${JSON.stringify(req.cmd)} timed out after ${timeout}s`);
       return ExecSyncResponse.fromPartial({ stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode });
+    }),
+    reopenContainerLog: unary(logger, "ReopenContainerLog", async (req: ReopenContainerLogRequest) => {
+      await containers.reopenLog(req.containerId);
+      return ReopenContainerLogResponse.fromPartial({});
     }),
     updateContainerResources: unary(
       logger,

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -241,6 +241,30 @@ describe("pods and containers", () => {
         return true;
       },
     );
+  });
+
+  it("reopens a container's log after rotation (ReopenContainerLog)", async () => {
+    const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {});
+    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+      podSandboxId: items[0]!.id,
+      config: containerConfig("ticker", ["/bin/sh", "-c", "while true; do echo tick; sleep 0.1; done"]),
+    });
+    await rt.call("startContainer", { containerId });
+    const { status: st } = await rt.call<{ status: { logPath: string } }>("containerStatus", { containerId });
+    await new Promise((r) => setTimeout(r, 300));
+    await rename(st.logPath, `${st.logPath}.1`);
+    await rt.call("reopenContainerLog", { containerId });
+    let fresh = "";
+    for (let i = 0; i < 50 && !fresh.includes("tick"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      fresh = await readFile(st.logPath, "utf8");
+    }
+    assert.match(fresh, /stdout F tick/);
+    assert.match(await readFile(`${st.logPath}.1`, "utf8"), /stdout F tick/);
+    await rt.call("stopContainer", { containerId, timeout: 0 });
+    await assert.rejects(rt.call("reopenContainerLog", { containerId }), {
+      code: status.FAILED_PRECONDITION,
+    });
   });
 
   it("keeps containers running across a berthd SIGKILL and restart", async () => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets Berth up on this machine and runs it: installs what it needs, builds it, starts berthd
-# on /run/berth/berth.sock, and loads a demo image built from Debian's busybox-static
-# (no internet needed). Run as root from the repository: bash scripts/demo.sh
+# Sets Berth up on this machine and runs it: installs what it needs, builds it, installs a
+# default CNI network if there is none, starts berthd on /run/berth/berth.sock, loads a demo
+# image built from Debian's busybox-static (no internet needed) and runs it as a pod.
+# Run as root from the repository: bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ berth() { node dist/bin/berth.js "$@"; }
 
 mkdir -p /etc/berth /var/log/berth
 [ -f /etc/berth/berth.toml ] || cp docs/berth.example.toml /etc/berth/berth.toml
+node dist/tools/install-cni.js /etc/cni/net.d
 
 if ! berth version >/dev/null 2>&1; then
   nohup node dist/bin/berthd.js >>/var/log/berth/berthd.log 2>&1 &
@@ -25,6 +27,19 @@ node dist/tools/make-demo-image.js "$demo" docker.io/berth/demo:latest
 berth image import "$demo"
 rm -f "$demo"
 berth images
+
+if ! berth ps | grep -q ' demo '; then
+  berth rmp demo >/dev/null 2>&1 || true
+  berth run --name demo --publish 8080:8080 docker.io/berth/demo:latest
+fi
+berth pods
+berth ps
+ip=$(berth inspectp demo | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).status.network.ip))')
+for _ in $(seq 1 50); do
+  node -e "require('http').get('http://$ip:8080/',r=>r.pipe(process.stdout)).on('error',()=>process.exit(1))" && break
+  sleep 0.1
+done
 echo
 echo "berthd is running (log: /var/log/berth/berthd.log, socket: /run/berth/berth.sock)."
-echo "Try: node dist/bin/berth.js inspecti docker.io/berth/demo:latest"
+echo "The demo pod serves http://$ip:8080/ (host port 8080 on the berth0 gateway, 10.88.0.1)."
+echo "Try: node dist/bin/berth.js logs demo; node dist/bin/berth.js exec demo -- ps"

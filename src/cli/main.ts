@@ -3,7 +3,10 @@ import { parseArgs } from "node:util";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { BERTH_VERSION } from "../common/version.js";
 import { CriClient, DEFAULT_ENDPOINT } from "../cri/client.js";
-import { commands, UsageError } from "./commands.js";
+import { commands as imageCommands, UsageError } from "./commands.js";
+import { runtimeCommands } from "./runtime-commands.js";
+
+const commands = { ...imageCommands, ...runtimeCommands };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
@@ -34,6 +37,11 @@ export async function main(argv: string[]): Promise<number> {
       creds: { type: "string" },
       auth: { type: "string" },
       tag: { type: "string" },
+      all: { type: "boolean", short: "a" },
+      name: { type: "string" },
+      publish: { type: "string", short: "p" },
+      runtime: { type: "string" },
+      "timeout-seconds": { type: "string" },
     },
   });
   if (values.version) {
@@ -63,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     await command.run({
       client,
       args: positionals.slice(name.split(" ").length),
-      flags: { ...values, o: values.output },
+      flags: { ...values, o: values.output, a: values.all },
       out: (s) => console.log(s),
     });
     return 0;

@@ -11,6 +11,7 @@ import {
   ImportRequest as ImportRequestMsg,
   type ImportResponse,
 } from "./gen/berth/v1/berth.js";
+import * as api from "./gen/runtime/v1/api.js";
 import {
   type AuthConfig,
   ImageFsInfoRequest,
@@ -82,6 +83,19 @@ export class CriClient {
     this.images = new ImageServiceClient(address, credentials.createInsecure(), options);
     this.berth = new ImagesClient(address, credentials.createInsecure(), options);
     this.timeoutMs = opts.timeoutMs ?? 120_000;
+  }
+
+  /**
+   * Calls any RuntimeService method by its ts-proto name ("runPodSandbox", "listContainers"…);
+   * the request is completed with proto defaults through the message's `fromPartial`.
+   */
+  runtimeCall<T>(method: string, request: object = {}, timeoutMs = this.timeoutMs): Promise<T> {
+    const type = (api as unknown as Record<string, { fromPartial(o: object): unknown }>)[
+      `${method[0]?.toUpperCase()}${method.slice(1)}Request`
+    ];
+    const fn = (this.runtime as unknown as Record<string, UnaryMethod<unknown, T>>)[method];
+    if (!type || !fn) throw new Error(`unknown RuntimeService method ${method}`);
+    return invoke(this.runtime, fn, type.fromPartial(request), timeoutMs);
   }
 
   close(): void {

@@ -39,11 +39,15 @@ export async function busyboxLayer(compression: Compression = "gzip"): Promise<B
   return buildLayer(await busyboxEntries(), compression);
 }
 
-/** The demo image of the README's first command. */
+/** The demo image of the README's first command: busybox httpd serving a greeting. */
 export async function demoImage(): Promise<BuiltImage> {
-  return buildImage([await busyboxLayer()], {
+  const site = await buildLayer([
+    { name: "www/", type: "directory" },
+    { name: "www/index.html", content: "Hello from a pod run by Berth.\n" },
+  ]);
+  return buildImage([await busyboxLayer(), site], {
     config: {
-      Cmd: ["/bin/httpd", "-f", "-v", "-p", "8080", "-h", "/"],
+      Cmd: ["/bin/httpd", "-f", "-v", "-p", "8080", "-h", "/www"],
       Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
       WorkingDir: "/",
       ExposedPorts: { "8080/tcp": {} },

@@ -1,0 +1,311 @@
+/**
+ * berth's pod and container commands: crictl's verbs (runp, create, start, stop, rm, stopp,
+ * rmp, pods, ps, inspect, inspectp, exec, logs) and a docker-like `run`.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Command, CommandContext } from "./commands.js";
+import { UsageError } from "./commands.js";
+import { table, toJson } from "./format.js";
+
+interface PodItem {
+  id: string;
+  metadata?: { name: string; namespace: string; attempt: number };
+  state: number;
+  createdAt: bigint;
+  runtimeHandler: string;
+}
+interface ContainerItem {
+  id: string;
+  podSandboxId: string;
+  metadata?: { name: string; attempt: number };
+  image?: { image: string };
+  state: number;
+  createdAt: bigint;
+}
+
+const POD_STATES = ["Ready", "NotReady"];
+const CONTAINER_STATES = ["Created", "Running", "Exited", "Unknown"];
+const short = (id: string) => id.slice(0, 13);
+
+function ago(ns: bigint): string {
+  const s = Math.max(0, Math.round((Date.now() - Number(ns / 1_000_000n)) / 1000));
+  if (s < 60) return `${s} seconds ago`;
+  if (s < 3600) return `${Math.round(s / 60)} minutes ago`;
+  return `${Math.round(s / 3600)} hours ago`;
+}
+
+async function readJson(path: string | undefined, what: string): Promise<object> {
+  if (!path) throw new UsageError(`missing ${what}`);
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as object;
+  } catch (err) {
+    throw new Error(`cannot read ${what} ${path}: ${(err as Error).message}`);
+  }
+}
+
+function arg(ctx: CommandContext, i: number, what: string): string {
+  const v = ctx.args[i];
+  if (!v) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+/** Full id from a prefix or a pod/container name, the way crictl users type them. */
+async function podId(ctx: CommandContext, ref: string): Promise<string> {
+  const { items } = await ctx.client.runtimeCall<{ items: PodItem[] }>("listPodSandbox", {});
+  const hit = items.filter((p) => p.id.startsWith(ref) || p.metadata?.name === ref);
+  if (hit.length === 1) return hit[0]!.id;
+  return ref;
+}
+
+async function containerId(ctx: CommandContext, ref: string): Promise<string> {
+  const { containers } = await ctx.client.runtimeCall<{ containers: ContainerItem[] }>("listContainers", {});
+  const hit = containers.filter((c) => c.id.startsWith(ref) || c.metadata?.name === ref);
+  if (hit.length === 1) return hit[0]!.id;
+  return ref;
+}
+
+/** Splits CRI log lines ("<time> <stream> <P|F> <text>") back into the output, joining P parts. */
+export function decodeCriLog(text: string): string {
+  let out = "";
+  for (const line of text.split("\n")) {
+    const m = /^\S+ (stdout|stderr) (P|F) (.*)$/.exec(line);
+    if (!m) continue;
+    out += m[3] + (m[2] === "F" ? "\n" : "");
+  }
+  return out;
+}
+
+const run: Command = async (ctx) => {
+  const image = arg(ctx, 0, "IMAGE");
+  const command = ctx.args.slice(1);
+  const name =
+    typeof ctx.flags["name"] === "string" ? ctx.flags["name"] : `berth-${randomBytes(3).toString("hex")}`;
+  const ports = typeof ctx.flags["publish"] === "string" ? [ctx.flags["publish"]] : [];
+  const portMappings = ports.map((p) => {
+    const m = /^(\d+):(\d+)(\/(tcp|udp))?$/.exec(p);
+    if (!m) throw new UsageError(`bad --publish "${p}": want HOSTPORT:CONTAINERPORT[/tcp|udp]`);
+    return { hostPort: Number(m[1]), containerPort: Number(m[2]), protocol: m[4] === "udp" ? 1 : 0 };
+  });
+  const logDirectory = join("/var/log/pods", `default_${name}_${name}`);
+  const podConfig = {
+    metadata: { name, namespace: "default", uid: randomBytes(8).toString("hex"), attempt: 0 },
+    hostname: name,
+    logDirectory,
+    portMappings,
+  };
+  const pod = await ctx.client.runtimeCall<{ podSandboxId: string }>("runPodSandbox", { config: podConfig });
+  const created = await ctx.client.runtimeCall<{ containerId: string }>("createContainer", {
+    podSandboxId: pod.podSandboxId,
+    config: {
+      metadata: { name, attempt: 0 },
+      image: { image },
+      ...(command.length ? { command } : {}),
+      logPath: `${name}.log`,
+    },
+    sandboxConfig: podConfig,
+  });
+  await ctx.client.runtimeCall("startContainer", { containerId: created.containerId });
+  const st = await ctx.client.runtimeCall<{ status: { network?: { ip: string } } }>("podSandboxStatus", {
+    podSandboxId: pod.podSandboxId,
+  });
+  ctx.out(
+    `pod ${short(pod.podSandboxId)} (ip ${st.status.network?.ip || "host"}), container ${short(created.containerId)}`,
+  );
+};
+
+export const runtimeCommands: Record<string, { summary: string; usage: string; run: Command }> = {
+  run: {
+    summary: "Run IMAGE in a new pod (docker-like): one pod, one container",
+    usage: "run [--name NAME] [--publish HOSTPORT:PORT] IMAGE [-- COMMAND...]",
+    run,
+  },
+  runp: {
+    summary: "Run a pod sandbox from a PodSandboxConfig JSON file",
+    usage: "runp [--runtime HANDLER] POD_CONFIG.json",
+    run: async (ctx) => {
+      const config = await readJson(ctx.args[0], "POD_CONFIG.json");
+      const handler = typeof ctx.flags["runtime"] === "string" ? ctx.flags["runtime"] : "";
+      const r = await ctx.client.runtimeCall<{ podSandboxId: string }>("runPodSandbox", {
+        config,
+        runtimeHandler: handler,
+      });
+      ctx.out(r.podSandboxId);
+    },
+  },
+  create: {
+    summary: "Create a container in a pod from JSON configs",
+    usage: "create POD CONTAINER_CONFIG.json POD_CONFIG.json",
+    run: async (ctx) => {
+      const pod = await podId(ctx, arg(ctx, 0, "POD"));
+      const config = await readJson(ctx.args[1], "CONTAINER_CONFIG.json");
+      const sandboxConfig = await readJson(ctx.args[2], "POD_CONFIG.json");
+      const r = await ctx.client.runtimeCall<{ containerId: string }>("createContainer", {
+        podSandboxId: pod,
+        config,
+        sandboxConfig,
+      });
+      ctx.out(r.containerId);
+    },
+  },
+  start: {
+    summary: "Start created containers",
+    usage: "start CONTAINER...",
+    run: async (ctx) => {
+      arg(ctx, 0, "CONTAINER");
+      for (const c of ctx.args) {
+        const id = await containerId(ctx, c);
+        await ctx.client.runtimeCall("startContainer", { containerId: id });
+        ctx.out(id);
+      }
+    },
+  },
+  stop: {
+    summary: "Stop running containers",
+    usage: "stop [--timeout-seconds N] CONTAINER...",
+    run: async (ctx) => {
+      arg(ctx, 0, "CONTAINER");
+      const timeout = Number(ctx.flags["timeout-seconds"] ?? 10);
+      for (const c of ctx.args) {
+        const id = await containerId(ctx, c);
+        await ctx.client.runtimeCall("stopContainer", { containerId: id, timeout });
+        ctx.out(id);
+      }
+    },
+  },
+  rm: {
+    summary: "Remove containers",
+    usage: "rm CONTAINER...",
+    run: async (ctx) => {
+      arg(ctx, 0, "CONTAINER");
+      for (const c of ctx.args) {
+        const id = await containerId(ctx, c);
+        await ctx.client.runtimeCall("removeContainer", { containerId: id });
+        ctx.out(id);
+      }
+    },
+  },
+  stopp: {
+    summary: "Stop pods (and their containers)",
+    usage: "stopp POD...",
+    run: async (ctx) => {
+      arg(ctx, 0, "POD");
+      for (const p of ctx.args) {
+        const id = await podId(ctx, p);
+        await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: id });
+        ctx.out(`Stopped sandbox ${id}`);
+      }
+    },
+  },
+  rmp: {
+    summary: "Remove pods (and their containers)",
+    usage: "rmp POD...",
+    run: async (ctx) => {
+      arg(ctx, 0, "POD");
+      for (const p of ctx.args) {
+        const id = await podId(ctx, p);
+        await ctx.client.runtimeCall("removePodSandbox", { podSandboxId: id });
+        ctx.out(`Removed sandbox ${id}`);
+      }
+    },
+  },
+  pods: {
+    summary: "List pods",
+    usage: "pods [-q] [-o json]",
+    run: async (ctx) => {
+      const { items } = await ctx.client.runtimeCall<{ items: PodItem[] }>("listPodSandbox", {});
+      if (ctx.flags["o"] === "json") return ctx.out(toJson({ items }));
+      if (ctx.flags["q"]) return ctx.out(items.map((p) => p.id).join("\n"));
+      ctx.out(
+        table(
+          ["POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT", "RUNTIME"],
+          items.map((p) => [
+            short(p.id),
+            ago(p.createdAt),
+            POD_STATES[p.state] ?? "?",
+            p.metadata?.name ?? "",
+            p.metadata?.namespace ?? "",
+            String(p.metadata?.attempt ?? 0),
+            p.runtimeHandler,
+          ]),
+        ),
+      );
+    },
+  },
+  ps: {
+    summary: "List containers (-a: also exited ones)",
+    usage: "ps [-a] [-q] [-o json]",
+    run: async (ctx) => {
+      const { containers } = await ctx.client.runtimeCall<{ containers: ContainerItem[] }>(
+        "listContainers",
+        {},
+      );
+      const shown = ctx.flags["a"] ? containers : containers.filter((c) => c.state === 1);
+      if (ctx.flags["o"] === "json") return ctx.out(toJson({ containers: shown }));
+      if (ctx.flags["q"]) return ctx.out(shown.map((c) => c.id).join("\n"));
+      ctx.out(
+        table(
+          ["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID"],
+          shown.map((c) => [
+            short(c.id),
+            c.image?.image ?? "",
+            ago(c.createdAt),
+            CONTAINER_STATES[c.state] ?? "?",
+            c.metadata?.name ?? "",
+            String(c.metadata?.attempt ?? 0),
+            short(c.podSandboxId),
+          ]),
+        ),
+      );
+    },
+  },
+  inspect: {
+    summary: "Show a container's status (JSON)",
+    usage: "inspect CONTAINER",
+    run: async (ctx) => {
+      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
+      ctx.out(toJson(await ctx.client.runtimeCall("containerStatus", { containerId: id, verbose: true })));
+    },
+  },
+  inspectp: {
+    summary: "Show a pod's status (JSON)",
+    usage: "inspectp POD",
+    run: async (ctx) => {
+      const id = await podId(ctx, arg(ctx, 0, "POD"));
+      ctx.out(toJson(await ctx.client.runtimeCall("podSandboxStatus", { podSandboxId: id, verbose: true })));
+    },
+  },
+  exec: {
+    summary: "Run a command in a container and print its output (ExecSync)",
+    usage: "exec [--timeout-seconds N] CONTAINER -- COMMAND...",
+    run: async (ctx) => {
+      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
+      const cmd = ctx.args.slice(1);
+      if (cmd.length === 0) throw new UsageError("missing COMMAND");
+      const timeout = Number(ctx.flags["timeout-seconds"] ?? 0);
+      const r = await ctx.client.runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>(
+        "execSync",
+        {
+          containerId: id,
+          cmd,
+          timeout,
+        },
+      );
+      process.stdout.write(Buffer.from(r.stdout));
+      process.stderr.write(Buffer.from(r.stderr));
+      if (r.exitCode !== 0) process.exitCode = r.exitCode;
+    },
+  },
+  logs: {
+    summary: "Print a container's log",
+    usage: "logs CONTAINER",
+    run: async (ctx) => {
+      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
+      const { status } = await ctx.client.runtimeCall<{ status: { logPath: string } }>("containerStatus", {
+        containerId: id,
+      });
+      process.stdout.write(decodeCriLog(await readFile(status.logPath, "utf8")));
+    },
+  },
+};

@@ -88,6 +88,16 @@ password = "p"
     }
   });
 
+  it("accepts every key of docs/berth.example.toml, uncommented", async () => {
+    const { readFile: read } = await import("node:fs/promises");
+    const text = await read(new URL("../../docs/berth.example.toml", import.meta.url), "utf8");
+    const live = text.replace(/^# (\[|[a-z_]+ = )/gm, "$1");
+    const c = parseConfig(live, "berth.example.toml");
+    assert.equal(c.runtime.handlers["runc-debug"]?.runtimeRoot, "/run/berth/runc-debug");
+    assert.deepEqual(c.registry.mirrors["registry.k8s.io"]?.endpoints, ["http://127.0.0.1:5000"]);
+    assert.equal(c.cni.confDirs[0], "/etc/cni/net.d");
+  });
+
   it("validates flag overrides the same way", () => {
     assert.throws(() => configFromToml({ listen: "sock" }), /"listen" must be an absolute path/);
   });

@@ -13,6 +13,7 @@ import type { Logger } from "../common/logger.js";
 import {
   ContainerConfig,
   type LinuxContainerResources,
+  NamespaceMode,
   type PodSandboxConfig,
 } from "../cri/gen/runtime/v1/api.js";
 import type { ImageManager } from "../image/image-manager.js";
@@ -179,7 +180,7 @@ export class ContainerManager {
         imageName: rec.imageRepoTag,
         rootfs,
         readRootfsFile: rootfsReader(rootfs),
-        namespaces: { ...pod.namespaces },
+        namespaces: { ...pod.namespaces, ...(await this.pidNamespaces(pod, config)) },
         podFiles: {
           resolvConf: join(pod.dir, "resolv.conf"),
           hosts: join(pod.dir, "hosts"),
@@ -209,6 +210,35 @@ export class ContainerManager {
       );
       throw err;
     }
+  }
+
+  /**
+   * Pid namespaces to join. Pods pin no pid namespace (that needs a living init), so pid mode
+   * POD joins the pid namespace of the pod's first running container, and TARGET that of the
+   * named container; the first container of a POD-mode pod gets a new one.
+   */
+  private async pidNamespaces(
+    pod: PodRecord,
+    config: ContainerConfig,
+  ): Promise<{ pid?: string; targetPid?: string }> {
+    const nsOpts = config.linux?.securityContext?.namespaceOptions;
+    const pidOf = async (c: ContainerRecord) => (await this.runtime(c).state(c.id))?.pid ?? 0;
+    if (nsOpts && nsOpts.pid === NamespaceMode.TARGET) {
+      const target = this.store.resolve(nsOpts.targetId);
+      const pid = await pidOf(target);
+      if (target.podId !== pod.id || pid <= 0) {
+        throw failedPrecondition(`target container ${nsOpts.targetId} is not running in pod ${pod.id}`);
+      }
+      return { targetPid: `/proc/${pid}/ns/pid` };
+    }
+    if ((nsOpts?.pid ?? NamespaceMode.POD) === NamespaceMode.POD) {
+      for (const c of this.listInPod(pod.id)) {
+        if (c.state !== "CONTAINER_RUNNING") continue;
+        const pid = await pidOf(c);
+        if (pid > 0) return { pid: `/proc/${pid}/ns/pid` };
+      }
+    }
+    return {};
   }
 
   async start(id: string): Promise<void> {

@@ -79,6 +79,7 @@ export class Daemon {
       handlers: this.handlers,
       oomScoreAdjMin,
     });
+    this.images.inUseBy = (imageId) => containers.store.list().find((c) => c.imageId === imageId)?.id;
     await this.pods.init();
     await containers.init();
 

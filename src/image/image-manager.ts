@@ -5,7 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { invalidArgument } from "../common/errors.js";
+import { failedPrecondition, invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
 import { ContentStore } from "./content-store.js";
@@ -30,6 +30,8 @@ export class ImageManager {
   readonly leases = new Leases();
   private readonly unpacks = new SingleFlight<void>();
   private readonly puller: Puller;
+  /** Set by the daemon: the id of a container using the image, if any (such images stay). */
+  inUseBy: ((imageId: string) => string | undefined) | undefined;
   private readonly logger: Logger;
   private readonly config: BerthConfig;
 
@@ -100,6 +102,8 @@ export class ImageManager {
   async remove(ref: string): Promise<void> {
     const img = this.find(ref);
     if (!img) return;
+    const user = this.inUseBy?.(img.id);
+    if (user) throw failedPrecondition(`image ${img.id} is in use by container ${user}`);
     const name = normalize(ref);
     if (name && img.repoTags.includes(name) && img.repoTags.length > 1) {
       await this.images.update(img.id, (i) => ({ ...i, repoTags: i.repoTags.filter((t) => t !== name) }));

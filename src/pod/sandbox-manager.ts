@@ -12,7 +12,12 @@ import type { Logger } from "../common/logger.js";
 import { MNT_DETACH, native } from "../common/native.js";
 import { NamespaceMode, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
 import type { CniClient } from "../network/cni.js";
-import { createPodNamespaces, type PodNamespacePaths, removePodNamespaces } from "../network/namespaces.js";
+import {
+  createPodNamespaces,
+  isNsfs,
+  type PodNamespacePaths,
+  removePodNamespaces,
+} from "../network/namespaces.js";
 import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
 import { RecordStore } from "../store/record-store.js";
 import { hostsFile, resolvConf } from "./files.js";
@@ -73,6 +78,15 @@ export class SandboxManager {
   async init(): Promise<void> {
     await this.store.init();
     for (const pod of this.store.list()) {
+      // After a reboot the pinned namespaces are gone: such a pod is not ready any more.
+      if (
+        pod.phase === "ready" &&
+        pod.state === "SANDBOX_READY" &&
+        pod.namespaces.net &&
+        !(await isNsfs(pod.namespaces.net))
+      ) {
+        await this.store.update(pod.id, (p) => ({ ...p, state: "SANDBOX_NOTREADY" }));
+      }
       if (pod.phase === "creating") {
         this.opts.logger.warn({ podSandboxId: pod.id }, "removing a pod whose creation was interrupted");
         await this.teardown(pod).catch((err: unknown) =>

@@ -196,6 +196,12 @@ describe("pods and containers", () => {
     });
     assert.equal(ex.exitCode, 3);
     assert.equal(Buffer.from(ex.stdout).toString(), "web\n0\n");
+    // The image stays while a container uses it.
+    await assert.rejects(berthd.client.removeImage(image), (err: { code: number; details: string }) => {
+      assert.equal(err.code, status.FAILED_PRECONDITION);
+      assert.match(err.details, new RegExp(containerId));
+      return true;
+    });
   });
 
   it("reports exit codes and reasons", async () => {

@@ -18,6 +18,7 @@ import {
 } from "../cri/gen/runtime/v1/api.js";
 import type { ImageManager } from "../image/image-manager.js";
 import type { ImageConfig } from "../image/registry/oci.js";
+import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
 import type { ExecSyncResult } from "../runtime/conmon.js";
@@ -347,16 +348,8 @@ export class ContainerManager {
   async updateResources(id: string, resources: LinuxContainerResources | undefined): Promise<void> {
     const c = this.store.resolve(id);
     if (!resources) return;
-    const r: Record<string, unknown> = {};
-    const cpu: Record<string, unknown> = {};
-    if (resources.cpuShares) cpu["shares"] = Number(resources.cpuShares);
-    if (resources.cpuQuota) cpu["quota"] = Number(resources.cpuQuota);
-    if (resources.cpuPeriod) cpu["period"] = Number(resources.cpuPeriod);
-    if (resources.cpusetCpus) cpu["cpus"] = resources.cpusetCpus;
-    if (resources.cpusetMems) cpu["mems"] = resources.cpusetMems;
-    if (Object.keys(cpu).length) r["cpu"] = cpu;
-    if (resources.memoryLimitInBytes) r["memory"] = { limit: Number(resources.memoryLimitInBytes) };
-    await this.runtime(c).update(c.id, r);
+    // The same mapping as at create: memory+swap follows the memory limit, so raising it works.
+    await this.runtime(c).update(c.id, buildResources(resources) ?? {});
   }
 
   /**

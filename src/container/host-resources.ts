@@ -83,22 +83,38 @@ export async function allHostDevices(): Promise<ResolvedDevice[]> {
   return out;
 }
 
-/** Missing bind-mount sources become directories (containerd's behaviour). */
+/**
+ * Missing bind-mount sources become directories (containerd's behaviour). Each missing part is
+ * made with a plain mkdir below the deepest existing directory: a recursive mkdir spins forever
+ * on paths like /proc/nonexistent/x in Node 20.
+ */
 export async function ensureMountSources(mounts: readonly Mount[]): Promise<void> {
   for (const m of mounts) {
     if (!m.hostPath.startsWith("/"))
       throw invalidArgument(`mount host path "${m.hostPath}" must be absolute`);
-    try {
-      await lstat(m.hostPath);
-    } catch (err) {
-      if (errnoCode(err) !== "ENOENT")
+    const parts = m.hostPath.split("/").filter((p) => p !== "");
+    let existing = 0;
+    for (let i = parts.length; i >= 0; i--) {
+      const path = `/${parts.slice(0, i).join("/")}`;
+      const st = await stat(path).catch((err: unknown) => {
+        if (errnoCode(err) === "ENOENT") return undefined;
         throw invalidArgument(`mount ${m.hostPath}: ${(err as Error).message}`, err);
+      });
+      if (!st) continue;
+      if (i < parts.length && !st.isDirectory())
+        throw invalidArgument(`mount ${m.hostPath}: ${path} is not a directory`);
+      existing = i;
+      break;
+    }
+    for (let i = existing + 1; i <= parts.length; i++) {
+      const path = `/${parts.slice(0, i).join("/")}`;
       try {
-        await mkdir(m.hostPath, { recursive: true, mode: 0o755 });
-      } catch (mkErr) {
+        await mkdir(path, { mode: 0o755 });
+      } catch (err) {
+        if (errnoCode(err) === "EEXIST") continue;
         throw invalidArgument(
-          `mount ${m.hostPath} does not exist and cannot be created: ${(mkErr as Error).message}`,
-          mkErr,
+          `mount ${m.hostPath} does not exist and cannot be created: ${(err as Error).message}`,
+          err,
         );
       }
     }

@@ -92,6 +92,8 @@ export function classifyRuntimeMessage(message: string): ErrorCode {
   ) {
     return "InvalidArgument";
   }
+  // Limits or mounts the kernel refuses for this request (e.g. a memory limit below current usage).
+  if (m.includes("unable to set memory limit") || m.includes("not a directory")) return "InvalidArgument";
   if (
     m.includes("not running") ||
     m.includes("is paused") ||

@@ -1,0 +1,127 @@
+/**
+ * A promise-returning RuntimeService client for integration tests: every method is called by
+ * name with a plain object, turned into the request message with the generated `fromPartial`
+ * (so unset fields are proto defaults, never undefined). Plus small helpers the container
+ * tests share: ExecSync with text output, waiting for a container to exit, CRI log parsing.
+ */
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { grpcAddress } from "../../cri/client.js";
+import * as api from "../../cri/gen/runtime/v1/api.js";
+import { ContainerState, RuntimeServiceClient } from "../../cri/gen/runtime/v1/api.js";
+
+type Method = (
+  req: unknown,
+  md: Metadata,
+  opts: object,
+  cb: (err: Error | null, res: unknown) => void,
+) => void;
+
+/** What a failed call rejects with (a grpc-js ServiceError). */
+export interface GrpcError extends Error {
+  code: number;
+  details: string;
+}
+
+export type RuntimeClient = ReturnType<typeof runtimeClient>;
+
+export function runtimeClient(socket: string, deadlineMs = 120_000) {
+  const client = new RuntimeServiceClient(grpcAddress(socket), credentials.createInsecure());
+  const call = <T>(name: string, req: unknown): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const m = (client as unknown as Record<string, Method>)[name];
+      const type = (api as unknown as Record<string, { fromPartial(o: unknown): unknown } | undefined>)[
+        `${name[0]!.toUpperCase()}${name.slice(1)}Request`
+      ];
+      if (!m || !type) {
+        reject(new Error(`no RuntimeService method ${name}`));
+        return;
+      }
+      m.call(
+        client,
+        type.fromPartial(req),
+        new Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (err, res) => (err ? reject(err) : resolve(res as T)),
+      );
+    });
+  return { client, call };
+}
+
+export interface ContainerStatusView {
+  id: string;
+  state: number;
+  createdAt: bigint;
+  startedAt: bigint;
+  finishedAt: bigint;
+  exitCode: number;
+  reason: string;
+  message: string;
+  logPath: string;
+}
+
+export async function containerStatus(rt: RuntimeClient, containerId: string): Promise<ContainerStatusView> {
+  const r = await rt.call<{ status: ContainerStatusView }>("containerStatus", { containerId });
+  return r.status;
+}
+
+/** Polls ContainerStatus until the container is EXITED; throws after `timeoutMs`. */
+export async function waitExited(
+  rt: RuntimeClient,
+  containerId: string,
+  timeoutMs = 30_000,
+): Promise<ContainerStatusView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await containerStatus(rt, containerId);
+    if (s.state === ContainerState.CONTAINER_EXITED) return s;
+    if (Date.now() > deadline) throw new Error(`container ${containerId} did not exit in ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export async function execSync(
+  rt: RuntimeClient,
+  containerId: string,
+  cmd: string[],
+  timeout = 20,
+): Promise<ExecResult> {
+  const r = await rt.call<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>("execSync", {
+    containerId,
+    cmd,
+    timeout,
+  });
+  return {
+    stdout: Buffer.from(r.stdout).toString(),
+    stderr: Buffer.from(r.stderr).toString(),
+    exitCode: r.exitCode,
+  };
+}
+
+export interface CriLogLine {
+  time: string;
+  stream: string;
+  tag: string;
+  content: string;
+}
+
+const LOG_LINE = /^(\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:\d\d)) (stdout|stderr) ([PF]) (.*)$/s;
+
+/** Parses a CRI (k8s-file) log; a line that does not match the format throws. */
+export function parseCriLogLines(text: string): CriLogLine[] {
+  return text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const m = LOG_LINE.exec(l);
+      if (!m) throw new Error(`not a CRI log line: ${JSON.stringify(l.slice(0, 200))}`);
+      return { time: m[1]!, stream: m[2]!, tag: m[3]!, content: m[4]! };
+    });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

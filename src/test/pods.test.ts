@@ -11,47 +11,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { credentials, Metadata, status } from "@grpc/grpc-js";
-import { grpcAddress } from "../cri/client.js";
-import * as api from "../cri/gen/runtime/v1/api.js";
+import { status } from "@grpc/grpc-js";
 import {
   ContainerConfig,
   ContainerState,
   PodSandboxConfig,
   PodSandboxState,
-  RuntimeServiceClient,
 } from "../cri/gen/runtime/v1/api.js";
 import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../tools/oci-builder.js";
 import { BerthdProcess } from "./harness/berthd.js";
+import { runtimeClient } from "./harness/cri.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthit0";
 const SUBNET = "10.251.0.0/24";
-
-type Method = (
-  req: unknown,
-  md: Metadata,
-  opts: object,
-  cb: (err: Error | null, res: unknown) => void,
-) => void;
-
-/** A promise-returning wrapper over every RuntimeService method. */
-function runtimeClient(socket: string) {
-  const client = new RuntimeServiceClient(grpcAddress(socket), credentials.createInsecure());
-  const call = <T>(name: string, req: unknown): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const m = (client as unknown as Record<string, Method>)[name]!;
-      // Unset fields must be proto defaults, not undefined: build the message with fromPartial.
-      const type = (api as unknown as Record<string, { fromPartial(o: unknown): unknown }>)[
-        `${name[0]!.toUpperCase()}${name.slice(1)}Request`
-      ]!;
-      m.call(client, type.fromPartial(req), new Metadata(), { deadline: Date.now() + 120_000 }, (err, res) =>
-        err ? reject(err) : resolve(res as T),
-      );
-    });
-  return { client, call };
-}
 
 function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {

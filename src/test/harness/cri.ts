@@ -4,17 +4,8 @@
  * (so unset fields are proto defaults, never undefined). Plus small helpers the container
  * tests share: ExecSync with text output, waiting for a container to exit, CRI log parsing.
  */
-import { credentials, Metadata } from "@grpc/grpc-js";
-import { grpcAddress } from "../../cri/client.js";
-import * as api from "../../cri/gen/runtime/v1/api.js";
-import { ContainerState, RuntimeServiceClient } from "../../cri/gen/runtime/v1/api.js";
-
-type Method = (
-  req: unknown,
-  md: Metadata,
-  opts: object,
-  cb: (err: Error | null, res: unknown) => void,
-) => void;
+import { CriClient } from "../../cri/client.js";
+import { ContainerState } from "../../cri/gen/runtime/v1/api.js";
 
 /** What a failed call rejects with (a grpc-js ServiceError). */
 export interface GrpcError extends Error {
@@ -25,25 +16,8 @@ export interface GrpcError extends Error {
 export type RuntimeClient = ReturnType<typeof runtimeClient>;
 
 export function runtimeClient(socket: string, deadlineMs = 120_000) {
-  const client = new RuntimeServiceClient(grpcAddress(socket), credentials.createInsecure());
-  const call = <T>(name: string, req: unknown): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const m = (client as unknown as Record<string, Method>)[name];
-      const type = (api as unknown as Record<string, { fromPartial(o: unknown): unknown } | undefined>)[
-        `${name[0]!.toUpperCase()}${name.slice(1)}Request`
-      ];
-      if (!m || !type) {
-        reject(new Error(`no RuntimeService method ${name}`));
-        return;
-      }
-      m.call(
-        client,
-        type.fromPartial(req),
-        new Metadata(),
-        { deadline: Date.now() + deadlineMs },
-        (err, res) => (err ? reject(err) : resolve(res as T)),
-      );
-    });
+  const client = new CriClient(socket, { timeoutMs: deadlineMs });
+  const call = <T>(name: string, req: object = {}): Promise<T> => client.runtimeCall<T>(name, req);
   return { client, call };
 }
 

@@ -85,18 +85,26 @@ async function removeNewChains(f: Family): Promise<void> {
     const before = tablesBefore.get(table) ?? new Set<string>();
     const added = [...chains].filter((c) => !before.has(c));
     if (added.length === 0) continue;
+    // Jumps into the new chains from old ones, deleted by rule number (the rules' comments hold
+    // escaped quotes that do not survive being split back into arguments).
     let cur = "";
+    const parents = new Set<string>();
     for (const line of save) {
       if (line.startsWith("*")) cur = line.slice(1);
       if (cur !== table || !line.startsWith("-A ")) continue;
       const target = / -j (\S+)/.exec(line)?.[1];
       const chain = line.split(" ")[1] ?? "";
-      if (target !== undefined && added.includes(target) && !added.includes(chain)) {
-        const spec = line.slice(3).match(/(?:[^\s"]+|"[^"]*")+/g) ?? [];
-        await run(iptCmd(f), ["-t", table, "-D", ...spec.map((s) => s.replace(/^"(.*)"$/, "$1"))]).catch(
-          () => {},
-        );
-      }
+      if (target !== undefined && added.includes(target) && !added.includes(chain)) parents.add(chain);
+    }
+    for (const chain of parents) {
+      const listing = await sh(iptCmd(f), "-t", table, "-L", chain, "-n", "--line-numbers");
+      const numbers = listing
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/))
+        .filter((cols) => /^\d+$/.test(cols[0] ?? "") && added.includes(cols[1] ?? ""))
+        .map((cols) => Number(cols[0]))
+        .sort((a, b) => b - a);
+      for (const n of numbers) await run(iptCmd(f), ["-t", table, "-D", chain, String(n)]).catch(() => {});
     }
     for (const c of added) await run(iptCmd(f), ["-t", table, "-F", c]).catch(() => {});
     for (const c of added) await run(iptCmd(f), ["-t", table, "-X", c]).catch(() => {});

@@ -5,9 +5,10 @@
  * state of the others is re-read from the runtime and conmon's exit files.
  */
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, type FSWatcher, watch } from "node:fs";
 import { access, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
+import { SingleFlight } from "../common/concurrency.js";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import {
@@ -16,6 +17,7 @@ import {
   NamespaceMode,
   type PodSandboxConfig,
 } from "../cri/gen/runtime/v1/api.js";
+import type { EventBus } from "../events/bus.js";
 import type { ImageManager } from "../image/image-manager.js";
 import type { ImageConfig } from "../image/registry/oci.js";
 import { buildResources } from "../oci/resources.js";
@@ -76,6 +78,8 @@ export interface ContainerManagerOptions {
   handlers: RuntimeHandlers;
   /** berthd's own oom_score_adj (requests below it are clamped). */
   oomScoreAdjMin: number;
+  /** Where lifecycle events go (GetContainerEvents). */
+  events?: EventBus<ContainerRecord>;
 }
 
 export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
@@ -102,6 +106,17 @@ export class ContainerManager {
     this.store = new RecordStore<ContainerRecord>(join(opts.root, "containers-meta"), "container");
   }
 
+  /** Updates a record and publishes the lifecycle event its new state stands for. */
+  private async transition(
+    id: string,
+    kind: "created" | "started" | "stopped",
+    change: (c: ContainerRecord) => ContainerRecord,
+  ): Promise<ContainerRecord> {
+    const next = await this.store.update(id, change);
+    this.opts.events?.publish(kind, next.id, next.podId, next);
+    return next;
+  }
+
   private runtime(c: Pick<ContainerRecord, "runtimeHandler">): OciRuntime {
     return this.opts.handlers.get(c.runtimeHandler);
   }
@@ -118,6 +133,35 @@ export class ContainerManager {
       }
       await this.refresh(c.id);
     }
+    await this.watchExits();
+  }
+
+  private readonly watchers: FSWatcher[] = [];
+
+  /**
+   * conmon writes `<exit dir>/<id>` when a container exits: watching those directories turns
+   * exits into STOPPED events as they happen, not only when someone asks for the status.
+   */
+  private async watchExits(): Promise<void> {
+    for (const name of this.opts.handlers.names()) {
+      const dir = (this.opts.handlers.get(name) as { exitDir?: string }).exitDir;
+      if (!dir) continue;
+      await mkdir(dir, { recursive: true });
+      const w = watch(dir, (_event, file) => {
+        const id = file?.toString();
+        if (id && this.store.get(id)) {
+          this.refresh(id).catch((err: unknown) =>
+            this.opts.logger.warn({ err, containerId: id }, "exit refresh failed"),
+          );
+        }
+      });
+      w.unref();
+      this.watchers.push(w);
+    }
+  }
+
+  close(): void {
+    for (const w of this.watchers) w.close();
   }
 
   async create(
@@ -204,7 +248,7 @@ export class ContainerManager {
         stdin: config.stdin,
         stdinOnce: config.stdinOnce,
       });
-      return await this.store.update(id, (c) => ({ ...c, phase: "created", logPath }));
+      return await this.transition(id, "created", (c) => ({ ...c, phase: "created", logPath }));
     } catch (err) {
       await this.destroy(rec).catch((e: unknown) =>
         this.opts.logger.error({ err: e }, "container cleanup failed"),
@@ -252,7 +296,7 @@ export class ContainerManager {
     try {
       await this.runtime(c).start(c.id);
     } catch (err) {
-      await this.store.update(c.id, (r) => ({
+      await this.transition(c.id, "stopped", (r) => ({
         ...r,
         state: "CONTAINER_EXITED",
         finishedAtNs: nowNs(),
@@ -262,18 +306,28 @@ export class ContainerManager {
       }));
       throw err;
     }
-    await this.store.update(c.id, (r) => ({ ...r, state: "CONTAINER_RUNNING", startedAtNs: nowNs() }));
+    await this.transition(c.id, "started", (r) => ({
+      ...r,
+      state: "CONTAINER_RUNNING",
+      startedAtNs: nowNs(),
+    }));
   }
 
-  /** Re-reads a container's state from conmon's exit file and the runtime. */
-  async refresh(id: string): Promise<ContainerRecord | undefined> {
+  private readonly refreshing = new SingleFlight<ContainerRecord | undefined>();
+
+  /** Re-reads a container's state from conmon's exit file and the runtime (one at a time per id). */
+  refresh(id: string): Promise<ContainerRecord | undefined> {
+    return this.refreshing.run(id, () => this.refreshOnce(id));
+  }
+
+  private async refreshOnce(id: string): Promise<ContainerRecord | undefined> {
     const c = this.store.get(id);
     if (!c || c.state === "CONTAINER_EXITED" || c.phase === "creating") return c;
     const rt = this.runtime(c);
     const exit = await rt.exitStatus(c.id);
     if (exit) {
       const reason = await exitReason(c, exit.exitCode);
-      return this.store.update(c.id, (r) => ({
+      return this.transition(c.id, "stopped", (r) => ({
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: exit.exitCode,
@@ -284,7 +338,7 @@ export class ContainerManager {
     if (c.state === "CONTAINER_RUNNING" && !(await rt.monitorAlive(c.id))) {
       const st = await rt.state(c.id);
       if (!st || st.status === "stopped") {
-        return this.store.update(c.id, (r) => ({
+        return this.transition(c.id, "stopped", (r) => ({
           ...r,
           state: "CONTAINER_EXITED",
           exitCode: 255,
@@ -304,7 +358,7 @@ export class ContainerManager {
     const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
     const exitCode = exit?.exitCode ?? 137;
     const reason = await exitReason(cur, exitCode);
-    await this.store.update(cur.id, (r) => ({
+    await this.transition(cur.id, "stopped", (r) => ({
       ...r,
       state: "CONTAINER_EXITED",
       exitCode,
@@ -334,6 +388,7 @@ export class ContainerManager {
     await rt.delete(c.id);
     await removeRootfs(c.dir);
     await this.store.delete(c.id);
+    if (c.phase === "created") this.opts.events?.publish("deleted", c.id, c.podId, c);
   }
 
   async execSync(id: string, cmd: string[], timeoutSec: number): Promise<ExecSyncResult> {

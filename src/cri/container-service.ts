@@ -53,7 +53,7 @@ function toContainer(c: ContainerRecord): Container {
   };
 }
 
-function toStatus(c: ContainerRecord): ContainerStatus {
+export function toStatus(c: ContainerRecord): ContainerStatus {
   const config = decodeContainerConfig(c);
   return {
     ...toContainer(c),

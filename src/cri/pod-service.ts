@@ -43,7 +43,7 @@ function toPodSandbox(p: PodRecord): PodSandbox {
   };
 }
 
-function toPodStatus(p: PodRecord): PodSandboxStatus {
+export function toPodStatus(p: PodRecord): PodSandboxStatus {
   const mode = (host: boolean) => (host ? NamespaceMode.NODE : NamespaceMode.POD);
   const pidMode = p.hostPid
     ? NamespaceMode.NODE

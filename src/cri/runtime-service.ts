@@ -7,17 +7,23 @@ import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { Logger } from "../common/logger.js";
 import { BERTH_VERSION, CRI_API_VERSION, RUNTIME_NAME } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
-import type { ContainerManager } from "../container/container-manager.js";
+import type { ContainerManager, ContainerRecord } from "../container/container-manager.js";
+import type { EventBus } from "../events/bus.js";
 import type { CniClient } from "../network/cni.js";
 import type { SandboxManager } from "../pod/sandbox-manager.js";
 import { notYet, notYetStreaming, unary } from "./boundary.js";
 import { containerService } from "./container-service.js";
+import { eventService } from "./event-service.js";
 import {
   CgroupDriver,
+  ListMetricDescriptorsResponse,
+  ListPodSandboxMetricsResponse,
   RuntimeConfigResponse,
   RuntimeServiceService,
   type StatusRequest,
   StatusResponse,
+  type UpdateRuntimeConfigRequest,
+  UpdateRuntimeConfigResponse,
   type VersionRequest,
   VersionResponse,
 } from "./gen/runtime/v1/api.js";
@@ -29,13 +35,27 @@ export interface RuntimeServiceOptions {
   cni: CniClient;
   pods: SandboxManager;
   containers: ContainerManager;
+  events: EventBus<ContainerRecord>;
 }
 
 export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImplementation {
   const { logger, config, cni } = opts;
+  let podCidr = "";
   const implemented: UntypedServiceImplementation = {
     ...podService(opts),
     ...containerService(opts),
+    ...eventService(opts),
+    updateRuntimeConfig: unary(logger, "UpdateRuntimeConfig", async (req: UpdateRuntimeConfigRequest) => {
+      // The pod CIDR is the CNI config's business here (host-local ranges); record what kubelet said.
+      podCidr = req.runtimeConfig?.networkConfig?.podCidr ?? podCidr;
+      return UpdateRuntimeConfigResponse.fromPartial({});
+    }),
+    listMetricDescriptors: unary(logger, "ListMetricDescriptors", async () =>
+      ListMetricDescriptorsResponse.fromPartial({ descriptors: [] }),
+    ),
+    listPodSandboxMetrics: unary(logger, "ListPodSandboxMetrics", async () =>
+      ListPodSandboxMetricsResponse.fromPartial({ podMetrics: [] }),
+    ),
     runtimeConfig: unary(logger, "RuntimeConfig", async () =>
       RuntimeConfigResponse.fromPartial({ linux: { cgroupDriver: CgroupDriver.CGROUPFS } }),
     ),
@@ -70,7 +90,7 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
                 image: config.image,
                 registry: { mirrors: config.registry.mirrors, insecure: insecureHosts(config) },
                 runtime: config.runtime,
-                cni: { ...config.cni, network: net.networkName ?? null, source: net.source ?? null },
+                cni: { ...config.cni, network: net.networkName ?? null, source: net.source ?? null, podCidr },
               }),
             }
           : {},

@@ -9,12 +9,13 @@ import type { Logger } from "../common/logger.js";
 import { native } from "../common/native.js";
 import { BERTH_VERSION } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
-import { ContainerManager } from "../container/container-manager.js";
+import { ContainerManager, type ContainerRecord } from "../container/container-manager.js";
 import { berthImagesService } from "../cri/berth-service.js";
 import { ImagesService } from "../cri/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../cri/gen/runtime/v1/api.js";
 import { imageService } from "../cri/image-service.js";
 import { runtimeService } from "../cri/runtime-service.js";
+import { EventBus } from "../events/bus.js";
 import { ImageManager } from "../image/image-manager.js";
 import { CniClient } from "../network/cni.js";
 import { SandboxManager } from "../pod/sandbox-manager.js";
@@ -30,6 +31,7 @@ export class Daemon {
   readonly cni: CniClient;
   readonly handlers: RuntimeHandlers;
   readonly pods: SandboxManager;
+  readonly events = new EventBus<ContainerRecord>();
 
   constructor(
     readonly config: BerthConfig,
@@ -78,6 +80,7 @@ export class Daemon {
       pods: this.pods,
       handlers: this.handlers,
       oomScoreAdjMin,
+      events: this.events,
     });
     this.images.inUseBy = (imageId) => containers.store.list().find((c) => c.imageId === imageId)?.id;
     await this.pods.init();
@@ -90,7 +93,14 @@ export class Daemon {
     const rpcLog = logger.child({ component: "cri" });
     server.addService(
       RuntimeServiceService,
-      runtimeService({ logger: rpcLog, config, cni: this.cni, pods: this.pods, containers }),
+      runtimeService({
+        logger: rpcLog,
+        config,
+        cni: this.cni,
+        pods: this.pods,
+        containers,
+        events: this.events,
+      }),
     );
     server.addService(ImageServiceService, imageService({ logger: rpcLog, images: this.images }));
     server.addService(ImagesService, berthImagesService({ logger: rpcLog, images: this.images }));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { mapLimit } from "../common/concurrency.js";
 import { chainIds, sha256 } from "./digest.js";
-import { mapLimit } from "./leases.js";
 
 describe("chain ids", () => {
   it("follow the OCI definition", () => {

@@ -5,6 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { SingleFlight } from "../common/concurrency.js";
 import { failedPrecondition, invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
@@ -13,7 +14,7 @@ import { collectGarbage, type GcResult } from "./gc.js";
 import { type ImageRecord, ImageStore } from "./image-store.js";
 import { importArchive } from "./import.js";
 import type { InstallDeps } from "./install.js";
-import { Leases, SingleFlight } from "./leases.js";
+import { Leases } from "./leases.js";
 import { type PullAuth, Puller } from "./pull.js";
 import { formatRef, parseReference } from "./reference.js";
 import { SnapshotStore } from "./snapshots.js";

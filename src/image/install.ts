@@ -5,6 +5,7 @@
  * crash or failure midway never leaves a half-made image, only garbage for the next GC.
  */
 import type { Readable } from "node:stream";
+import { mapLimit, type SingleFlight } from "../common/concurrency.js";
 import { invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { ContentStore } from "./content-store.js";
@@ -12,7 +13,7 @@ import { chainIds } from "./digest.js";
 import { collectGarbage } from "./gc.js";
 import type { ImageRecord, ImageStore, LayerRecord } from "./image-store.js";
 import { unpackLayerToSnapshot } from "./layer.js";
-import { type Leases, mapLimit, type SingleFlight } from "./leases.js";
+import type { Leases } from "./leases.js";
 import { layerCompression } from "./registry/media-types.js";
 import type { Descriptor, ImageConfig, ImageManifest } from "./registry/oci.js";
 import { formatPlatform } from "./registry/platform.js";

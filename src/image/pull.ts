@@ -4,11 +4,12 @@
  * download → verify → unpack in parallel, and record the image last.
  * Concurrent pulls of the same reference share one pull; of the same layer, one unpack.
  */
+
+import { SingleFlight } from "../common/concurrency.js";
 import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
 import type { ImageRecord } from "./image-store.js";
 import { type InstallDeps, installImage } from "./install.js";
-import { SingleFlight } from "./leases.js";
 import { formatName, formatRef, type ImageRef, parseReference } from "./reference.js";
 import type { CriAuthConfig } from "./registry/auth.js";
 import { RegistryClient } from "./registry/client.js";

@@ -1,0 +1,101 @@
+/** GetContainerEvents: CREATED, STARTED, STOPPED (seen from conmon's exit file), DELETED. */
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  type ContainerEventResponse,
+  ContainerEventType,
+  ContainerState,
+  GetEventsRequest,
+} from "../cri/gen/runtime/v1/api.js";
+import { busyboxLayer } from "../tools/busybox-image.js";
+import { buildImage, ociArchive } from "../tools/oci-builder.js";
+import { BerthdProcess } from "./harness/berthd.js";
+import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
+
+describe("container events", () => {
+  let berthd: BerthdProcess;
+  let rt: RuntimeClient;
+  let dir: string;
+  const image = "docker.io/berth/busybox:events";
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "berth-events-"));
+    berthd = await BerthdProcess.start({
+      toml: `[cni]\nconf_dirs = ["${dir}/net.d"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n`,
+    });
+    rt = runtimeClient(berthd.socket);
+    await mkdir(join(dir, "net.d"));
+    const archive = join(dir, "bb.tar");
+    await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name: image }]));
+    await berthd.client.importImage(archive);
+  });
+
+  after(async () => {
+    rt?.client.close();
+    await berthd?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("streams a container's lifecycle, including an exit nobody asked about", async () => {
+    const events: ContainerEventResponse[] = [];
+    const stream = berthd.client.runtime.getContainerEvents(GetEventsRequest.fromPartial({}));
+    let wake: (() => void) | undefined;
+    stream.on("data", (e: ContainerEventResponse) => {
+      events.push(e);
+      wake?.();
+    });
+    stream.on("error", () => {});
+    const waitFor = async (type: ContainerEventType) => {
+      for (let i = 0; i < 300; i++) {
+        if (events.some((e) => e.containerEventType === type)) return;
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 100);
+        });
+      }
+      throw new Error(`no event ${ContainerEventType[type]}; got ${events.map((e) => e.containerEventType)}`);
+    };
+    // Host network: no CNI needed for this test.
+    const podConfig = {
+      metadata: { name: "ev", namespace: "default", uid: "ev-uid", attempt: 0 },
+      logDirectory: join(dir, "logs"),
+      linux: { securityContext: { namespaceOptions: { network: 2 /* NODE */ } } },
+    };
+    const { podSandboxId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", { config: podConfig });
+    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+      podSandboxId,
+      config: {
+        metadata: { name: "short", attempt: 0 },
+        image: { image },
+        command: ["/bin/sh", "-c", "exit 4"],
+        logPath: "s.log",
+      },
+      sandboxConfig: podConfig,
+    });
+    await waitFor(ContainerEventType.CONTAINER_CREATED_EVENT);
+    await rt.call("startContainer", { containerId });
+    await waitFor(ContainerEventType.CONTAINER_STARTED_EVENT);
+    // No ContainerStatus call in between: the exit must be noticed by berthd itself.
+    await waitFor(ContainerEventType.CONTAINER_STOPPED_EVENT);
+    const stopped = events.find((e) => e.containerEventType === ContainerEventType.CONTAINER_STOPPED_EVENT);
+    assert.equal(stopped?.containerId, containerId);
+    assert.equal(stopped?.containersStatuses[0]?.state, ContainerState.CONTAINER_EXITED);
+    assert.equal(stopped?.containersStatuses[0]?.exitCode, 4);
+    assert.equal(stopped?.podSandboxStatus?.id, podSandboxId);
+    await rt.call("removePodSandbox", { podSandboxId });
+    await waitFor(ContainerEventType.CONTAINER_DELETED_EVENT);
+    assert.deepEqual(
+      events.filter((e) => e.containerId === containerId).map((e) => e.containerEventType),
+      [
+        ContainerEventType.CONTAINER_CREATED_EVENT,
+        ContainerEventType.CONTAINER_STARTED_EVENT,
+        ContainerEventType.CONTAINER_STOPPED_EVENT,
+        ContainerEventType.CONTAINER_DELETED_EVENT,
+      ],
+    );
+    stream.cancel();
+  });
+});

@@ -46,6 +46,10 @@ export interface CniConfig {
   confDirs: string[];
   binDirs: string[];
 }
+export interface MetricsConfig {
+  /** host:port of the Prometheus endpoint; empty = off. */
+  address: string;
+}
 export interface BerthConfig {
   root: string;
   state: string;
@@ -55,6 +59,7 @@ export interface BerthConfig {
   registry: RegistryConfig;
   runtime: RuntimeConfig;
   cni: CniConfig;
+  metrics: MetricsConfig;
 }
 
 export const DEFAULT_CONFIG_PATH = "/etc/berth/berth.toml";
@@ -78,6 +83,7 @@ export function defaultConfig(): BerthConfig {
       handlers: { runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/berth/runc" } },
     },
     cni: { confDirs: ["/etc/cni/net.d"], binDirs: ["/usr/lib/cni", "/opt/cni/bin"] },
+    metrics: { address: "" },
   };
 }
 
@@ -233,7 +239,13 @@ export function configFromToml(doc: Table): BerthConfig {
     "registry",
     "runtime",
     "cni",
+    "metrics",
   ]);
+  const m = new Reader(r.subTable("metrics"), "metrics", ["address"]);
+  const metricsAddress = m.string("address", d.metrics.address);
+  if (metricsAddress !== "" && !/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(metricsAddress)) {
+    throw invalidArgument(`config: "metrics.address" must be host:port, e.g. "127.0.0.1:9464"`);
+  }
   const logLevel = r.string("log_level", d.logLevel);
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw invalidArgument(`config: "log_level" must be one of ${LOG_LEVELS.join(", ")}`);
@@ -262,6 +274,7 @@ export function configFromToml(doc: Table): BerthConfig {
     registry: readRegistry(r),
     runtime: readRuntime(r, d.runtime),
     cni: readCni(r, d.cni),
+    metrics: { address: metricsAddress },
   };
 }
 

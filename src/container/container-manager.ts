@@ -20,6 +20,7 @@ import {
 import type { EventBus } from "../events/bus.js";
 import type { ImageManager } from "../image/image-manager.js";
 import type { ImageConfig } from "../image/registry/oci.js";
+import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
 import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
@@ -68,6 +69,8 @@ export interface ContainerRecord {
   stopSignal: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** Start-up phases of CreateContainer and StartContainer. */
+  timeline?: PhaseSpan[];
 }
 
 export interface ContainerManagerOptions {
@@ -80,6 +83,7 @@ export interface ContainerManagerOptions {
   oomScoreAdjMin: number;
   /** Where lifecycle events go (GetContainerEvents). */
   events?: EventBus<ContainerRecord>;
+  observePhase?: PhaseObserver;
 }
 
 export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
@@ -184,7 +188,10 @@ export class ContainerManager {
     const name = `${md.name}_${pod.metadata.name}_${pod.metadata.namespace}_${pod.metadata.uid}_${md.attempt}`;
     this.store.reserveName(name, id);
     const logDir = podConfig.logDirectory;
-    const imageConfig = (await this.opts.images.readConfig(img)) as ImageConfig;
+    const tl = new Timeline("container", this.opts.observePhase);
+    const imageConfig = (await tl.phase("image_config", () =>
+      this.opts.images.readConfig(img),
+    )) as ImageConfig;
     let rec: ContainerRecord = {
       id,
       name,
@@ -211,44 +218,53 @@ export class ContainerManager {
     };
     try {
       rec = await this.store.put(rec);
-      await ensureMountSources(config.mounts);
+      await tl.phase("mount_sources", () => ensureMountSources(config.mounts));
       const privileged = config.linux?.securityContext?.privileged ?? false;
       const devices = privileged ? await allHostDevices() : await resolveDevices(config.devices);
       const lowers = img.layers.map((l) => this.opts.images.snapshots.fsPath(l.chainId));
-      const { rootfs } = await mountRootfs(lowers, rec.dir);
-      const spec = await buildContainerSpec({
-        id,
-        sandboxId: pod.id,
-        config,
-        sandboxConfig: podConfig,
-        image: imageConfig,
-        imageName: rec.imageRepoTag,
-        rootfs,
-        readRootfsFile: rootfsReader(rootfs),
-        namespaces: { ...pod.namespaces, ...(await this.pidNamespaces(pod, config)) },
-        podFiles: {
-          resolvConf: join(pod.dir, "resolv.conf"),
-          hosts: join(pod.dir, "hosts"),
-          hostname: join(pod.dir, "hostname"),
-          ...(pod.shm ? { shm: pod.shm } : {}),
-        },
-        oomScoreAdjMin: this.opts.oomScoreAdjMin,
-        devices,
-        allCapabilities: await boundingCapabilities(),
-      });
+      const { rootfs } = await tl.phase("rootfs", () => mountRootfs(lowers, rec.dir));
+      const spec = await tl.phase("spec", async () =>
+        buildContainerSpec({
+          id,
+          sandboxId: pod.id,
+          config,
+          sandboxConfig: podConfig,
+          image: imageConfig,
+          imageName: rec.imageRepoTag,
+          rootfs,
+          readRootfsFile: rootfsReader(rootfs),
+          namespaces: { ...pod.namespaces, ...(await this.pidNamespaces(pod, config)) },
+          podFiles: {
+            resolvConf: join(pod.dir, "resolv.conf"),
+            hosts: join(pod.dir, "hosts"),
+            hostname: join(pod.dir, "hostname"),
+            ...(pod.shm ? { shm: pod.shm } : {}),
+          },
+          oomScoreAdjMin: this.opts.oomScoreAdjMin,
+          devices,
+          allCapabilities: await boundingCapabilities(),
+        }),
+      );
       await writeFile(join(rec.dir, "config.json"), JSON.stringify(spec));
       const logPath = rec.logPath || join(rec.dir, "container.log");
       await mkdir(dirname(logPath), { recursive: true });
-      await this.runtime(rec).create({
-        id,
-        name: md.name,
-        bundle: rec.dir,
+      await tl.phase("runtime_create", () =>
+        this.runtime(rec).create({
+          id,
+          name: md.name,
+          bundle: rec.dir,
+          logPath,
+          terminal: config.tty,
+          stdin: config.stdin,
+          stdinOnce: config.stdinOnce,
+        }),
+      );
+      return await this.transition(id, "created", (c) => ({
+        ...c,
+        phase: "created",
         logPath,
-        terminal: config.tty,
-        stdin: config.stdin,
-        stdinOnce: config.stdinOnce,
-      });
-      return await this.transition(id, "created", (c) => ({ ...c, phase: "created", logPath }));
+        timeline: tl.spans,
+      }));
     } catch (err) {
       await this.destroy(rec).catch((e: unknown) =>
         this.opts.logger.error({ err: e }, "container cleanup failed"),
@@ -293,6 +309,7 @@ export class ContainerManager {
         `container ${c.id} is ${c.state.replace("CONTAINER_", "").toLowerCase()}, not created`,
       );
     }
+    const t0 = Date.now();
     try {
       await this.runtime(c).start(c.id);
     } catch (err) {
@@ -306,10 +323,13 @@ export class ContainerManager {
       }));
       throw err;
     }
+    const durationMs = Date.now() - t0;
+    this.opts.observePhase?.("container", "runtime_start", durationMs / 1000);
     await this.transition(c.id, "started", (r) => ({
       ...r,
       state: "CONTAINER_RUNNING",
       startedAtNs: nowNs(),
+      timeline: [...(r.timeline ?? []), { phase: "runtime_start", startMs: t0, durationMs }],
     }));
   }
 

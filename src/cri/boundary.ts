@@ -50,8 +50,17 @@ function requestFields(req: unknown): Record<string, unknown> {
   return out;
 }
 
+export type RequestObserver = (method: string, code: string, seconds: number) => void;
+let observer: RequestObserver | undefined;
+
+/** Where every RPC's outcome and latency is reported (berthd's metrics). */
+export function observeRequests(o: RequestObserver | undefined): void {
+  observer = o;
+}
+
 function logOutcome(log: Logger, method: string, started: bigint, err?: unknown): void {
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  observer?.(method, err === undefined ? "OK" : err instanceof BerthError ? err.code : "Internal", ms / 1000);
   if (err === undefined) {
     log.debug({ durationMs: ms }, `${method} done`);
   } else if (err instanceof BerthError) {

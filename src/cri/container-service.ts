@@ -94,7 +94,12 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
       if (!c) throw invalidArgument(`container ${req.containerId} vanished`);
       const info: Record<string, string> = {};
       if (req.verbose) {
-        info["info"] = JSON.stringify({ dir: c.dir, runtimeHandler: c.runtimeHandler, imageId: c.imageId });
+        info["info"] = JSON.stringify({
+          dir: c.dir,
+          runtimeHandler: c.runtimeHandler,
+          imageId: c.imageId,
+          timeline: c.timeline ?? [],
+        });
       }
       return ContainerStatusResponse.fromPartial({ status: toStatus(c), info });
     }),

@@ -103,6 +103,7 @@ export function podService(opts: PodServiceOptions) {
             runtimeHandler: pod.runtimeHandler,
             dir: pod.dir,
             shm: pod.shm,
+            timeline: pod.timeline ?? [],
             config: decodePodConfig(pod),
           },
           (_k, v) => (typeof v === "bigint" ? v.toString() : v),

@@ -2,6 +2,7 @@
  * berthd: wires config, stores and gRPC services together and serves them on a unix socket.
  */
 import { chmod, mkdir, open, readFile } from "node:fs/promises";
+import type { Server as HttpServer } from "node:http";
 import { dirname, join } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { failedPrecondition } from "../common/errors.js";
@@ -11,12 +12,15 @@ import { BERTH_VERSION } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
 import { ContainerManager, type ContainerRecord } from "../container/container-manager.js";
 import { berthImagesService } from "../cri/berth-service.js";
+import { observeRequests } from "../cri/boundary.js";
 import { ImagesService } from "../cri/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../cri/gen/runtime/v1/api.js";
 import { imageService } from "../cri/image-service.js";
 import { runtimeService } from "../cri/runtime-service.js";
 import { EventBus } from "../events/bus.js";
 import { ImageManager } from "../image/image-manager.js";
+import { Metrics } from "../metrics/registry.js";
+import { startMetricsServer } from "../metrics/server.js";
 import { CniClient } from "../network/cni.js";
 import { SandboxManager } from "../pod/sandbox-manager.js";
 import { RuntimeHandlers } from "../runtime/oci-runtime.js";
@@ -32,12 +36,23 @@ export class Daemon {
   readonly handlers: RuntimeHandlers;
   readonly pods: SandboxManager;
   readonly events = new EventBus<ContainerRecord>();
+  readonly metrics: Metrics;
+  private containers: ContainerManager | undefined;
+  private metricsServer: HttpServer | undefined;
 
   constructor(
     readonly config: BerthConfig,
     private readonly logger: Logger,
   ) {
-    this.images = new ImageManager({ config, logger });
+    this.metrics = new Metrics(() => this.containerCounts());
+    this.images = new ImageManager({
+      config,
+      logger,
+      onPull: (ok, bytes) => {
+        this.metrics.pulls.inc({ result: ok ? "success" : "failure" });
+        if (ok) this.metrics.pullBytes.inc(bytes);
+      },
+    });
     this.cni = new CniClient({
       confDirs: config.cni.confDirs,
       binDirs: config.cni.binDirs,
@@ -62,7 +77,20 @@ export class Daemon {
       logger: logger.child({ component: "pods" }),
       cni: this.cni,
       handlers: this.handlers,
+      observePhase: this.observePhase,
     });
+  }
+
+  private readonly observePhase = (object: "pod" | "container", phase: string, seconds: number) =>
+    this.metrics.phaseSeconds.observe({ object, phase }, seconds);
+
+  private containerCounts(): Record<string, number> {
+    const counts: Record<string, number> = { created: 0, running: 0, exited: 0, unknown: 0 };
+    for (const c of this.containers?.store.list() ?? []) {
+      const state = c.state.replace("CONTAINER_", "").toLowerCase();
+      counts[state] = (counts[state] ?? 0) + 1;
+    }
+    return counts;
   }
 
   async start(): Promise<void> {
@@ -81,7 +109,17 @@ export class Daemon {
       handlers: this.handlers,
       oomScoreAdjMin,
       events: this.events,
+      observePhase: this.observePhase,
     });
+    this.containers = containers;
+    observeRequests((method, code, seconds) => {
+      this.metrics.requests.inc({ method, code });
+      this.metrics.requestSeconds.observe({ method }, seconds);
+    });
+    if (config.metrics.address) {
+      this.metricsServer = await startMetricsServer(this.metrics, config.metrics.address);
+      logger.info({ address: config.metrics.address }, "metrics served at /metrics");
+    }
     this.images.inUseBy = (imageId) => containers.store.list().find((c) => c.imageId === imageId)?.id;
     await this.pods.init();
     await containers.init();
@@ -150,6 +188,8 @@ export class Daemon {
         });
       });
     }
+    this.containers?.close();
+    this.metricsServer?.close();
     await this.images.close();
     await this.lockFile?.close();
     this.lockFile = undefined;

@@ -22,6 +22,8 @@ import { SnapshotStore } from "./snapshots.js";
 export interface ImageManagerOptions {
   config: BerthConfig;
   logger: Logger;
+  /** Told about every pull: its outcome and the compressed bytes of the image. */
+  onPull?: (ok: boolean, bytes: number) => void;
 }
 
 export class ImageManager {
@@ -35,10 +37,12 @@ export class ImageManager {
   inUseBy: ((imageId: string) => string | undefined) | undefined;
   private readonly logger: Logger;
   private readonly config: BerthConfig;
+  private readonly onPull: ImageManagerOptions["onPull"];
 
   constructor(opts: ImageManagerOptions) {
     const { root } = opts.config;
     this.config = opts.config;
+    this.onPull = opts.onPull;
     this.logger = opts.logger.child({ component: "image" });
     this.content = new ContentStore(root);
     this.snapshots = new SnapshotStore(root);
@@ -77,8 +81,15 @@ export class ImageManager {
     return collectGarbage(this.deps());
   }
 
-  pull(ref: string, auth?: PullAuth): Promise<ImageRecord> {
-    return this.puller.pull(ref, auth);
+  async pull(ref: string, auth?: PullAuth): Promise<ImageRecord> {
+    try {
+      const img = await this.puller.pull(ref, auth);
+      this.onPull?.(true, img.size);
+      return img;
+    } catch (err) {
+      this.onPull?.(false, 0);
+      throw err;
+    }
   }
 
   import(archive: Readable, tag: string): Promise<ImageRecord[]> {

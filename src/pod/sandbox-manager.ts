@@ -11,6 +11,7 @@ import { errnoCode, failedPrecondition, invalidArgument } from "../common/errors
 import type { Logger } from "../common/logger.js";
 import { MNT_DETACH, native } from "../common/native.js";
 import { NamespaceMode, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
+import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
 import type { CniClient } from "../network/cni.js";
 import {
   createPodNamespaces,
@@ -46,6 +47,8 @@ export interface PodRecord {
   shm?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** Start-up phases of RunPodSandbox. */
+  timeline?: PhaseSpan[];
 }
 
 export interface SandboxManagerOptions {
@@ -56,6 +59,7 @@ export interface SandboxManagerOptions {
   handlers: RuntimeHandlers;
   /** Size of each pod's /dev/shm tmpfs. */
   shmSizeBytes?: number;
+  observePhase?: PhaseObserver;
 }
 
 export function decodePodConfig(pod: PodRecord): PodSandboxConfig {
@@ -129,44 +133,58 @@ export class SandboxManager {
       labels: config.labels,
       annotations: config.annotations,
     };
+    const tl = new Timeline("pod", this.opts.observePhase);
     try {
       pod = await this.store.put(pod);
-      await mkdir(pod.dir, { recursive: true, mode: 0o755 });
       const hostname = config.hostname || md.name;
-      await writeFile(join(pod.dir, "resolv.conf"), await resolvConf(config.dnsConfig), { mode: 0o644 });
-      await writeFile(join(pod.dir, "hostname"), `${hostname}\n`, { mode: 0o644 });
-      if (!hostIpc) pod = await this.store.update(id, (p) => ({ ...p, shm: join(p.dir, "shm") }));
-      if (pod.shm) {
-        await mkdir(pod.shm, { mode: 0o1777 });
-        const size = this.opts.shmSizeBytes ?? 64 * 1024 * 1024;
-        await native().mount("shm", pod.shm, "tmpfs", 0x2 | 0x4 | 0x8, `mode=1777,size=${size}`);
-      }
-      const namespaces = await createPodNamespaces({
-        dir: this.nsDir,
-        id,
-        net: !hostNetwork,
-        ipc: !hostIpc,
-        uts: !hostNetwork,
-        hostname,
-        sysctls: config.linux?.sysctls ?? {},
+      await tl.phase("files", async () => {
+        await mkdir(pod.dir, { recursive: true, mode: 0o755 });
+        await writeFile(join(pod.dir, "resolv.conf"), await resolvConf(config.dnsConfig), { mode: 0o644 });
+        await writeFile(join(pod.dir, "hostname"), `${hostname}\n`, { mode: 0o644 });
+        if (!hostIpc) pod = await this.store.update(id, (p) => ({ ...p, shm: join(p.dir, "shm") }));
+        if (pod.shm) {
+          await mkdir(pod.shm, { mode: 0o1777 });
+          const size = this.opts.shmSizeBytes ?? 64 * 1024 * 1024;
+          await native().mount("shm", pod.shm, "tmpfs", 0x2 | 0x4 | 0x8, `mode=1777,size=${size}`);
+        }
       });
+      const namespaces = await tl.phase("namespaces", () =>
+        createPodNamespaces({
+          dir: this.nsDir,
+          id,
+          net: !hostNetwork,
+          ipc: !hostIpc,
+          uts: !hostNetwork,
+          hostname,
+          sysctls: config.linux?.sysctls ?? {},
+        }),
+      );
       pod = await this.store.update(id, (p) => ({ ...p, namespaces }));
       let ips: string[] = [];
       if (!hostNetwork && namespaces.net) {
-        const res = await this.opts.cni.setUpPod({
-          ...this.identity(pod),
-          netns: namespaces.net,
-          portMappings: (config.portMappings ?? []).map((m) => ({
-            hostPort: m.hostPort,
-            containerPort: m.containerPort,
-            protocol: ["tcp", "udp", "sctp"][m.protocol] ?? "tcp",
-            hostIP: m.hostIp,
-          })),
-        });
+        const net = namespaces.net;
+        const res = await tl.phase("cni_add", () =>
+          this.opts.cni.setUpPod({
+            ...this.identity(pod),
+            netns: net,
+            portMappings: (config.portMappings ?? []).map((m) => ({
+              hostPort: m.hostPort,
+              containerPort: m.containerPort,
+              protocol: ["tcp", "udp", "sctp"][m.protocol] ?? "tcp",
+              hostIP: m.hostIp,
+            })),
+          }),
+        );
         ips = res.ips;
       }
       await writeFile(join(pod.dir, "hosts"), hostsFile(hostname, ips), { mode: 0o644 });
-      pod = await this.store.update(id, (p) => ({ ...p, ips, state: "SANDBOX_READY", phase: "ready" }));
+      pod = await this.store.update(id, (p) => ({
+        ...p,
+        ips,
+        state: "SANDBOX_READY",
+        phase: "ready",
+        timeline: tl.spans,
+      }));
       return pod;
     } catch (err) {
       await this.teardown(pod).catch((e: unknown) =>

@@ -1,6 +1,8 @@
 /** GetContainerEvents: CREATED, STARTED, STOPPED (seen from conmon's exit file), DELETED. */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { get } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -21,10 +23,13 @@ describe("container events", () => {
   let dir: string;
   const image = "docker.io/berth/busybox:events";
 
+  let metricsPort = 0;
+
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-events-"));
+    metricsPort = await freePort();
     berthd = await BerthdProcess.start({
-      toml: `[cni]\nconf_dirs = ["${dir}/net.d"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n`,
+      toml: `[cni]\nconf_dirs = ["${dir}/net.d"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n[metrics]\naddress = "127.0.0.1:${metricsPort}"\n`,
     });
     rt = runtimeClient(berthd.socket);
     await mkdir(join(dir, "net.d"));
@@ -98,4 +103,72 @@ describe("container events", () => {
     );
     stream.cancel();
   });
+
+  it("records the start-up timeline and serves Prometheus metrics", async () => {
+    const podConfig = {
+      metadata: { name: "tl", namespace: "default", uid: "tl-uid", attempt: 0 },
+      logDirectory: join(dir, "logs"),
+      linux: { securityContext: { namespaceOptions: { network: 2 /* NODE */ } } },
+    };
+    const { podSandboxId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", { config: podConfig });
+    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+      podSandboxId,
+      config: {
+        metadata: { name: "t", attempt: 0 },
+        image: { image },
+        command: ["/bin/sleep", "60"],
+        logPath: "t.log",
+      },
+      sandboxConfig: podConfig,
+    });
+    await rt.call("startContainer", { containerId });
+    const pod = await rt.call<{ info: Record<string, string> }>("podSandboxStatus", {
+      podSandboxId,
+      verbose: true,
+    });
+    const podPhases = (JSON.parse(pod.info["info"] ?? "{}").timeline as Array<{ phase: string }>).map(
+      (p) => p.phase,
+    );
+    assert.deepEqual(podPhases, ["files", "namespaces"]);
+    const ctr = await rt.call<{ info: Record<string, string> }>("containerStatus", {
+      containerId,
+      verbose: true,
+    });
+    const ctrPhases = JSON.parse(ctr.info["info"] ?? "{}").timeline as Array<{
+      phase: string;
+      durationMs: number;
+    }>;
+    assert.deepEqual(
+      ctrPhases.map((p) => p.phase),
+      ["image_config", "mount_sources", "rootfs", "spec", "runtime_create", "runtime_start"],
+    );
+    assert.ok(ctrPhases.every((p) => p.durationMs >= 0));
+    const text = await new Promise<string>((resolve, reject) => {
+      get(`http://127.0.0.1:${metricsPort}/metrics`, (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve(body));
+      }).on("error", reject);
+    });
+    assert.match(text, /berth_cri_requests_total\{method="RunPodSandbox",code="OK"\} [1-9]/);
+    assert.match(text, /berth_cri_request_duration_seconds_count\{method="CreateContainer"\} [1-9]/);
+    assert.match(
+      text,
+      /berth_startup_phase_duration_seconds_count\{object="container",phase="runtime_create"\} [1-9]/,
+    );
+    assert.match(text, /berth_containers\{state="running"\} 1/);
+    assert.match(text, /process_resident_memory_bytes \d+/);
+    await rt.call("removePodSandbox", { podSandboxId });
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}

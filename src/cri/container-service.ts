@@ -105,7 +105,7 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
     }),
     listContainers: unary(logger, "ListContainers", async (req: ListContainersRequest) => {
       const f = req.filter;
-      for (const c of containers.store.list()) await containers.refresh(c.id);
+      // States are current without a refresh here: exits arrive through conmon's exit files.
       const list = containers.store
         .list()
         .filter((c) => c.phase === "created")

@@ -24,7 +24,7 @@ import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timelin
 import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
-import type { ExecSyncResult } from "../runtime/conmon.js";
+import { type ExecSyncResult, readPidFile } from "../runtime/conmon.js";
 import type { OciRuntime, RuntimeHandlers } from "../runtime/oci-runtime.js";
 import { RecordStore } from "../store/record-store.js";
 import {
@@ -445,6 +445,13 @@ export class ContainerManager {
       await new Promise((r) => setTimeout(r, 20));
     }
     throw failedPrecondition(`conmon did not reopen ${c.logPath}`);
+  }
+
+  /** The container's init pid from conmon's pid file (0 when unknown). */
+  async initPid(c: ContainerRecord): Promise<number> {
+    const rt = this.runtime(c) as { containerDir?: (id: string) => string };
+    if (!rt.containerDir) return 0;
+    return (await readPidFile(join(rt.containerDir(c.id), "pidfile"))) ?? 0;
   }
 
   listInPod(podId: string): ContainerRecord[] {

@@ -28,6 +28,7 @@ import {
   VersionResponse,
 } from "./gen/runtime/v1/api.js";
 import { podService } from "./pod-service.js";
+import { statsService } from "./stats-service.js";
 
 export interface RuntimeServiceOptions {
   logger: Logger;
@@ -45,6 +46,7 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
     ...podService(opts),
     ...containerService(opts),
     ...eventService(opts),
+    ...statsService({ ...opts, root: config.root }),
     updateRuntimeConfig: unary(logger, "UpdateRuntimeConfig", async (req: UpdateRuntimeConfigRequest) => {
       // The pod CIDR is the CNI config's business here (host-local ranges); record what kubelet said.
       podCidr = req.runtimeConfig?.networkConfig?.podCidr ?? podCidr;

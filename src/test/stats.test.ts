@@ -1,0 +1,147 @@
+/** Container and pod stats from real cgroups: CPU rises under load, memory shows in the working set. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import type { ContainerStats, PodSandboxStats } from "../cri/gen/runtime/v1/api.js";
+import { busyboxLayer } from "../tools/busybox-image.js";
+import { buildImage, ociArchive } from "../tools/oci-builder.js";
+import { BerthdProcess } from "./harness/berthd.js";
+import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
+
+const run = promisify(execFile);
+const BRIDGE = "berthst0";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("stats", () => {
+  let berthd: BerthdProcess;
+  let rt: RuntimeClient;
+  let dir: string;
+  let podId = "";
+  const ids: Record<string, string> = {};
+  const image = "docker.io/berth/busybox:stats";
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "berth-stats-"));
+    await mkdir(join(dir, "net.d"));
+    await writeFile(
+      join(dir, "net.d", "10-stats.conflist"),
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "berth-stats",
+        plugins: [
+          {
+            type: "bridge",
+            bridge: BRIDGE,
+            isGateway: true,
+            ipam: { type: "host-local", ranges: [[{ subnet: "10.254.0.0/24" }]], dataDir: join(dir, "ipam") },
+          },
+        ],
+      }),
+    );
+    berthd = await BerthdProcess.start({
+      toml: `[cni]\nconf_dirs = ["${dir}/net.d"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n`,
+    });
+    rt = runtimeClient(berthd.socket);
+    const archive = join(dir, "bb.tar");
+    await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name: image }]));
+    await berthd.client.importImage(archive);
+    const podConfig = {
+      metadata: { name: "stats", namespace: "default", uid: "stats-uid", attempt: 0 },
+      logDirectory: join(dir, "logs"),
+      labels: { app: "stats" },
+    };
+    ({ podSandboxId: podId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", {
+      config: podConfig,
+    }));
+    const start = async (name: string, command: string[]) => {
+      const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+        podSandboxId: podId,
+        config: {
+          metadata: { name, attempt: 0 },
+          image: { image },
+          command,
+          logPath: `${name}.log`,
+          labels: { c: name },
+        },
+        sandboxConfig: podConfig,
+      });
+      await rt.call("startContainer", { containerId });
+      ids[name] = containerId;
+    };
+    await start("burn", ["/bin/sh", "-c", "while :; do :; done"]);
+    await start("mem", [
+      "/bin/sh",
+      "-c",
+      "dd if=/dev/zero of=/dev/shm/fill bs=1M count=60; echo hi > /layer.txt; sleep 1000",
+    ]);
+  });
+
+  after(async () => {
+    if (podId) await rt.call("removePodSandbox", { podSandboxId: podId }).catch(() => {});
+    rt?.client.close();
+    await berthd?.stop();
+    await run("ip", ["link", "del", BRIDGE]).catch(() => {});
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const stat = async (id: string) =>
+    (await rt.call<{ stats: ContainerStats }>("containerStats", { containerId: id })).stats;
+
+  it("shows a busy container's CPU usage rising, with a rate", async () => {
+    const first = await stat(ids["burn"]!);
+    await sleep(500);
+    const second = await stat(ids["burn"]!);
+    assert.equal(second.attributes?.id, ids["burn"]);
+    assert.ok(
+      (second.cpu?.usageCoreNanoSeconds?.value ?? 0n) > (first.cpu?.usageCoreNanoSeconds?.value ?? 0n),
+    );
+    assert.ok((second.cpu?.usageNanoCores?.value ?? 0n) > 0n);
+  });
+
+  it("shows memory a container holds in its working set, and its writable layer", async () => {
+    let s = await stat(ids["mem"]!);
+    for (let i = 0; i < 50 && (s.memory?.workingSetBytes?.value ?? 0n) < 50n << 20n; i++) {
+      await sleep(100);
+      s = await stat(ids["mem"]!);
+    }
+    assert.ok(
+      (s.memory?.workingSetBytes?.value ?? 0n) >= 50n << 20n,
+      `working set ${s.memory?.workingSetBytes?.value}`,
+    );
+    assert.ok((s.writableLayer?.inodesUsed?.value ?? 0n) >= 1n);
+  });
+
+  it("lists container stats with filters", async () => {
+    const all = await rt.call<{ stats: ContainerStats[] }>("listContainerStats", {});
+    assert.deepEqual(all.stats.map((s) => s.attributes?.id).sort(), Object.values(ids).sort());
+    const one = await rt.call<{ stats: ContainerStats[] }>("listContainerStats", {
+      filter: { labelSelector: { c: "mem" } },
+    });
+    assert.deepEqual(
+      one.stats.map((s) => s.attributes?.id),
+      [ids["mem"]],
+    );
+  });
+
+  it("reports pod stats: CPU, memory, processes and the pod's network", async () => {
+    const res = await rt.call<{ stats: PodSandboxStats }>("podSandboxStats", { podSandboxId: podId });
+    const linux = res.stats.linux;
+    assert.equal(res.stats.attributes?.id, podId);
+    assert.ok((linux?.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n);
+    assert.ok((linux?.memory?.workingSetBytes?.value ?? 0n) >= 50n << 20n);
+    assert.ok((linux?.process?.processCount?.value ?? 0n) >= 2n);
+    assert.equal(linux?.network?.defaultInterface?.name, "eth0");
+    assert.equal(linux?.containers.length, 2);
+    const list = await rt.call<{ stats: PodSandboxStats[] }>("listPodSandboxStats", {
+      filter: { labelSelector: { app: "stats" } },
+    });
+    assert.deepEqual(
+      list.stats.map((s) => s.attributes?.id),
+      [podId],
+    );
+  });
+});

@@ -77,12 +77,12 @@ try {
       encoding: "utf8",
     });
     console.error(diff.stdout.slice(0, 4000));
-    process.exit(1);
+    process.exitCode = 1;
   }
 } catch (err) {
   if (err.stdout) console.error(err.stdout.toString().slice(0, 4000));
   else console.error(err.message);
-  process.exit(1);
+  process.exitCode = 1;
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

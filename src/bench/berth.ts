@@ -5,11 +5,25 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { BerthdProcess } from "../test/harness/berthd.js";
 import type { RuntimeDriver, RuntimeInstance } from "./measure.js";
 import { type Cleanup, pidsWithArg, removeTree, withTimeout } from "./util.js";
 
-async function startBerthd(cleanup: Cleanup, toml: string): Promise<RuntimeInstance> {
+/** Preload that CPU-profiles berthd (node --cpu-prof is not allowed in NODE_OPTIONS; --import is). */
+const CPU_PROFILE_PRELOAD = fileURLToPath(new URL("./cpu-profile-preload.js", import.meta.url));
+
+export interface StartBerthdOptions {
+  /** Write a V8 CPU profile of berthd (berthd-<pid>.cpuprofile) into this dir when it exits. */
+  cpuProfDir?: string;
+}
+
+/** A berthd (debug logs) on a fresh temp dir (`dir` on the instance); `toml` is extra config. */
+export async function startBerthd(
+  cleanup: Cleanup,
+  toml: string,
+  opts: StartBerthdOptions = {},
+): Promise<RuntimeInstance & { dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), "berth-bench-"));
   const configPath = join(dir, "berth.toml");
   await writeFile(
@@ -37,7 +51,24 @@ async function startBerthd(cleanup: Cleanup, toml: string): Promise<RuntimeInsta
     await removeTree(dir);
   });
   try {
-    proc = await withTimeout(BerthdProcess.start({ dir }), 45_000, "berthd start");
+    // BerthdProcess spawns berthd synchronously inside start() with our environment, so the
+    // profiling preload goes in through NODE_OPTIONS for that one spawn only.
+    const saved = process.env["NODE_OPTIONS"];
+    let starting: Promise<BerthdProcess>;
+    if (opts.cpuProfDir) {
+      process.env["NODE_OPTIONS"] = `${saved ?? ""} --import=${CPU_PROFILE_PRELOAD}`.trim();
+      process.env["BERTH_BENCH_CPU_PROF_DIR"] = opts.cpuProfDir;
+    }
+    try {
+      starting = BerthdProcess.start({ dir });
+    } finally {
+      if (opts.cpuProfDir) {
+        if (saved === undefined) delete process.env["NODE_OPTIONS"];
+        else process.env["NODE_OPTIONS"] = saved;
+        delete process.env["BERTH_BENCH_CPU_PROF_DIR"];
+      }
+    }
+    proc = await withTimeout(starting, 45_000, "berthd start");
   } catch (err) {
     await stop(); // never leave a half-started berthd behind
     throw err;
@@ -45,7 +76,7 @@ async function startBerthd(cleanup: Cleanup, toml: string): Promise<RuntimeInsta
   const started = proc;
   const pid = started.pid;
   if (pid === undefined) throw new Error("berthd has no pid");
-  return { client: started.client, pid, output: () => started.output, stop };
+  return { client: started.client, pid, output: () => started.output, stop, dir };
 }
 
 interface LogLine {

@@ -28,8 +28,32 @@ export function containerdMissing(): string | undefined {
 /** BENCH_CONTAINERD_DEBUG=1: debug logs, so per-layer "diff applied" times are recorded (slightly slower). */
 const DEBUG = process.env["BENCH_CONTAINERD_DEBUG"] === "1";
 
-function containerdConfig(dir: string, registryHost: string): string {
+/** What the pod benchmark adds: a real CNI config and bin dir, a sandbox image, runc under `dir`. */
+export interface ContainerdPodOptions {
+  /** CNI config dir (one conflist); plugins come from /usr/lib/cni. */
+  cniConfDir: string;
+  /** sandbox_image: a reference in the local registry (pulled before the benchmark). */
+  sandboxImage: string;
+}
+
+export const CNI_BIN_DIR = "/usr/lib/cni";
+
+function containerdConfig(dir: string, registryHost: string, pods?: ContainerdPodOptions): string {
   const cri = `plugins."io.containerd.grpc.v1.cri"`;
+  // Pods: netns under containerd's state dir (not /var/run/netns) and runc's state under `dir`,
+  // so everything a run makes lives in the temp dir; cgroupfs (SystemdCgroup = false) as berthd.
+  // restrict_oom_score_adj: without CAP_SYS_RESOURCE (as on some VMs) runc cannot set the
+  // sandbox's -998; clamp to containerd's own score, as berthd does (its oomScoreAdjMin).
+  const runtime = pods
+    ? `
+    default_runtime_name = "runc"
+    [${cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [${cri}.containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "${dir}/runc"
+        SystemdCgroup = false`
+    : "";
   return `version = 2
 root = "${dir}/root"
 state = "${dir}/state"
@@ -53,12 +77,15 @@ disabled_plugins = [
   path = "${dir}/opt"
 
 [${cri}]
-  sandbox_image = "registry.k8s.io/pause:3.6"
+  sandbox_image = "${pods?.sandboxImage ?? "registry.k8s.io/pause:3.6"}"
+  netns_mounts_under_state_dir = ${pods ? "true" : "false"}
+  restrict_oom_score_adj = ${pods ? "true" : "false"}
   [${cri}.containerd]
-    snapshotter = "overlayfs"
+    snapshotter = "overlayfs"${runtime}
   [${cri}.cni]
-    bin_dir = "${dir}/cni/bin"
-    conf_dir = "${dir}/cni/conf"
+    bin_dir = "${pods ? CNI_BIN_DIR : `${dir}/cni/bin`}"
+    conf_dir = "${pods?.cniConfDir ?? `${dir}/cni/conf`}"
+    max_conf_num = 1
   [${cri}.registry.mirrors."${registryHost}"]
     endpoint = ["http://${registryHost}"]
 `;
@@ -69,7 +96,12 @@ function tail(logs: string): string {
   return t ? `:\n${t.slice(-3000)}` : "";
 }
 
-async function startContainerd(cleanup: Cleanup, registryHost: string): Promise<RuntimeInstance> {
+/** A private containerd on a fresh temp dir (`dir` on the instance); `pods` for the pod benchmark. */
+export async function startContainerd(
+  cleanup: Cleanup,
+  registryHost: string,
+  pods?: ContainerdPodOptions,
+): Promise<RuntimeInstance & { dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), "berth-bench-containerd-"));
   let child: ChildProcess | undefined;
   let client: CriClient | undefined;
@@ -85,10 +117,10 @@ async function startContainerd(cleanup: Cleanup, registryHost: string): Promise<
     throw err;
   }
 
-  async function launch(): Promise<RuntimeInstance> {
+  async function launch(): Promise<RuntimeInstance & { dir: string }> {
     for (const d of ["cni/bin", "cni/conf", "opt", "tmp"]) await mkdir(join(dir, d), { recursive: true });
     const configPath = join(dir, "config.toml");
-    await writeFile(configPath, containerdConfig(dir, registryHost));
+    await writeFile(configPath, containerdConfig(dir, registryHost, pods));
     const socket = join(dir, "containerd.sock");
     let logs = "";
     const keep = (b: Buffer) => {
@@ -134,7 +166,7 @@ async function startContainerd(cleanup: Cleanup, registryHost: string): Promise<
     const pid = proc.pid;
     if (pid === undefined) throw new Error("containerd has no pid");
     const cri = client;
-    return { client: cri, pid, output: () => logs, stop };
+    return { client: cri, pid, output: () => logs, stop, dir };
   }
 }
 

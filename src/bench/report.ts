@@ -164,7 +164,11 @@ export function imageInfo(image: BenchImage): Record<string, unknown> {
   };
 }
 
-export async function writeReport(path: string, report: BenchReport): Promise<void> {
+/** Writes bench.json: the pull benchmark's fields at the top (as before) and/or `pods`. */
+export async function writeReport(
+  path: string,
+  report: Partial<BenchReport> & { pods?: unknown },
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, `${JSON.stringify(report, null, 2)}\n`);
 }

@@ -1,19 +1,33 @@
 /**
- * `npm run bench`: pull one large image (6 layers, ~300 MB / ~220 MB gzip) from a local
- * docker-registry into Berth and, when installed, into containerd through their CRI sockets;
- * cold (fresh root) ×3 and warm ×3 each. Prints a table and writes bench-results/bench.json.
+ * `npm run bench`: two parts, both printed and written to bench-results/bench.json.
  *
- * Environment: BENCH_COLD_RUNS, BENCH_WARM_RUNS (default 3), BENCH_SKIP_CONTAINERD=1,
+ * pull: pull one large image (6 layers, ~300 MB / ~220 MB gzip) from a local docker-registry
+ * into Berth and, when installed, into containerd through their CRI sockets; cold (fresh root)
+ * ×3 and warm ×3 each. (Top-level fields of bench.json.)
+ *
+ * pods: pod + container lifecycle latency (serial and 8 in parallel), throughput and memory of
+ * berthd vs containerd with the same busybox image and CNI bridge network (src/bench/pods.ts).
+ * (`pods` in bench.json.)
+ *
+ * Environment: BENCH_ONLY=pull|pods (one part; the other part's earlier results in bench.json
+ * are kept), BENCH_COLD_RUNS, BENCH_WARM_RUNS (default 3), BENCH_SKIP_CONTAINERD=1,
  * BENCH_CONTAINERD_DEBUG=1 (per-layer apply times from containerd's debug log),
- * BENCH_BERTH_TOML (extra berthd config, "\n" for newlines; e.g. "[image]\nmax_concurrent_downloads = 6").
+ * BENCH_BERTH_TOML (extra berthd config, "\n" for newlines; e.g. "[image]\nmax_concurrent_downloads = 6"),
+ * BENCH_POD_ITERATIONS (serial lifecycles, default 60), BENCH_POD_PARALLEL (default 8),
+ * BENCH_POD_ROUNDS (parallel rounds, default 8), BENCH_POD_WARMUP (default 3),
+ * BENCH_BERTH_CPU_PROF=<dir> (pods: V8 CPU profile of berthd, written when it exits).
  */
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { availableParallelism, loadavg } from "node:os";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startRegistry } from "../test/harness/registry.js";
 import { berthDriver } from "./berth.js";
 import { containerdDriver, containerdMissing } from "./containerd.js";
 import { ensureBenchImage, pushBenchImage } from "./image.js";
 import { type RuntimeResult, runInterleaved } from "./measure.js";
+import { type PodSummary, podGoal, podTables, summarizePods } from "./pod-report.js";
+import { runPodBench } from "./pods.js";
 import {
   type BenchReport,
   cpuLine,
@@ -32,14 +46,115 @@ const RESULTS_DIR = join(REPO_DIR, "bench-results");
 const REPO = "bench/large";
 const TAG = "v1";
 /** The whole benchmark must finish within this, or it cleans up and fails. */
-const WATCHDOG_MS = 45 * 60_000;
+const WATCHDOG_MS = 60 * 60_000;
 
-function runsFromEnv(name: string, fallback: number): number {
+function runsFromEnv(name: string, fallback: number, max = 20): number {
   const v = Number(process.env[name] ?? fallback);
-  return Number.isInteger(v) && v >= 1 && v <= 20 ? v : fallback;
+  return Number.isInteger(v) && v >= 1 && v <= max ? v : fallback;
+}
+
+type Part = "pull" | "pods";
+
+function partsFromEnv(): Part[] {
+  const only = process.env["BENCH_ONLY"]?.trim();
+  if (only === undefined || only === "") return ["pull", "pods"];
+  if (only === "pull" || only === "pods") return [only];
+  throw new Error(`BENCH_ONLY must be "pull" or "pods", not "${only}"`);
+}
+
+/** The earlier bench.json, so a one-part run keeps the other part's results. */
+async function previousReport(path: string): Promise<Record<string, unknown>> {
+  try {
+    const v = JSON.parse(await readFile(path, "utf8")) as unknown;
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Runs one part with its own cleanup stack, unwound as soon as the part ends (or on exit). */
+async function withPartCleanup<T>(cleanup: Cleanup, what: string, f: (c: Cleanup) => Promise<T>): Promise<T> {
+  const part = new Cleanup();
+  const unwind = cleanup.add(what, () => part.runAll());
+  try {
+    return await f(part);
+  } finally {
+    await unwind();
+  }
 }
 
 async function main(cleanup: Cleanup): Promise<void> {
+  const parts = partsFromEnv();
+  const out = join(RESULTS_DIR, "bench.json");
+  const previous = await previousReport(out);
+  let report: Record<string, unknown> = {};
+  if (parts.includes("pull")) {
+    report = { ...(await withPartCleanup(cleanup, "pull benchmark", pullBench)) };
+    // Saved now, so a failing pod part does not lose it (the earlier pod results stay meanwhile).
+    await writeReport(out, {
+      ...report,
+      ...(previous["pods"] !== undefined ? { pods: previous["pods"] } : {}),
+    });
+  } else {
+    const { pods: _old, ...rest } = previous;
+    report = rest;
+  }
+  if (parts.includes("pods")) {
+    report["pods"] = await withPartCleanup(cleanup, "pod benchmark", podBench);
+  } else if (previous["pods"] !== undefined) {
+    report["pods"] = previous["pods"];
+  }
+  await writeReport(out, report);
+  console.log(`raw samples: ${out}`);
+}
+
+async function podBench(cleanup: Cleanup): Promise<Record<string, unknown>> {
+  const skip = process.env["BENCH_SKIP_CONTAINERD"] === "1" ? "BENCH_SKIP_CONTAINERD=1" : containerdMissing();
+  const prof = process.env["BENCH_BERTH_CPU_PROF"];
+  // The machine may be shared: record how busy it was around the run.
+  const loadBefore = loadavg();
+  const res = await runPodBench(cleanup, {
+    serialIterations: runsFromEnv("BENCH_POD_ITERATIONS", 60, 1000),
+    parallel: runsFromEnv("BENCH_POD_PARALLEL", 8, 64),
+    rounds: runsFromEnv("BENCH_POD_ROUNDS", 8, 200),
+    warmup: runsFromEnv("BENCH_POD_WARMUP", 3, 50),
+    chunk: 10,
+    ...(skip !== undefined ? { skipContainerd: skip } : {}),
+    berthToml: process.env["BENCH_BERTH_TOML"]?.replace(/\\n/g, "\n") ?? "",
+    ...(prof ? { cpuProfDir: resolve(prof) } : {}),
+  });
+  const berth = summarizePods(res.berth);
+  const containerd: PodSummary | undefined = res.containerd ? summarizePods(res.containerd) : undefined;
+  const g = podGoal(berth, containerd);
+  console.log("");
+  console.log(podTables(res, berth, containerd));
+  console.log("");
+  console.log(g.text);
+  const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+  console.log(
+    `load average before ${la(loadBefore)}, after ${la(loadavg())} (${availableParallelism()} CPUs)`,
+  );
+  if (prof) console.log(`berthd CPU profile: ${resolve(prof)}/berthd-<pid>.cpuprofile`);
+  return {
+    generatedAt: new Date().toISOString(),
+    environment: {
+      ...environment(),
+      berth: res.berth.version,
+      containerd: res.containerd?.version ?? null,
+      loadavgBefore: loadBefore,
+      loadavgAfter: loadavg(),
+    },
+    options: res.options,
+    network: res.network,
+    image: res.image,
+    goal: g,
+    summary: { berth, containerd: containerd ?? { skipped: res.containerdSkipped ?? "" } },
+    berth: res.berth,
+    containerd: res.containerd ?? { skipped: res.containerdSkipped ?? "" },
+  };
+}
+
+async function pullBench(cleanup: Cleanup): Promise<BenchReport> {
   const coldRuns = runsFromEnv("BENCH_COLD_RUNS", 3);
   const warmRuns = runsFromEnv("BENCH_WARM_RUNS", 3);
   const image = await ensureBenchImage(join(RESULTS_DIR, "cache"), log);
@@ -90,9 +205,6 @@ async function main(cleanup: Cleanup): Promise<void> {
         : { skipped: skipped ?? "" },
     goal: g,
   };
-  const out = join(RESULTS_DIR, "bench.json");
-  await writeReport(out, report);
-
   const env = report.environment;
   console.log("");
   console.log(
@@ -112,7 +224,7 @@ async function main(cleanup: Cleanup): Promise<void> {
       (containerdSummary ? `; ${cpuLine("containerd", containerdSummary, cores)}` : ""),
   );
   console.log(g.text);
-  console.log(`raw samples: ${out}`);
+  return report;
 }
 
 const cleanup = new Cleanup();

@@ -50,6 +50,10 @@ export interface MetricsConfig {
   /** host:port of the Prometheus endpoint; empty = off. */
   address: string;
 }
+export interface StreamingConfig {
+  /** host:port of the exec/port-forward server; port 0 picks a free one. */
+  address: string;
+}
 export interface BerthConfig {
   root: string;
   state: string;
@@ -60,6 +64,7 @@ export interface BerthConfig {
   runtime: RuntimeConfig;
   cni: CniConfig;
   metrics: MetricsConfig;
+  streaming: StreamingConfig;
 }
 
 export const DEFAULT_CONFIG_PATH = "/etc/berth/berth.toml";
@@ -84,6 +89,7 @@ export function defaultConfig(): BerthConfig {
     },
     cni: { confDirs: ["/etc/cni/net.d"], binDirs: ["/usr/lib/cni", "/opt/cni/bin"] },
     metrics: { address: "" },
+    streaming: { address: "127.0.0.1:0" },
   };
 }
 
@@ -240,7 +246,13 @@ export function configFromToml(doc: Table): BerthConfig {
     "runtime",
     "cni",
     "metrics",
+    "streaming",
   ]);
+  const st = new Reader(r.subTable("streaming"), "streaming", ["address"]);
+  const streamingAddress = st.string("address", d.streaming.address);
+  if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(streamingAddress)) {
+    throw invalidArgument(`config: "streaming.address" must be host:port, e.g. "127.0.0.1:0"`);
+  }
   const m = new Reader(r.subTable("metrics"), "metrics", ["address"]);
   const metricsAddress = m.string("address", d.metrics.address);
   if (metricsAddress !== "" && !/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(metricsAddress)) {
@@ -275,6 +287,7 @@ export function configFromToml(doc: Table): BerthConfig {
     runtime: readRuntime(r, d.runtime),
     cni: readCni(r, d.cni),
     metrics: { address: metricsAddress },
+    streaming: { address: streamingAddress },
   };
 }
 

@@ -11,6 +11,7 @@ import type { ContainerManager, ContainerRecord } from "../container/container-m
 import type { EventBus } from "../events/bus.js";
 import type { CniClient } from "../network/cni.js";
 import type { SandboxManager } from "../pod/sandbox-manager.js";
+import type { StreamingServer } from "../streaming/server.js";
 import { notYet, notYetStreaming, unary } from "./boundary.js";
 import { containerService } from "./container-service.js";
 import { eventService } from "./event-service.js";
@@ -29,6 +30,7 @@ import {
 } from "./gen/runtime/v1/api.js";
 import { podService } from "./pod-service.js";
 import { statsService } from "./stats-service.js";
+import { streamingService } from "./streaming-service.js";
 
 export interface RuntimeServiceOptions {
   logger: Logger;
@@ -37,6 +39,7 @@ export interface RuntimeServiceOptions {
   pods: SandboxManager;
   containers: ContainerManager;
   events: EventBus<ContainerRecord>;
+  server: StreamingServer;
 }
 
 export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImplementation {
@@ -47,6 +50,7 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
     ...containerService(opts),
     ...eventService(opts),
     ...statsService({ ...opts, root: config.root }),
+    ...streamingService(opts),
     updateRuntimeConfig: unary(logger, "UpdateRuntimeConfig", async (req: UpdateRuntimeConfigRequest) => {
       // The pod CIDR is the CNI config's business here (host-local ranges); record what kubelet said.
       podCidr = req.runtimeConfig?.networkConfig?.podCidr ?? podCidr;

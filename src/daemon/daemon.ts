@@ -17,6 +17,7 @@ import { ImagesService } from "../cri/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../cri/gen/runtime/v1/api.js";
 import { imageService } from "../cri/image-service.js";
 import { runtimeService } from "../cri/runtime-service.js";
+import { createStreamingServer } from "../cri/streaming-service.js";
 import { EventBus } from "../events/bus.js";
 import { ImageManager } from "../image/image-manager.js";
 import { Metrics } from "../metrics/registry.js";
@@ -24,6 +25,7 @@ import { startMetricsServer } from "../metrics/server.js";
 import { CniClient } from "../network/cni.js";
 import { SandboxManager } from "../pod/sandbox-manager.js";
 import { RuntimeHandlers } from "../runtime/oci-runtime.js";
+import type { StreamingServer } from "../streaming/server.js";
 import { prepareSocketPath } from "./socket.js";
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -39,6 +41,7 @@ export class Daemon {
   readonly metrics: Metrics;
   private containers: ContainerManager | undefined;
   private metricsServer: HttpServer | undefined;
+  private streaming: StreamingServer | undefined;
 
   constructor(
     readonly config: BerthConfig,
@@ -116,6 +119,10 @@ export class Daemon {
       this.metrics.requests.inc({ method, code });
       this.metrics.requestSeconds.observe({ method }, seconds);
     });
+    const streaming = createStreamingServer({ logger, config, pods: this.pods, containers });
+    const { url } = await streaming.start();
+    this.streaming = streaming;
+    logger.info({ url }, "streaming server listening");
     if (config.metrics.address) {
       this.metricsServer = await startMetricsServer(this.metrics, config.metrics.address);
       logger.info({ address: config.metrics.address }, "metrics served at /metrics");
@@ -138,6 +145,7 @@ export class Daemon {
         pods: this.pods,
         containers,
         events: this.events,
+        server: streaming,
       }),
     );
     server.addService(ImageServiceService, imageService({ logger: rpcLog, images: this.images }));
@@ -190,6 +198,7 @@ export class Daemon {
     }
     this.containers?.close();
     this.metricsServer?.close();
+    await this.streaming?.close();
     await this.images.close();
     await this.lockFile?.close();
     this.lockFile = undefined;

@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
@@ -18,6 +19,7 @@ import {
   PodSandboxConfig,
   PodSandboxState,
 } from "../cri/gen/runtime/v1/api.js";
+import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../tools/oci-builder.js";
 import { BerthdProcess } from "./harness/berthd.js";
@@ -176,6 +178,55 @@ describe("pods and containers", () => {
       assert.match(err.details, new RegExp(containerId));
       return true;
     });
+  });
+
+  it("streams Exec and PortForward through the SPDY streaming server", async () => {
+    const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {
+      filter: { labelSelector: { app: "web" } },
+    });
+    const podId = items[0]!.id;
+    const { containers } = await rt.call<{ containers: Array<{ id: string; metadata: { name: string } }> }>(
+      "listContainers",
+      { filter: { podSandboxId: podId } },
+    );
+    const httpdId = containers.find((c) => c.metadata.name === "httpd")!.id;
+    const { url } = await rt.call<{ url: string }>("exec", {
+      containerId: httpdId,
+      cmd: ["/bin/sh", "-c", "cat; echo done >&2; exit 2"],
+      stdin: true,
+      stdout: true,
+      stderr: true,
+    });
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/exec\//);
+    const collected = { out: "", err: "" };
+    const sink = (key: "out" | "err") =>
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          collected[key] += chunk.toString();
+          cb();
+        },
+      });
+    const code = await execOverSpdy(url, {
+      stdin: Readable.from([Buffer.from("piped\n")]),
+      stdout: sink("out"),
+      stderr: sink("err"),
+    });
+    const { out, err } = collected;
+    assert.equal(code, 2);
+    assert.equal(out, "piped\n");
+    assert.equal(err, "done\n");
+    // The URL is single-use.
+    await assert.rejects(execOverSpdy(url, { stdout: new Writable({ write: (_c, _e, cb) => cb() }) }));
+
+    const pf = await rt.call<{ url: string }>("portForward", { podSandboxId: podId, port: [8080] });
+    const fwd = await portForwardOverSpdy(pf.url, 8080);
+    let reply = "";
+    fwd.stream.on("data", (d: Buffer) => (reply += d.toString()));
+    const ended = new Promise((r) => fwd.stream.once("end", r));
+    fwd.stream.write("GET /index.html HTTP/1.0\r\n\r\n");
+    await ended;
+    assert.match(reply, /^HTTP\/1\.[01] 200/);
+    assert.match(reply, /\r\n\r\nindex\n$/);
   });
 
   it("reports exit codes and reasons", async () => {

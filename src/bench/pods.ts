@@ -1,0 +1,847 @@
+/**
+ * Pod lifecycle benchmark: berthd and containerd (when installed) side by side, both up at once,
+ * with the same busybox image, the same CNI conflist (bridge `berthbench0` on 10.253.0.0/16 +
+ * portmap, plugins from /usr/lib/cni) and the same pod/container configs, driven through their
+ * CRI sockets with the same client.
+ *
+ * A lifecycle is RunPodSandbox, CreateContainer (`sleep 3600`), StartContainer, StopContainer
+ * (timeout 0: SIGKILL at once; busybox sleep as pid 1 ignores SIGTERM), StopPodSandbox,
+ * RemovePodSandbox, each timed on the client. Phases:
+ *   warm-up  a few lifecycles each (checks the pod IP and that the container runs)
+ *   serial   N lifecycles each, in chunks alternating between the runtimes (load drift hits both)
+ *   parallel rounds of P concurrent lifecycles, alternating runtimes per round
+ *   memory   P pods started at once; VmRSS/Pss of the daemon, the per-container monitors
+ *            (conmon / containerd-shim-runc-v2) and the sandbox processes, then torn down
+ *
+ * containerd needs a sandbox image: the busybox image with Entrypoint ["/bin/sleep","infinity"]
+ * doubles as one, pushed to a local registry and pulled (with the app image) before anything
+ * is timed. Everything lives in temp dirs; at the end (or on failure / signal) pods are removed
+ * through CRI, stray processes in the bench cgroup are killed, and the bridge, the cgroup
+ * parent and temp dirs are removed (CNI DEL removes the iptables rules).
+ */
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ContainerConfig,
+  ContainerState,
+  NamespaceMode,
+  PodSandboxConfig,
+} from "../cri/gen/runtime/v1/api.js";
+import { pushImage } from "../test/harness/images.js";
+import { startRegistry } from "../test/harness/registry.js";
+import { busyboxLayer } from "../tools/busybox-image.js";
+import { buildImage, ociArchive } from "../tools/oci-builder.js";
+import { startBerthd } from "./berth.js";
+import { CNI_BIN_DIR, containerdMissing, containerdVersion, startContainerd } from "./containerd.js";
+import type { RuntimeInstance } from "./measure.js";
+import { PodCri } from "./pod-cri.js";
+import { childrenOf, listProcs, monitorsUnder, type ProcMem, procsMem } from "./procs.js";
+import { RssSampler, readMem } from "./rss.js";
+import { type Cleanup, errorText, log, mountsUnder, removeTree, run, sleep, withTimeout } from "./util.js";
+
+export const BRIDGE = "berthbench0";
+export const SUBNET = "10.253.0.0/16";
+/** cgroupfs parent of every pod and container (both runtimes), removed at the end. */
+export const CGROUP_PARENT = "/berthbench";
+const CGROUP_ROOT = "/sys/fs/cgroup";
+const NETWORK_NAME = "berth-bench";
+const POD_NAMESPACE = "berth-bench";
+const RUNC = "/usr/sbin/runc";
+
+export const POD_RPCS = [
+  "RunPodSandbox",
+  "CreateContainer",
+  "StartContainer",
+  "StopContainer",
+  "StopPodSandbox",
+  "RemovePodSandbox",
+] as const;
+export type PodRpc = (typeof POD_RPCS)[number];
+
+export interface LifecycleSample {
+  /** Client-side wall time of each RPC, ms. */
+  ms: Record<PodRpc, number>;
+  /** CLOCK_MONOTONIC (process.hrtime) at RunPodSandbox's start, ms: lines samples up with traces. */
+  startMonoMs: number;
+  podId: string;
+}
+
+export interface ParallelRound {
+  round: number;
+  /** From the first RunPodSandbox to the last RemovePodSandbox of the round, ms. */
+  wallMs: number;
+  lifecycles: LifecycleSample[];
+}
+
+/** One look at the processes while `pods` pods run. */
+export interface MemSnapshot {
+  daemonRssKiB: number;
+  daemonPssKiB: number;
+  monitors: ProcMem[];
+  /** Processes the sandbox itself runs (containerd: the pause process; berthd: none). */
+  sandboxes: ProcMem[];
+  containers: ProcMem[];
+}
+
+export interface PodMemory {
+  pods: number;
+  monitorBinary: string;
+  /** VmRSS of the daemon with no pods, after the warm-up. */
+  daemonIdleRssKiB: number;
+  /** Largest VmRSS of the daemon polled (50 ms) during the parallel rounds. */
+  daemonPeakRssKiB: number;
+  /** Medians over the snapshots, with `pods` pods running. */
+  daemonRssKiB: number;
+  daemonPssKiB: number;
+  monitorCount: number;
+  monitorRssKiBPerPod: number;
+  monitorPssKiBPerPod: number;
+  sandboxCount: number;
+  sandboxRssKiBPerPod: number;
+  sandboxPssKiBPerPod: number;
+  containerCount: number;
+  snapshots: MemSnapshot[];
+}
+
+export interface PodRuntimeResult {
+  name: string;
+  version: string;
+  notes: string[];
+  warmup: LifecycleSample[];
+  serial: LifecycleSample[];
+  parallel: ParallelRound[];
+  /** Busy CPU time of the whole machine (all processes) per serial lifecycle, ms. */
+  serialMachineCpuMsPerLifecycle: number;
+  memory?: PodMemory;
+  /** berthd only: each RPC's durationMs from its debug log (server side: no gRPC, no client). */
+  serverMs?: { serial: Record<PodRpc, number[]>; parallel: Record<PodRpc, number[]> };
+}
+
+export interface PodBenchOptions {
+  serialIterations: number;
+  parallel: number;
+  rounds: number;
+  warmup: number;
+  /** Serial lifecycles per runtime before switching to the other. */
+  chunk: number;
+  /** Skip containerd, with this reason. */
+  skipContainerd?: string;
+  /** Extra berthd config. */
+  berthToml: string;
+  /** CPU-profile berthd into this dir (written when it exits). */
+  cpuProfDir?: string;
+}
+
+export interface PodBenchResult {
+  berth: PodRuntimeResult;
+  containerd?: PodRuntimeResult;
+  containerdSkipped?: string;
+  options: Omit<PodBenchOptions, "skipContainerd" | "berthToml" | "cpuProfDir">;
+  network: Record<string, unknown>;
+  image: { ref: string; sandboxImage: string; manifestDigest: string; configDigest: string };
+}
+
+interface PodRuntime {
+  name: "berth" | "containerd";
+  version: string;
+  notes: string[];
+  instance: RuntimeInstance & { dir: string };
+  cri: PodCri;
+  monitorBinary: string;
+  result: PodRuntimeResult;
+  failed?: string;
+}
+
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * Set by cleanup (signal, watchdog, failure): no new RPC starts, and cleanup waits for the
+ * lifecycles in flight before it removes pods and stops the daemons, so no pod is left
+ * half-made behind a closed connection.
+ */
+class Work {
+  aborted = false;
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  check(): void {
+    if (this.aborted) throw new Error("benchmark aborted");
+  }
+
+  async abort(): Promise<void> {
+    this.aborted = true;
+    await Promise.allSettled([...this.inflight]);
+  }
+}
+
+/** Busy (non-idle, non-iowait) CPU time of the whole machine so far, ms. */
+async function machineCpuMs(): Promise<number> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already in user)
+  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+  return busy * 10; // USER_HZ = 100
+}
+
+function emptyByRpc(): Record<PodRpc, number[]> {
+  return Object.fromEntries(POD_RPCS.map((r) => [r, [] as number[]])) as unknown as Record<PodRpc, number[]>;
+}
+
+/** `durationMs` of each successful RPC in a slice of berthd's JSON log. */
+export function serverDurations(logs: string): Record<PodRpc, number[]> {
+  const out = emptyByRpc();
+  for (const line of logs.split("\n")) {
+    if (!line.startsWith("{") || !line.includes('"durationMs"')) continue;
+    let j: { method?: string; durationMs?: number; msg?: string };
+    try {
+      j = JSON.parse(line) as typeof j;
+    } catch {
+      continue;
+    }
+    const m = j.method as PodRpc | undefined;
+    if (m && m in out && j.msg === `${m} done` && typeof j.durationMs === "number") out[m].push(j.durationMs);
+  }
+  return out;
+}
+
+function conflist(ipamDir: string): string {
+  return `${JSON.stringify(
+    {
+      cniVersion: "1.0.0",
+      name: NETWORK_NAME,
+      plugins: [
+        {
+          type: "bridge",
+          bridge: BRIDGE,
+          isGateway: true,
+          ipMasq: true,
+          promiscMode: true,
+          ipam: {
+            type: "host-local",
+            ranges: [[{ subnet: SUBNET }]],
+            routes: [{ dst: "0.0.0.0/0" }],
+            dataDir: ipamDir,
+          },
+        },
+        { type: "portmap", capabilities: { portMappings: true } },
+      ],
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+/** What kubelet would send, minus what neither runtime needs: pid namespace per container. */
+function podConfig(name: string, uid: string, logRoot: string): PodSandboxConfig {
+  return PodSandboxConfig.fromPartial({
+    metadata: { name, namespace: POD_NAMESPACE, uid, attempt: 0 },
+    hostname: name,
+    logDirectory: join(logRoot, `${POD_NAMESPACE}_${name}_${uid}`),
+    labels: { "berth-bench": "pod", "io.kubernetes.pod.name": name },
+    linux: {
+      cgroupParent: CGROUP_PARENT,
+      securityContext: {
+        namespaceOptions: {
+          network: NamespaceMode.POD,
+          pid: NamespaceMode.CONTAINER,
+          ipc: NamespaceMode.POD,
+        },
+      },
+    },
+  });
+}
+
+function containerConfig(image: string): ContainerConfig {
+  return ContainerConfig.fromPartial({
+    metadata: { name: "sleeper", attempt: 0 },
+    image: { image },
+    command: ["sleep", "3600"],
+    logPath: "sleeper/0.log",
+    labels: { "berth-bench": "container" },
+    linux: {
+      securityContext: {
+        namespaceOptions: {
+          network: NamespaceMode.POD,
+          pid: NamespaceMode.CONTAINER,
+          ipc: NamespaceMode.POD,
+        },
+      },
+    },
+  });
+}
+
+/** Best effort: stop and remove a pod (after a failure, or at cleanup). */
+async function forceRemovePod(cri: PodCri, podId: string): Promise<void> {
+  await cri.stopPodSandbox(podId).catch(() => {});
+  await cri.removePodSandbox(podId).catch((err: unknown) => log(`remove pod ${podId}: ${errorText(err)}`));
+}
+
+/** One timed pod + container lifecycle; `check` also verifies the pod IP and the running container. */
+function lifecycle(
+  work: Work,
+  rt: PodRuntime,
+  name: string,
+  logRoot: string,
+  image: string,
+  check = false,
+): Promise<LifecycleSample> {
+  work.check();
+  return work.track(timedLifecycle(work, rt, name, logRoot, image, check));
+}
+
+async function timedLifecycle(
+  work: Work,
+  rt: PodRuntime,
+  name: string,
+  logRoot: string,
+  image: string,
+  check: boolean,
+): Promise<LifecycleSample> {
+  const pod = podConfig(name, randomUUID(), logRoot);
+  await mkdir(pod.logDirectory, { recursive: true }); // kubelet makes it before RunPodSandbox
+  const ctr = containerConfig(image);
+  const ms = {} as Record<PodRpc, number>;
+  const timed = async <T>(rpc: PodRpc, f: () => Promise<T>): Promise<T> => {
+    work.check();
+    const t0 = nowMs();
+    const r = await f();
+    ms[rpc] = nowMs() - t0;
+    return r;
+  };
+  const startMonoMs = nowMs();
+  let podId: string | undefined;
+  try {
+    podId = await timed("RunPodSandbox", () => rt.cri.runPodSandbox(pod));
+    const id = podId;
+    const containerId = await timed("CreateContainer", () => rt.cri.createContainer(id, ctr, pod));
+    await timed("StartContainer", () => rt.cri.startContainer(containerId));
+    if (check) await verify(rt, id, containerId);
+    await timed("StopContainer", () => rt.cri.stopContainer(containerId, 0));
+    await timed("StopPodSandbox", () => rt.cri.stopPodSandbox(id));
+    await timed("RemovePodSandbox", () => rt.cri.removePodSandbox(id));
+    podId = undefined;
+    return { ms, startMonoMs, podId: id } satisfies LifecycleSample;
+  } catch (err) {
+    if (podId !== undefined) await forceRemovePod(rt.cri, podId);
+    throw new Error(`${rt.name} pod ${name}: ${errorText(err)}`);
+  } finally {
+    await rm(pod.logDirectory, { recursive: true, force: true });
+  }
+}
+
+async function verify(rt: PodRuntime, podId: string, containerId: string): Promise<void> {
+  const ps = await rt.cri.podSandboxStatus(podId);
+  const ip = ps.status?.network?.ip ?? "";
+  if (!ip.startsWith("10.253.")) throw new Error(`pod ${podId} has IP "${ip}", want one in ${SUBNET}`);
+  const cs = await rt.cri.containerStatus(containerId);
+  if (cs.status?.state !== ContainerState.CONTAINER_RUNNING) {
+    throw new Error(`container ${containerId} is in state ${cs.status?.state}, want RUNNING`);
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? 0 : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const sum = (xs: readonly ProcMem[], f: (m: ProcMem) => number) => xs.reduce((n, m) => n + f(m), 0);
+
+async function snapshot(rt: PodRuntime): Promise<MemSnapshot> {
+  const procs = await listProcs();
+  const monitors = monitorsUnder(procs, rt.monitorBinary, rt.instance.dir);
+  const children = childrenOf(procs, monitors).filter((p) => p.argv[0]?.endsWith("sleep"));
+  const sandboxes = children.filter((p) => p.argv[1] === "infinity");
+  const containers = children.filter((p) => p.argv[1] === "3600");
+  const [daemon] = await procsMem([{ pid: rt.instance.pid, ppid: 0, argv: ["daemon"] }]);
+  return {
+    daemonRssKiB: daemon?.rssKiB ?? 0,
+    daemonPssKiB: daemon?.pssKiB ?? 0,
+    monitors: await procsMem(monitors),
+    sandboxes: await procsMem(sandboxes),
+    containers: await procsMem(containers),
+  };
+}
+
+/** Starts `n` pods at once, looks at memory a few times, then tears them down. */
+async function measureMemory(
+  work: Work,
+  rt: PodRuntime,
+  n: number,
+  logRoot: string,
+  image: string,
+  idleRssKiB: number,
+  peakRssKiB: number,
+): Promise<PodMemory> {
+  const started: Array<{ podId: string; logDir: string }> = [];
+  const failures: string[] = [];
+  const startOne = async (i: number): Promise<void> => {
+    const pod = podConfig(`${rt.name}-mem-${i}`, randomUUID(), logRoot);
+    await mkdir(pod.logDirectory, { recursive: true });
+    try {
+      const podId = await rt.cri.runPodSandbox(pod);
+      started.push({ podId, logDir: pod.logDirectory });
+      const containerId = await rt.cri.createContainer(podId, containerConfig(image), pod);
+      await rt.cri.startContainer(containerId);
+    } catch (err) {
+      failures.push(errorText(err));
+    }
+  };
+  work.check();
+  await Promise.all(Array.from({ length: n }, (_, i) => work.track(startOne(i))));
+  try {
+    if (failures.length > 0) throw new Error(`${rt.name}: starting ${n} pods: ${failures[0]}`);
+    await sleep(2000); // let the monitors settle (Go runtime, conmon's log setup)
+    const snaps: MemSnapshot[] = [];
+    for (let i = 0; i < 5; i++) {
+      snaps.push(await snapshot(rt));
+      await sleep(250);
+    }
+    const med = (f: (s: MemSnapshot) => number) => median(snaps.map(f));
+    const last = snaps[snaps.length - 1]!;
+    if (last.monitors.length === 0) throw new Error(`${rt.name}: no ${rt.monitorBinary} processes found`);
+    if (last.containers.length !== n) {
+      log(`${rt.name}: expected ${n} container processes, found ${last.containers.length}`);
+    }
+    return {
+      pods: n,
+      monitorBinary: rt.monitorBinary,
+      daemonIdleRssKiB: idleRssKiB,
+      daemonPeakRssKiB: peakRssKiB,
+      daemonRssKiB: med((s) => s.daemonRssKiB),
+      daemonPssKiB: med((s) => s.daemonPssKiB),
+      monitorCount: last.monitors.length,
+      monitorRssKiBPerPod: med((s) => sum(s.monitors, (m) => m.rssKiB)) / n,
+      monitorPssKiBPerPod: med((s) => sum(s.monitors, (m) => m.pssKiB)) / n,
+      sandboxCount: last.sandboxes.length,
+      sandboxRssKiBPerPod: med((s) => sum(s.sandboxes, (m) => m.rssKiB)) / n,
+      sandboxPssKiBPerPod: med((s) => sum(s.sandboxes, (m) => m.pssKiB)) / n,
+      containerCount: last.containers.length,
+      snapshots: snaps,
+    };
+  } finally {
+    await work.track(
+      Promise.all(
+        started.map(async (s) => {
+          await forceRemovePod(rt.cri, s.podId);
+          await rm(s.logDir, { recursive: true, force: true });
+        }),
+      ),
+    );
+  }
+}
+
+// ---- cleanup of what the runtimes leave on the host when something went wrong ----
+
+async function cgroupDirs(): Promise<string[]> {
+  const out: string[] = [];
+  for (const hierarchy of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
+    const d = join(CGROUP_ROOT, hierarchy, CGROUP_PARENT);
+    if (existsSync(d)) out.push(d);
+  }
+  return out;
+}
+
+/** Every cgroup dir at or below `dir`, deepest first. */
+async function cgroupTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      if (e.isDirectory()) await walk(join(d, e.name));
+    }
+    out.push(d);
+  };
+  await walk(dir);
+  return out;
+}
+
+/** Kills whatever still runs in the bench cgroup parent and monitors naming `dirs`, then removes the cgroups. */
+async function sweepHost(dirs: readonly string[]): Promise<void> {
+  const strays = new Set<number>();
+  for (const top of await cgroupDirs()) {
+    for (const d of await cgroupTree(top)) {
+      const procs = await readFile(join(d, "cgroup.procs"), "utf8").catch(() => "");
+      for (const p of procs.split("\n").filter(Boolean)) strays.add(Number(p));
+    }
+  }
+  const procs = await listProcs();
+  for (const dir of dirs) {
+    for (const bin of ["conmon", "containerd-shim-runc-v2"]) {
+      for (const p of monitorsUnder(procs, bin, dir)) strays.add(p.pid);
+    }
+  }
+  if (strays.size > 0) {
+    log(`cleanup: killing ${strays.size} leftover process(es): ${[...strays].join(" ")}`);
+    for (const pid of strays) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    await sleep(500);
+  }
+  for (const top of await cgroupDirs()) {
+    for (const d of await cgroupTree(top)) {
+      await rmdir(d).catch((err: unknown) => log(`cleanup: rmdir ${d}: ${errorText(err)}`));
+    }
+  }
+}
+
+async function removeBridge(): Promise<void> {
+  if (!existsSync(`/sys/class/net/${BRIDGE}`)) return;
+  await run("ip", ["link", "del", BRIDGE]).catch((err: unknown) => log(`cleanup: ${errorText(err)}`));
+}
+
+/** Rules left in iptables that name the bench subnet (CNI DEL should have removed them all). */
+async function leftoverIptables(): Promise<string[]> {
+  const out = await run("iptables-save", []).catch(() => "");
+  return out.split("\n").filter((l) => l.includes("10.253.") || l.includes(BRIDGE));
+}
+
+/**
+ * Last resort when a pod was never torn down (bench killed midway): the bridge plugin's DEL
+ * cannot remove its ipMasq rules once the netns is gone (it reads the addresses from it), so
+ * delete the NAT rules tagged with the bench network's name, then its per-pod chains.
+ */
+async function removeLeftoverNatRules(): Promise<void> {
+  const text = await run("iptables-save", ["-t", "nat"]).catch(() => "");
+  const ours = text
+    .split("\n")
+    .filter((l) => l.startsWith("-A ") && l.includes(`name: \\"${NETWORK_NAME}\\"`));
+  if (ours.length === 0) return;
+  const chains = new Set<string>();
+  const deletes: string[] = [];
+  for (const line of ours) {
+    const chain = line.split(" ")[1] ?? "";
+    if (/^CNI-[0-9a-f]{24}$/.test(chain)) chains.add(chain);
+    else deletes.push(`-D ${line.slice(3)}`);
+  }
+  const script = [
+    "*nat",
+    ...deletes,
+    ...[...chains].map((c) => `-F ${c}`),
+    ...[...chains].map((c) => `-X ${c}`),
+    "COMMIT",
+    "",
+  ].join("\n");
+  log(`cleanup: removing ${ours.length} leftover NAT rule(s) of ${NETWORK_NAME}`);
+  await runWithInput("iptables-restore", ["--noflush"], script).catch((err: unknown) =>
+    log(`cleanup: iptables-restore: ${errorText(err)}`),
+  );
+}
+
+function runWithInput(file: string, args: string[], input: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr?.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`exit ${code}: ${stderr.trim()}`)),
+    );
+    child.stdin?.end(input);
+  });
+}
+
+/** containerd's shim sockets go to /run/containerd/s whatever its state dir: remove what we add. */
+async function runContainerdSnapshot(): Promise<{ existed: boolean; sockets: Set<string> }> {
+  const existed = existsSync("/run/containerd");
+  const sockets = new Set(await readdir("/run/containerd/s").catch(() => [] as string[]));
+  return { existed, sockets };
+}
+
+async function restoreRunContainerd(before: { existed: boolean; sockets: Set<string> }): Promise<void> {
+  for (const s of await readdir("/run/containerd/s").catch(() => [] as string[])) {
+    if (!before.sockets.has(s)) await rm(join("/run/containerd/s", s), { force: true, recursive: true });
+  }
+  if (!before.existed) {
+    // Only if nothing else moved in meanwhile.
+    await rmdir("/run/containerd/s").catch(() => {});
+    await rmdir("/run/containerd").catch(() => {});
+  }
+}
+
+// ---- the benchmark ----
+
+export async function runPodBench(cleanup: Cleanup, opts: PodBenchOptions): Promise<PodBenchResult> {
+  const tmp = await mkdtemp(join(tmpdir(), "berth-bench-pods-"));
+  const daemonDirs: string[] = [];
+  const runBefore = await runContainerdSnapshot();
+  cleanup.add(`pod bench temp dir ${tmp}`, async () => {
+    await removeTree(tmp);
+  });
+  cleanup.add("pod bench host state (processes, cgroups, bridge, /run/containerd)", async () => {
+    await sweepHost([...daemonDirs, tmp]);
+    await removeLeftoverNatRules();
+    await removeBridge();
+    await restoreRunContainerd(runBefore);
+    const rules = await leftoverIptables();
+    if (rules.length > 0) log(`cleanup: iptables rules still name the bench network:\n${rules.join("\n")}`);
+    const mounts = (await Promise.all([...daemonDirs, tmp].map(mountsUnder))).flat();
+    if (mounts.length > 0) log(`cleanup: mounts left: ${mounts.join(" ")}`);
+  });
+  if (existsSync(`/sys/class/net/${BRIDGE}`)) {
+    log(`${BRIDGE} exists already (an earlier run's?); it is removed at the end`);
+  }
+  if ((await cgroupDirs()).length > 0) {
+    log(`cgroup parent ${CGROUP_PARENT} exists already; reusing it (removed at the end)`);
+  }
+
+  const netDir = join(tmp, "net.d");
+  const logRoot = join(tmp, "pod-logs");
+  await mkdir(netDir, { recursive: true });
+  await mkdir(logRoot, { recursive: true });
+  await writeFile(join(netDir, "10-berth-bench.conflist"), conflist(join(tmp, "ipam")));
+
+  // One image for both: busybox, PATH set, Entrypoint sleep infinity (containerd's pause).
+  const image = buildImage([await busyboxLayer()], {
+    config: {
+      Entrypoint: ["/bin/sleep", "infinity"],
+      Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+      WorkingDir: "/",
+    },
+  });
+  const registry = await startRegistry();
+  cleanup.add("pod bench registry", () => registry.stop());
+  const ref = `${registry.host}/bench/busybox:v1`;
+  const sandboxImage = `${registry.host}/bench/pause:v1`;
+  await pushImage(registry.url, "bench/busybox", "v1", image);
+  await pushImage(registry.url, "bench/pause", "v1", image);
+
+  const runtimes: PodRuntime[] = [];
+  const newResult = (name: string, version: string, notes: string[]): PodRuntimeResult => ({
+    name,
+    version,
+    notes,
+    warmup: [],
+    serial: [],
+    parallel: [],
+    serialMachineCpuMsPerLifecycle: 0,
+  });
+
+  // berthd
+  const berthToml =
+    `[cni]\nconf_dirs = ["${netDir}"]\nbin_dirs = ["${CNI_BIN_DIR}"]\n` +
+    `[runtime.handlers.runc]\nruntime_path = "${RUNC}"\nruntime_root = "${tmp}/berth-runc"\n` +
+    opts.berthToml;
+  if (opts.cpuProfDir) await mkdir(opts.cpuProfDir, { recursive: true });
+  const berthd = await startBerthd(
+    cleanup,
+    berthToml,
+    opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {},
+  );
+  daemonDirs.push(berthd.dir);
+  const berthCri = new PodCri(berthd.client);
+  cleanup.add("berthd pods", () => removeAllPods(berthCri, "berth"));
+  const archive = join(tmp, "busybox.tar");
+  await writeFile(archive, await ociArchive([{ image, name: ref }]));
+  await berthd.client.importImage(archive);
+  const bv = await berthd.client.version();
+  const berthVersion = `${bv.runtimeName} ${bv.runtimeVersion}`;
+  const berthNotes = [
+    "log_level debug (per-RPC durationMs)",
+    "no pause process: pinned namespaces (unshare), conmon per container",
+    ...(opts.berthToml.trim() ? [`extra config: ${opts.berthToml.trim()}`] : []),
+    ...(opts.cpuProfDir ? [`CPU profile in ${opts.cpuProfDir}`] : []),
+  ];
+  runtimes.push({
+    name: "berth",
+    version: berthVersion,
+    notes: berthNotes,
+    instance: berthd,
+    cri: berthCri,
+    monitorBinary: "conmon",
+    result: newResult("berth", berthVersion, berthNotes),
+  });
+
+  // containerd
+  let containerdSkipped = opts.skipContainerd ?? containerdMissing();
+  if (containerdSkipped === undefined) {
+    try {
+      const c = await startContainerd(cleanup, registry.host, { cniConfDir: netDir, sandboxImage });
+      daemonDirs.push(c.dir);
+      const cri = new PodCri(c.client);
+      cleanup.add("containerd pods", () => removeAllPods(cri, "containerd"));
+      await c.client.pullImage(ref, undefined, 120_000);
+      await c.client.pullImage(sandboxImage, undefined, 120_000);
+      await waitNetworkReady(c);
+      const version = await containerdVersion().catch(() => "containerd");
+      const notes = [
+        "overlayfs snapshotter, runc v2 shim (one per pod), SystemdCgroup = false",
+        `sandbox_image ${sandboxImage} (busybox sleep infinity)`,
+        "log level info",
+      ];
+      runtimes.push({
+        name: "containerd",
+        version,
+        notes,
+        instance: c,
+        cri,
+        monitorBinary: "containerd-shim-runc-v2",
+        result: newResult("containerd", version, notes),
+      });
+    } catch (err) {
+      containerdSkipped = `containerd failed to start: ${errorText(err)}`;
+      log(containerdSkipped);
+    }
+  }
+
+  // Registered last, so it runs first: stop issuing RPCs and let the ones in flight finish.
+  const work = new Work();
+  cleanup.add("pod bench: stop and drain lifecycles in flight", () => work.abort());
+
+  /** Runs `f` for a runtime; containerd is dropped on failure, berthd's failure ends the bench. */
+  const guarded = async (rt: PodRuntime, what: string, f: () => Promise<void>) => {
+    if (rt.failed) return;
+    try {
+      await f();
+    } catch (err) {
+      if (rt.name === "berth" || work.aborted) throw err;
+      rt.failed = `${what}: ${errorText(err)}`;
+      log(`${rt.name}: dropped: ${rt.failed}\n${rt.instance.output().slice(-3000)}`);
+    }
+  };
+
+  // Warm-up (checks networking and the running container).
+  for (const rt of runtimes) {
+    await guarded(rt, "warm-up", async () => {
+      for (let i = 0; i < opts.warmup; i++) {
+        rt.result.warmup.push(
+          await withTimeout(
+            lifecycle(work, rt, `${rt.name}-warm-${i}`, logRoot, ref, true),
+            120_000,
+            "warm-up",
+          ),
+        );
+      }
+    });
+  }
+  const idle = new Map<string, number>();
+  for (const rt of runtimes) idle.set(rt.name, (await readMem(rt.instance.pid))?.rssKiB ?? 0);
+
+  // Serial, alternating chunks.
+  const logMark = () => berthd.output().length;
+  let mark = logMark();
+  const cpu = new Map<string, number>();
+  for (let done = 0, chunk = 0; done < opts.serialIterations; chunk++) {
+    const n = Math.min(opts.chunk, opts.serialIterations - done);
+    const order = chunk % 2 === 0 ? runtimes : [...runtimes].reverse();
+    for (const rt of order) {
+      await guarded(rt, "serial", async () => {
+        const c0 = await machineCpuMs();
+        for (let i = 0; i < n; i++) {
+          rt.result.serial.push(await lifecycle(work, rt, `${rt.name}-s-${done + i}`, logRoot, ref));
+        }
+        cpu.set(rt.name, (cpu.get(rt.name) ?? 0) + (await machineCpuMs()) - c0);
+      });
+    }
+    done += n;
+    log(`serial: ${done}/${opts.serialIterations}`);
+  }
+  for (const rt of runtimes) {
+    rt.result.serialMachineCpuMsPerLifecycle = (cpu.get(rt.name) ?? 0) / Math.max(1, rt.result.serial.length);
+  }
+  const serialLogs = berthd.output().slice(mark);
+  mark = logMark();
+
+  // Parallel rounds.
+  const samplers = new Map(runtimes.map((rt) => [rt.name, new RssSampler(rt.instance.pid, 50).start()]));
+  for (let round = 0; round < opts.rounds; round++) {
+    const order = round % 2 === 0 ? runtimes : [...runtimes].reverse();
+    for (const rt of order) {
+      await guarded(rt, "parallel", async () => {
+        const t0 = nowMs();
+        const settled = await Promise.allSettled(
+          Array.from({ length: opts.parallel }, (_, i) =>
+            lifecycle(work, rt, `${rt.name}-p-${round}-${i}`, logRoot, ref),
+          ),
+        );
+        const wallMs = nowMs() - t0;
+        const bad = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+        if (bad) throw bad.reason;
+        const lifecycles = settled.map((s) => (s as PromiseFulfilledResult<LifecycleSample>).value);
+        rt.result.parallel.push({ round, wallMs, lifecycles });
+      });
+    }
+    log(`parallel: round ${round + 1}/${opts.rounds}`);
+  }
+  const peaks = new Map<string, number>();
+  for (const [name, s] of samplers) peaks.set(name, (await s.stop()).maxRssKiB);
+  const parallelLogs = berthd.output().slice(mark);
+
+  // Memory with `parallel` pods running.
+  for (const rt of runtimes) {
+    await guarded(rt, "memory", async () => {
+      rt.result.memory = await measureMemory(
+        work,
+        rt,
+        opts.parallel,
+        logRoot,
+        ref,
+        idle.get(rt.name) ?? 0,
+        peaks.get(rt.name) ?? 0,
+      );
+      const m = rt.result.memory;
+      log(
+        `${rt.name} with ${m.pods} pods: daemon ${(m.daemonRssKiB / 1024).toFixed(1)} MiB, ` +
+          `${m.monitorCount} × ${rt.monitorBinary} ${(m.monitorRssKiBPerPod / 1024).toFixed(2)} MiB/pod`,
+      );
+    });
+  }
+
+  const berthRt = runtimes[0]!;
+  berthRt.result.serverMs = { serial: serverDurations(serialLogs), parallel: serverDurations(parallelLogs) };
+  const c = runtimes.find((r) => r.name === "containerd");
+  if (c?.failed) containerdSkipped = `containerd failed: ${c.failed}`;
+  return {
+    berth: berthRt.result,
+    ...(c && !c.failed ? { containerd: c.result } : {}),
+    ...(containerdSkipped !== undefined ? { containerdSkipped } : {}),
+    options: {
+      serialIterations: opts.serialIterations,
+      parallel: opts.parallel,
+      rounds: opts.rounds,
+      warmup: opts.warmup,
+      chunk: opts.chunk,
+    },
+    network: {
+      bridge: BRIDGE,
+      subnet: SUBNET,
+      plugins: ["bridge (isGateway, ipMasq, host-local)", "portmap"],
+      binDir: CNI_BIN_DIR,
+      cgroupParent: CGROUP_PARENT,
+    },
+    image: { ref, sandboxImage, manifestDigest: image.manifestDigest, configDigest: image.configDigest },
+  };
+}
+
+async function removeAllPods(cri: PodCri, name: string): Promise<void> {
+  let ids: string[];
+  try {
+    ids = await cri.listPodIds();
+  } catch (err) {
+    log(`cleanup: listing ${name} pods: ${errorText(err)}`);
+    return;
+  }
+  if (ids.length > 0) log(`cleanup: removing ${ids.length} ${name} pod(s)`);
+  for (const id of ids) await forceRemovePod(cri, id);
+}
+
+async function waitNetworkReady(c: RuntimeInstance): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const s = await c.client.status();
+    const net = s.status?.conditions.find((x) => x.type === "NetworkReady");
+    if (net?.status) return;
+    if (Date.now() > deadline) throw new Error(`containerd: NetworkReady is false: ${net?.message ?? ""}`);
+    await sleep(200);
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * End to end, as root: a real runc container (busybox, `runc run -d`) for exec, and a pinned
+ * network namespace with a TCP server inside for port-forward, both through StreamingServer and
+ * our SPDY client.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { MNT_DETACH, native } from "../common/native.js";
+import { createPodNamespaces, type PodNamespacePaths, removePodNamespaces } from "../network/namespaces.js";
+import { cleanup, makeBundle, RUNC, skipReason, uniqueId } from "../runtime/testutil.js";
+import { connectPortForward, ExecError, execOverSpdy } from "./client.js";
+import { forwardInNetns, PORTFORWARD_HELPER } from "./portforward.js";
+import type { ExecRequest } from "./remotecommand.js";
+import { runcExec } from "./runc-exec.js";
+import { StreamingServer } from "./server.js";
+
+function collect(): { w: PassThrough; text: () => string } {
+  const w = new PassThrough();
+  const chunks: Buffer[] = [];
+  w.on("data", (b: Buffer) => chunks.push(b));
+  return { w, text: () => Buffer.concat(chunks).toString() };
+}
+
+async function readAll(r: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  r.on("data", (b: Buffer) => chunks.push(b));
+  await once(r, "end");
+  return Buffer.concat(chunks).toString();
+}
+
+/** Host pids whose argv is exactly `argv`. */
+async function findProcesses(argv: string[]): Promise<number[]> {
+  const want = `${argv.join("\0")}\0`;
+  const found: number[] = [];
+  for (const p of await readdir("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    if ((await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "")) === want) found.push(Number(p));
+  }
+  return found;
+}
+
+async function poll(f: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await f()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return f();
+}
+
+/** Per test: a hang is cancelled well before the file-level timeout, so after() still cleans up. */
+const T = { timeout: 30_000 };
+
+const skip = skipReason() ?? (process.getuid?.() === 0 ? undefined : "needs root");
+
+describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () => {
+  let dir = "";
+  let runtimeRoot = "";
+  let nsDir = "";
+  const id = uniqueId("berth-stream");
+  const podId = uniqueId("berth-pf");
+  let ns: PodNamespacePaths = {};
+  let tcpServer: ChildProcess | undefined;
+  let server: StreamingServer;
+
+  const execReq = (cmd: string[], o: Partial<ExecRequest> = {}): ExecRequest => ({
+    containerId: id,
+    cmd,
+    tty: false,
+    stdin: false,
+    stdout: true,
+    stderr: true,
+    ...o,
+  });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "berth-stream-"));
+    runtimeRoot = join(dir, "runc-root");
+    nsDir = join(dir, "ns");
+    const bundle = await makeBundle(dir, id, ["sleep", "100000"]);
+    const runc = spawn(RUNC, ["--root", runtimeRoot, "run", "-d", "--bundle", bundle, id], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let err = "";
+    runc.stderr.on("data", (b: Buffer) => {
+      err += b.toString();
+    });
+    const [code] = (await once(runc, "exit")) as [number];
+    assert.equal(code, 0, `runc run: ${err}`);
+
+    ns = await createPodNamespaces({ dir: nsDir, id: podId, net: true, ipc: false, uts: false });
+    // An uppercasing TCP server on 127.0.0.1:9000 inside the pod's netns (answers "who" with its
+    // peer address so we can tell the connections apart).
+    const script = `
+      const net = require("node:net");
+      net.createServer({ allowHalfOpen: true }, (s) => {
+        s.on("data", (b) => s.write(b.toString().toUpperCase()));
+        s.on("end", () => s.end("|bye"));
+      }).listen(9000, "127.0.0.1", () => console.log("ready"));`;
+    tcpServer = spawn("nsenter", [`--net=${ns.net}`, process.execPath, "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const [first] = (await once(tcpServer.stdout!, "data")) as [Buffer];
+    assert.equal(first.toString().trim(), "ready");
+
+    server = new StreamingServer({
+      handlers: {
+        exec: (req, io) =>
+          runcExec(
+            {
+              runtimePath: RUNC,
+              runtimeRoot,
+              containerId: req.containerId,
+              processSpec: {
+                args: req.cmd,
+                env: ["PATH=/bin", "HOME=/"],
+                cwd: "/",
+                user: { uid: 0, gid: 0 },
+              },
+              tty: req.tty,
+            },
+            io,
+          ),
+        portForward: (_req, c) =>
+          forwardInNetns({ netnsPath: ns.net!, port: c.port, stream: c.stream, signal: c.signal }),
+      },
+    });
+    await server.start();
+  });
+
+  after(async () => {
+    await server?.close().catch(() => {});
+    if (tcpServer?.pid) tcpServer.kill("SIGKILL");
+    await cleanup({ runtimeRoot, ids: [id] }).catch(() => {});
+    await removePodNamespaces(ns).catch(() => {});
+    if (nsDir) {
+      for (let i = 0; i < 4; i++)
+        await native()
+          .umount2(nsDir, MNT_DETACH)
+          .catch(() => {});
+    }
+    if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
+  });
+
+  it("echo hi → stdout, exit 0", T, async () => {
+    const out = collect();
+    const err = collect();
+    const code = await execOverSpdy(server.execUrl(execReq(["echo", "hi"])), {
+      stdout: out.w,
+      stderr: err.w,
+    });
+    assert.equal(code, 0);
+    assert.equal(out.text(), "hi\n");
+    assert.equal(err.text(), "");
+  });
+
+  it("sh -c 'exit 3' → exit code 3 on the error stream; stderr is separate", T, async () => {
+    const out = collect();
+    const err = collect();
+    const code = await execOverSpdy(server.execUrl(execReq(["sh", "-c", "echo oops >&2; exit 3"])), {
+      stdout: out.w,
+      stderr: err.w,
+    });
+    assert.equal(code, 3);
+    assert.equal(out.text(), "");
+    assert.equal(err.text(), "oops\n");
+  });
+
+  it("stdin through cat", T, async () => {
+    const out = collect();
+    const data = `${"line of text\n".repeat(20_000)}end\n`;
+    const code = await execOverSpdy(server.execUrl(execReq(["cat"], { stdin: true, stderr: false })), {
+      stdin: Readable.from([Buffer.from(data)]),
+      stdout: out.w,
+    });
+    assert.equal(code, 0);
+    assert.equal(out.text(), data);
+  });
+
+  it("exec in a missing container → error", T, async () => {
+    const url = server.execUrl({ ...execReq(["true"]), containerId: "no-such-container" });
+    await assert.rejects(
+      execOverSpdy(url, { stdout: collect().w, stderr: collect().w }),
+      (e: unknown) => e instanceof ExecError && /runc exec failed/.test(e.message),
+    );
+  });
+
+  it("client disconnect mid-run kills the exec'd process", T, async () => {
+    const argv = ["sleep", "7777"];
+    const out = new PassThrough();
+    const ac = new AbortController();
+    const started = once(out, "data");
+    const p = execOverSpdy(server.execUrl(execReq(["sh", "-c", "echo started; exec sleep 7777"])), {
+      stdout: out,
+      stderr: collect().w,
+      signal: ac.signal,
+    });
+    p.catch(() => {});
+    await started;
+    assert.ok(await poll(async () => (await findProcesses(argv)).length === 1, 5000), "sleep is running");
+    ac.abort();
+    await assert.rejects(p);
+    assert.ok(await poll(async () => (await findProcesses(argv)).length === 0, 5000), "sleep was killed");
+  });
+
+  it("port-forward into the pod netns: two concurrent connections, both directions, errors", T, async () => {
+    const session = await connectPortForward(server.portForwardUrl({ podSandboxId: podId, port: [] }));
+    try {
+      const a = session.open(9000);
+      const b = session.open(9000);
+      a.stream.write("first ");
+      b.stream.write("second ");
+      // interleave: both are open at once
+      const ra = readAll(a.stream);
+      const rb = readAll(b.stream);
+      await new Promise((r) => setTimeout(r, 100));
+      a.stream.end("a");
+      b.stream.end("b");
+      assert.deepEqual(await Promise.all([ra, rb]), ["FIRST A|bye", "SECOND B|bye"]);
+      assert.equal(await a.error, "");
+      assert.equal(await b.error, "");
+
+      const refused = session.open(9001);
+      assert.match(await refused.error, /error forwarding port 9001 to pod .*ECONNREFUSED/);
+    } finally {
+      session.close();
+    }
+    // no helper left behind
+    assert.ok(
+      await poll(
+        async () => (await findProcesses([process.execPath, PORTFORWARD_HELPER, "9000"])).length === 0,
+        5000,
+      ),
+      "helpers exited",
+    );
+  });
+
+  it("port-forward: 4 MiB each way through one connection", T, async () => {
+    const session = await connectPortForward(server.portForwardUrl({ podSandboxId: podId, port: [] }));
+    try {
+      const a = session.open(9000);
+      const data = Buffer.alloc(4 << 20, "abcdefgh");
+      const got = readAll(a.stream);
+      for (let off = 0; off < data.length; off += 100_000) {
+        if (!a.stream.write(data.subarray(off, off + 100_000))) await once(a.stream, "drain");
+      }
+      a.stream.end();
+      const text = await got;
+      assert.equal(text.length, data.length + 4);
+      assert.equal(text, `${data.toString().toUpperCase()}|bye`);
+      assert.equal(await a.error, "");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("port-forward: closing the session kills a helper with an open connection", T, async () => {
+    const session = await connectPortForward(server.portForwardUrl({ podSandboxId: podId, port: [9000] }));
+    const a = session.open(9000);
+    a.stream.write("x");
+    assert.equal((await once(a.stream, "data"))[0].toString(), "X");
+    const argv = [process.execPath, PORTFORWARD_HELPER, "9000"];
+    assert.equal((await findProcesses(argv)).length, 1);
+    session.close();
+    assert.ok(await poll(async () => (await findProcesses(argv)).length === 0, 5000), "helper killed");
+  });
+});

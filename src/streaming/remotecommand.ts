@@ -1,0 +1,266 @@
+/**
+ * Server side of Kubernetes' remotecommand protocol over SPDY (k8s.io/apimachinery
+ * pkg/util/remotecommand + kubelet pkg/cri/streaming/remotecommand): the client opens one stream
+ * per `streamtype` header (error, stdin, stdout, stderr, resize); we reply to each as it arrives
+ * (clients wait for the SYN_REPLY before opening the next), wait until all expected ones are
+ * there, run the command, end stdout/stderr, then write the exit status to the error stream:
+ *  - v4.channel.k8s.io: a metav1.Status JSON (Success, or NonZeroExitCode with an ExitCode cause);
+ *  - v1..v3 (channel.k8s.io, v2/v3.channel.k8s.io): nothing on success, else the error text.
+ * Resize (tty only, v3+) carries concatenated JSON objects {"Width":w,"Height":h}.
+ */
+import { PassThrough, type Readable, type Writable } from "node:stream";
+import type { SpdyConnection, SpdyStream } from "./spdy/connection.js";
+
+export const EXEC_PROTOCOLS = [
+  "v4.channel.k8s.io",
+  "v3.channel.k8s.io",
+  "v2.channel.k8s.io",
+  "channel.k8s.io",
+] as const;
+
+/** The CRI ExecRequest / AttachRequest fields the streaming server needs. */
+export interface ExecRequest {
+  containerId: string;
+  /** Command (exec only; empty for attach). */
+  cmd: string[];
+  tty: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
+
+export interface TerminalSize {
+  width: number;
+  height: number;
+}
+
+/** What an exec/attach handler gets: streams per the request's flags, and cancellation. */
+export interface ExecIO {
+  /** The client's stdin; ends when the client closes it. */
+  stdin?: Readable;
+  /** Write the process output here; the server ends them after the handler returns. */
+  stdout?: Writable;
+  stderr?: Writable;
+  /** Terminal size changes (tty only). */
+  resize?: AsyncIterable<TerminalSize>;
+  /** Aborted when the client goes away (or the server closes): kill the process then. */
+  signal: AbortSignal;
+}
+
+/** Runs the command; resolves with its exit code, throws for "could not run". */
+export type ExecHandler = (req: ExecRequest, io: ExecIO) => Promise<number>;
+
+export interface ServeExecOptions {
+  /** How long to wait for the client's streams. Default 30 s. */
+  streamCreationTimeoutMs?: number;
+  /** After the status is sent, the connection is destroyed if the client has not closed it. Default 10 s. */
+  closeTimeoutMs?: number;
+}
+
+/** metav1.Status for an exit code (what the kubelet writes on the v4 error stream). */
+export function exitStatus(exitCode: number, cmd: readonly string[]): Record<string, unknown> {
+  if (exitCode === 0) return { metadata: {}, status: "Success" };
+  return {
+    metadata: {},
+    status: "Failure",
+    message: `command terminated with non-zero exit code: error executing command [${cmd.join(" ")}], exit code ${exitCode}`,
+    reason: "NonZeroExitCode",
+    details: { causes: [{ reason: "ExitCode", message: String(exitCode) }] },
+  };
+}
+
+/** metav1.Status for a failure to run at all. */
+export function errorStatus(err: unknown): Record<string, unknown> {
+  const message = err instanceof Error ? err.message : String(err);
+  return {
+    metadata: {},
+    status: "Failure",
+    message,
+    reason: "InternalError",
+    details: { causes: [{ message }] },
+    code: 500,
+  };
+}
+
+/** Parses concatenated JSON objects (Go's json.Decoder stream) into terminal sizes. */
+export async function* parseResize(stream: Readable): AsyncGenerator<TerminalSize> {
+  let buf = "";
+  for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
+    buf += (chunk as Buffer).toString("utf8");
+    for (;;) {
+      const end = objectEnd(buf);
+      if (end < 0) break;
+      const text = buf.slice(0, end);
+      buf = buf.slice(end);
+      try {
+        const v = JSON.parse(text) as { Width?: unknown; Height?: unknown };
+        const width = Number(v.Width);
+        const height = Number(v.Height);
+        if (Number.isInteger(width) && Number.isInteger(height) && width >= 0 && height >= 0)
+          yield { width, height };
+      } catch {
+        return; // garbage: the kubelet stops reading resizes too
+      }
+    }
+    if (buf.length > 64 * 1024) return;
+  }
+}
+
+/** Index just past the first complete top-level JSON object in `s` (leading junk skipped), or -1. */
+function objectEnd(s: string): number {
+  let depth = 0;
+  let inStr = false;
+  let esc = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (inStr) {
+      if (esc) esc = false;
+      else if (c === "\\") esc = true;
+      else if (c === '"') inStr = false;
+      continue;
+    }
+    if (c === '"') inStr = true;
+    else if (c === "{") depth++;
+    else if (c === "}") {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
+type StreamType = "error" | "stdin" | "stdout" | "stderr" | "resize";
+
+/**
+ * Serves one exec/attach request on an upgraded SPDY connection. Resolves when it is over
+ * (status sent, or the client went away). Never throws.
+ */
+export async function serveExec(
+  conn: SpdyConnection,
+  protocol: string,
+  req: ExecRequest,
+  handler: ExecHandler,
+  opts: ServeExecOptions = {},
+): Promise<void> {
+  const v4 = protocol === "v4.channel.k8s.io";
+  const resizeSupported = protocol === "v4.channel.k8s.io" || protocol === "v3.channel.k8s.io";
+  const expected = new Set<StreamType>(["error"]);
+  if (req.stdin) expected.add("stdin");
+  if (req.stdout) expected.add("stdout");
+  if (req.stderr && !req.tty) expected.add("stderr");
+  if (req.tty && resizeSupported) expected.add("resize");
+
+  const streams = new Map<StreamType, SpdyStream>();
+  const abort = new AbortController();
+  let closeTimer: NodeJS.Timeout | undefined;
+  conn.once("close", () => {
+    abort.abort(new Error("client disconnected"));
+    if (closeTimer) clearTimeout(closeTimer);
+  });
+
+  const allThere = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), opts.streamCreationTimeoutMs ?? 30_000);
+    timer.unref();
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      resolve(ok);
+    };
+    conn.once("close", () => done(false));
+    conn.onStream((stream) => {
+      const type = stream.headers.streamtype as StreamType | undefined;
+      if (type === undefined || !expected.has(type) || streams.has(type)) {
+        stream.reset(); // unexpected stream: refuse it, as the kubelet's handler does
+        return;
+      }
+      try {
+        // Like the kubelet's upgrader: reply at once, without FIN (stdin/resize are FINed at the end).
+        stream.reply({});
+      } catch {
+        return;
+      }
+      stream.on("error", () => {});
+      // The client sends nothing on these; consume its FIN so the stream can close fully.
+      if (type === "error" || type === "stdout" || type === "stderr") stream.resume();
+      streams.set(type, stream);
+      if (streams.size === expected.size) done(true);
+    });
+  });
+
+  if (!(await allThere)) {
+    // Timed out (or the client went away): tell the client if we can, then drop everything.
+    const err = streams.get("error");
+    if (err && !conn.isClosed) {
+      const msg = "timed out waiting for client to create streams";
+      err.end(v4 ? JSON.stringify(errorStatus(new Error(msg))) : msg);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    conn.destroy();
+    return;
+  }
+
+  const errorStream = streams.get("error")!;
+  const stdout = streams.get("stdout");
+  const stderr = streams.get("stderr");
+  const stdinStream = streams.get("stdin");
+  // The handler gets plain PassThroughs so that its end()/destroy() never reset our streams.
+  const outPT = stdout ? new PassThrough() : undefined;
+  const errPT = stderr ? new PassThrough() : undefined;
+  const outDone = outPT && stdout ? pipeOut(outPT, stdout) : Promise.resolve();
+  const errDone = errPT && stderr ? pipeOut(errPT, stderr) : Promise.resolve();
+  const inPT = stdinStream ? new PassThrough() : undefined;
+  if (stdinStream && inPT) {
+    stdinStream.pipe(inPT);
+    stdinStream.on("close", () => {
+      if (!stdinStream.readableEnded) inPT.end();
+    });
+  }
+  const resizeStream = streams.get("resize");
+
+  let status: Record<string, unknown>;
+  let text = "";
+  try {
+    const code = await handler(req, {
+      stdin: inPT,
+      stdout: outPT,
+      stderr: errPT,
+      resize: resizeStream ? parseResize(resizeStream) : undefined,
+      signal: abort.signal,
+    });
+    status = exitStatus(code, req.cmd);
+    if (code !== 0) text = String(status.message);
+  } catch (err) {
+    status = errorStatus(err);
+    text = String(status.message);
+  }
+  if (conn.isClosed) return;
+  outPT?.end();
+  errPT?.end();
+  await Promise.all([outDone, errDone]);
+  if (conn.isClosed) return;
+  if (v4) errorStream.end(JSON.stringify(status));
+  else errorStream.end(text === "" ? undefined : text);
+  closeTimer = setTimeout(() => conn.destroy(), opts.closeTimeoutMs ?? 10_000);
+  closeTimer.unref();
+  // GOAWAY; the connection ends once the client has closed its side of the streams (or it
+  // closes the connection itself, as kubectl does after reading the status).
+  void conn.close();
+  for (const s of [stdinStream, resizeStream]) {
+    if (!s) continue;
+    if (inPT) s.unpipe(inPT);
+    s.resume(); // discard whatever stdin is still in flight, so it never stalls the connection
+    if (!s.writableEnded && !s.destroyed) s.end();
+  }
+}
+
+/** Copies `src` into the SPDY stream `dst` and FINs it; resolves when done or the stream died. */
+function pipeOut(src: PassThrough, dst: SpdyStream): Promise<void> {
+  return new Promise((resolve) => {
+    src.pipe(dst);
+    dst.once("finish", () => resolve());
+    dst.once("close", () => resolve());
+    dst.once("error", () => {
+      src.resume();
+      resolve();
+    });
+  });
+}

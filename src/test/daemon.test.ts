@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { BERTH_VERSION } from "../common/version.js";
 import { grpcAddress } from "../cri/client.js";
-import { ExecRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
+import { AttachRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
 import { BERTHD, BerthdProcess } from "./harness/berthd.js";
 
 function runBerthd(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -54,8 +54,8 @@ describe("berthd daemon", () => {
     const client = new RuntimeServiceClient(grpcAddress(berthd.socket), credentials.createInsecure());
     try {
       const err = await new Promise<{ code?: number }>((resolve) => {
-        client.exec(
-          ExecRequest.fromPartial({ containerId: "x", cmd: ["sh"] }),
+        client.attach(
+          AttachRequest.fromPartial({ containerId: "x", stdout: true }),
           new Metadata(),
           { deadline: Date.now() + 10_000 },
           (e) => resolve(e ?? {}),

@@ -76,7 +76,7 @@ export interface ConmonRuntimeOptions {
   logger?: Logger;
   /** After SIGKILL, how long to wait for conmon's exit file; default 10 s. */
   killWaitMs?: number;
-  /** Exit-file poll interval; default 100 ms. */
+  /** Exit-file poll interval; default 20 ms (a stop should not wait a whole poll). */
   pollMs?: number;
 }
 
@@ -165,7 +165,7 @@ export class ConmonOciRuntime implements OciRuntime {
   /** Polls for the exit file until `ms` elapse; stops early if the monitor is gone. */
   private async waitExit(id: string, ms: number): Promise<ExitStatus | undefined> {
     const deadline = Date.now() + ms;
-    const poll = this.o.pollMs ?? 100;
+    const poll = this.o.pollMs ?? 20;
     for (;;) {
       const st = await this.exitStatus(id);
       if (st) return st;

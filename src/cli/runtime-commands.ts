@@ -31,9 +31,10 @@ const short = (id: string) => id.slice(0, 13);
 
 function ago(ns: bigint): string {
   const s = Math.max(0, Math.round((Date.now() - Number(ns / 1_000_000n)) / 1000));
-  if (s < 60) return `${s} seconds ago`;
-  if (s < 3600) return `${Math.round(s / 60)} minutes ago`;
-  return `${Math.round(s / 3600)} hours ago`;
+  const unit = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"} ago`;
+  if (s < 60) return unit(s, "second");
+  if (s < 3600) return unit(Math.round(s / 60), "minute");
+  return unit(Math.round(s / 3600), "hour");
 }
 
 async function readJson(path: string | undefined, what: string): Promise<object> {

@@ -98,8 +98,14 @@ const exists = (p: string) =>
   );
 
 /** conmon drops an `oom` file in its working directory (the bundle) when the cgroup OOM-killed. */
-async function exitReason(c: ContainerRecord, exitCode: number): Promise<string> {
-  if (await exists(join(c.dir, "oom"))) return "OOMKilled";
+async function exitReason(c: ContainerRecord, exitCode: number, killedByUs = false): Promise<string> {
+  // conmon may write the exit file a moment before it handles the cgroup's OOM event: for a
+  // SIGKILL exit we did not send, give the oom file a little time to appear.
+  const tries = exitCode === 137 && !killedByUs ? 25 : 1;
+  for (let i = 0; i < tries; i++) {
+    if (await exists(join(c.dir, "oom"))) return "OOMKilled";
+    if (i + 1 < tries) await new Promise((r) => setTimeout(r, 20));
+  }
   return exitCode === 0 ? "Completed" : "Error";
 }
 
@@ -243,6 +249,9 @@ export class ContainerManager {
           oomScoreAdjMin: this.opts.oomScoreAdjMin,
           devices,
           allCapabilities: await boundingCapabilities(),
+          // Secure by default: a container that names no seccomp profile gets RuntimeDefault
+          // (CRI-O's seccomp_use_default_when_empty), not Unconfined.
+          unsetSeccompProfile: "runtime/default",
         }),
       );
       await writeFile(join(rec.dir, "config.json"), JSON.stringify(spec));
@@ -347,6 +356,8 @@ export class ContainerManager {
     const exit = await rt.exitStatus(c.id);
     if (exit) {
       const reason = await exitReason(c, exit.exitCode);
+      const now = this.store.get(c.id);
+      if (!now || now.state === "CONTAINER_EXITED") return now; // StopContainer got there first
       return this.transition(c.id, "stopped", (r) => ({
         ...r,
         state: "CONTAINER_EXITED",
@@ -376,8 +387,11 @@ export class ContainerManager {
     const cur = await this.refresh(c.id);
     if (cur?.state !== "CONTAINER_RUNNING") return;
     const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
+    // The exit-file watch may have recorded the exit already (and published STOPPED).
+    if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
     const exitCode = exit?.exitCode ?? 137;
-    const reason = await exitReason(cur, exitCode);
+    const reason = await exitReason(cur, exitCode, true);
+    if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
     await this.transition(cur.id, "stopped", (r) => ({
       ...r,
       state: "CONTAINER_EXITED",

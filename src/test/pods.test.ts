@@ -167,11 +167,11 @@ describe("pods and containers", () => {
     assert.match(log, /^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d) stdout F started$/m);
     const ex = await rt.call<{ stdout: Buffer; exitCode: number }>("execSync", {
       containerId,
-      cmd: ["/bin/sh", "-c", "hostname; id -u; exit 3"],
+      cmd: ["/bin/sh", "-c", "hostname; id -u; grep ^Seccomp: /proc/self/status; exit 3"],
       timeout: 10,
     });
     assert.equal(ex.exitCode, 3);
-    assert.equal(Buffer.from(ex.stdout).toString(), "web\n0\n");
+    assert.equal(Buffer.from(ex.stdout).toString(), "web\n0\nSeccomp:\t2\n");
     // The image stays while a container uses it.
     await assert.rejects(berthd.client.removeImage(image), (err: { code: number; details: string }) => {
       assert.equal(err.code, status.FAILED_PRECONDITION);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ import { status } from "@grpc/grpc-js";
 import { ContainerState, Protocol } from "../cri/gen/runtime/v1/api.js";
 import { busyboxEntries, busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, buildLayer, ociArchive } from "../tools/oci-builder.js";
-import { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "./harness/berthd.js";
 import {
   containerStatus,
   execSync,
@@ -28,6 +28,7 @@ import {
   sleep,
   waitExited,
 } from "./harness/cri.js";
+import { startPodEnv } from "./harness/pod-env.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthct0";
@@ -196,28 +197,7 @@ describe("containers", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-ct-"));
-    const conf = join(dir, "net.d");
-    await mkdir(conf, { recursive: true });
-    await writeFile(
-      join(conf, "10-test.conflist"),
-      JSON.stringify({
-        cniVersion: "1.0.0",
-        name: "berth-ct",
-        plugins: [
-          {
-            type: "bridge",
-            bridge: BRIDGE,
-            isGateway: true,
-            ipMasq: false,
-            ipam: { type: "host-local", ranges: [[{ subnet: SUBNET }]], dataDir: join(dir, "ipam") },
-          },
-          { type: "portmap", capabilities: { portMappings: true } },
-        ],
-      }),
-    );
-    berthd = await BerthdProcess.start({
-      toml: `[cni]\nconf_dirs = ["${conf}"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n`,
-    });
+    berthd = await startPodEnv({ dir, network: { name: "berth-ct", bridge: BRIDGE, subnet: SUBNET } });
     rt = runtimeClient(berthd.socket);
 
     const plain = buildImage([await busyboxLayer()]);

@@ -1,6 +1,6 @@
 /** GetContainerEvents: CREATED, STARTED, STOPPED (seen from conmon's exit file), DELETED. */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { get } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,10 +12,9 @@ import {
   ContainerState,
   GetEventsRequest,
 } from "../cri/gen/runtime/v1/api.js";
-import { busyboxLayer } from "../tools/busybox-image.js";
-import { buildImage, ociArchive } from "../tools/oci-builder.js";
-import { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "./harness/berthd.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
+import { importBusybox, startPodEnv } from "./harness/pod-env.js";
 
 describe("container events", () => {
   let berthd: BerthdProcess;
@@ -28,14 +27,9 @@ describe("container events", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-events-"));
     metricsPort = await freePort();
-    berthd = await BerthdProcess.start({
-      toml: `[cni]\nconf_dirs = ["${dir}/net.d"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n[metrics]\naddress = "127.0.0.1:${metricsPort}"\n`,
-    });
+    berthd = await startPodEnv({ dir, toml: `[metrics]\naddress = "127.0.0.1:${metricsPort}"\n` });
     rt = runtimeClient(berthd.socket);
-    await mkdir(join(dir, "net.d"));
-    const archive = join(dir, "bb.tar");
-    await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name: image }]));
-    await berthd.client.importImage(archive);
+    await importBusybox(berthd, dir, image);
   });
 
   after(async () => {

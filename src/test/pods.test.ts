@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,10 +20,9 @@ import {
   PodSandboxState,
 } from "../cri/gen/runtime/v1/api.js";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
-import { busyboxLayer } from "../tools/busybox-image.js";
-import { buildImage, ociArchive } from "../tools/oci-builder.js";
-import { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "./harness/berthd.js";
 import { runtimeClient } from "./harness/cri.js";
+import { importBusybox, startPodEnv } from "./harness/pod-env.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthit0";
@@ -66,32 +65,9 @@ describe("pods and containers", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-pods-"));
-    const conf = join(dir, "net.d");
-    await run("mkdir", ["-p", conf]);
-    await writeFile(
-      join(conf, "10-test.conflist"),
-      JSON.stringify({
-        cniVersion: "1.0.0",
-        name: "berth-it",
-        plugins: [
-          {
-            type: "bridge",
-            bridge: BRIDGE,
-            isGateway: true,
-            ipMasq: false,
-            ipam: { type: "host-local", ranges: [[{ subnet: SUBNET }]], dataDir: join(dir, "ipam") },
-          },
-          { type: "portmap", capabilities: { portMappings: true } },
-        ],
-      }),
-    );
-    berthd = await BerthdProcess.start({
-      toml: `[cni]\nconf_dirs = ["${conf}"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n`,
-    });
+    berthd = await startPodEnv({ dir, network: { name: "berth-it", bridge: BRIDGE, subnet: SUBNET } });
     rt = runtimeClient(berthd.socket);
-    const archive = join(dir, "bb.tar");
-    await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name: image }]));
-    await berthd.client.importImage(archive);
+    await importBusybox(berthd, dir, image);
   });
 
   after(async () => {

@@ -1,16 +1,15 @@
 /** Container and pod stats from real cgroups: CPU rises under load, memory shows in the working set. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { ContainerStats, PodSandboxStats } from "../cri/gen/runtime/v1/api.js";
-import { busyboxLayer } from "../tools/busybox-image.js";
-import { buildImage, ociArchive } from "../tools/oci-builder.js";
-import { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "./harness/berthd.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
+import { importBusybox, startPodEnv } from "./harness/pod-env.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthst0";
@@ -26,29 +25,12 @@ describe("stats", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-stats-"));
-    await mkdir(join(dir, "net.d"));
-    await writeFile(
-      join(dir, "net.d", "10-stats.conflist"),
-      JSON.stringify({
-        cniVersion: "1.0.0",
-        name: "berth-stats",
-        plugins: [
-          {
-            type: "bridge",
-            bridge: BRIDGE,
-            isGateway: true,
-            ipam: { type: "host-local", ranges: [[{ subnet: "10.254.0.0/24" }]], dataDir: join(dir, "ipam") },
-          },
-        ],
-      }),
-    );
-    berthd = await BerthdProcess.start({
-      toml: `[cni]\nconf_dirs = ["${dir}/net.d"]\n[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${dir}/runc"\n`,
+    berthd = await startPodEnv({
+      dir,
+      network: { name: "berth-stats", bridge: BRIDGE, subnet: "10.254.0.0/24", portmap: false },
     });
     rt = runtimeClient(berthd.socket);
-    const archive = join(dir, "bb.tar");
-    await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name: image }]));
-    await berthd.client.importImage(archive);
+    await importBusybox(berthd, dir, image);
     const podConfig = {
       metadata: { name: "stats", namespace: "default", uid: "stats-uid", attempt: 0 },
       logDirectory: join(dir, "logs"),

@@ -1,0 +1,56 @@
+/**
+ * The set-up the pod and container tests share: a berthd whose CNI config is a test-only
+ * bridge (or none), whose runc state lives in the test's directory, and a busybox image.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { busyboxLayer } from "../../tools/busybox-image.js";
+import { buildImage, ociArchive } from "../../tools/oci-builder.js";
+import { BerthdProcess } from "./berthd.js";
+
+export interface PodEnvOptions {
+  /** The test's own temp directory. */
+  dir: string;
+  /** A bridge network for the pods (test-only names and subnets); none: no CNI config. */
+  network?: { name: string; bridge: string; subnet: string; portmap?: boolean };
+  /** More TOML for berthd. */
+  toml?: string;
+}
+
+export async function startPodEnv(opts: PodEnvOptions): Promise<BerthdProcess> {
+  const conf = join(opts.dir, "net.d");
+  await mkdir(conf, { recursive: true });
+  const net = opts.network;
+  if (net) {
+    await writeFile(
+      join(conf, "10-test.conflist"),
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: net.name,
+        plugins: [
+          {
+            type: "bridge",
+            bridge: net.bridge,
+            isGateway: true,
+            ipMasq: false,
+            ipam: { type: "host-local", ranges: [[{ subnet: net.subnet }]], dataDir: join(opts.dir, "ipam") },
+          },
+          ...(net.portmap === false ? [] : [{ type: "portmap", capabilities: { portMappings: true } }]),
+        ],
+      }),
+    );
+  }
+  return BerthdProcess.start({
+    toml:
+      `[cni]\nconf_dirs = ["${conf}"]\n` +
+      `[runtime.handlers.runc]\nruntime_path = "/usr/sbin/runc"\nruntime_root = "${opts.dir}/runc"\n` +
+      (opts.toml ?? ""),
+  });
+}
+
+/** Imports the host-busybox image under `name`. */
+export async function importBusybox(berthd: BerthdProcess, dir: string, name: string): Promise<void> {
+  const archive = join(dir, `${name.replace(/[^a-z0-9]+/g, "_")}.tar`);
+  await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name }]));
+  await berthd.client.importImage(archive);
+}

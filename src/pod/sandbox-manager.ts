@@ -21,6 +21,7 @@ import {
 } from "../network/namespaces.js";
 import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
 import { RecordStore } from "../store/record-store.js";
+import { bandwidthFromAnnotations } from "./bandwidth.js";
 import { hostsFile, resolvConf } from "./files.js";
 
 export type PodState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
@@ -107,6 +108,7 @@ export class SandboxManager {
       throw invalidArgument("pod sandbox metadata needs name, namespace and uid");
     }
     const handler = runtimeHandler || this.opts.handlers.defaultHandler;
+    const bandwidth = bandwidthFromAnnotations(config.annotations); // bad quantities fail up front
     this.opts.handlers.get(handler); // unknown handler: a clear error before anything is made
     const id = randomBytes(32).toString("hex");
     const name = `${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
@@ -173,6 +175,7 @@ export class SandboxManager {
               protocol: ["tcp", "udp", "sctp"][m.protocol] ?? "tcp",
               hostIP: m.hostIp,
             })),
+            ...(bandwidth ? { bandwidth } : {}),
           }),
         );
         ips = res.ips;

@@ -486,6 +486,30 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return queue(env, r);
 }
 
+/* Copies a Buffer argument into r->buf, so the caller may reuse or drop the Buffer while the
+ * work is pending. Throws (and returns false) on a wrong type or no memory. */
+static bool copy_buffer_arg(napi_env env, napi_value v, const char *arg, request *r) {
+  bool is_buffer = false;
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer) {
+    throw_arg_type(env, arg, "an instance of Buffer");
+    return false;
+  }
+  void *bdata = NULL;
+  size_t blen = 0;
+  if (napi_get_buffer_info(env, v, &bdata, &blen) != napi_ok) {
+    throw_napi_failure(env, "napi_get_buffer_info");
+    return false;
+  }
+  r->buf = malloc(blen > 0 ? blen : 1);
+  if (r->buf == NULL) {
+    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
+    return false;
+  }
+  if (blen > 0) memcpy(r->buf, bdata, blen);
+  r->buf_len = blen;
+  return true;
+}
+
 /* lsetxattr(path, name, value: Buffer) */
 static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   GET_ARGS(env, info, 3);
@@ -495,28 +519,10 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
     request_free(r);
     return NULL;
   }
-  bool is_buffer = false;
-  if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer) {
+  if (!copy_buffer_arg(env, argv[2], "value", r)) {
     request_free(r);
-    throw_arg_type(env, "value", "an instance of Buffer");
     return NULL;
   }
-  void *bdata = NULL;
-  size_t blen = 0;
-  if (napi_get_buffer_info(env, argv[2], &bdata, &blen) != napi_ok) {
-    request_free(r);
-    throw_napi_failure(env, "napi_get_buffer_info");
-    return NULL;
-  }
-  /* Copy the value so the caller may reuse or drop the Buffer while the work is pending. */
-  r->buf = malloc(blen > 0 ? blen : 1);
-  if (r->buf == NULL) {
-    request_free(r);
-    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
-    return NULL;
-  }
-  if (blen > 0) memcpy(r->buf, bdata, blen);
-  r->buf_len = blen;
   return queue(env, r);
 }
 
@@ -541,10 +547,8 @@ static napi_value js_create_file(napi_env env, napi_callback_info info) {
     request_free(r);
     return NULL;
   }
-  bool is_buffer = false;
-  if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
+  if (!copy_buffer_arg(env, argv[1], "data", r)) {
     request_free(r);
-    throw_arg_type(env, "data", "an instance of Buffer");
     return NULL;
   }
   if (!get_uint(env, argv[2], "mode", 65535.0, &mode) || !get_uint(env, argv[3], "uid", 4294967294.0, &uid) ||
@@ -553,21 +557,6 @@ static napi_value js_create_file(napi_env env, napi_callback_info info) {
     request_free(r);
     return NULL;
   }
-  void *bdata = NULL;
-  size_t blen = 0;
-  if (napi_get_buffer_info(env, argv[1], &bdata, &blen) != napi_ok) {
-    request_free(r);
-    throw_napi_failure(env, "napi_get_buffer_info");
-    return NULL;
-  }
-  r->buf = malloc(blen > 0 ? blen : 1);
-  if (r->buf == NULL) {
-    request_free(r);
-    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
-    return NULL;
-  }
-  if (blen > 0) memcpy(r->buf, bdata, blen);
-  r->buf_len = blen;
   r->mode = (mode_t)mode;
   r->uid = (uid_t)uid;
   r->gid = (gid_t)gid;

@@ -7,7 +7,7 @@ import {
   decodeContainerConfig,
 } from "../container/container-manager.js";
 import { unary } from "./boundary.js";
-import { matchesId, matchesLabels } from "./filters.js";
+import { selectContainers } from "./filters.js";
 import {
   type Container,
   ContainerState,
@@ -106,13 +106,9 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
     listContainers: unary(logger, "ListContainers", async (req: ListContainersRequest) => {
       const f = req.filter;
       // States are current without a refresh here: exits arrive through conmon's exit files.
-      const list = containers.store
-        .list()
-        .filter((c) => c.phase === "created")
-        .filter((c) => matchesId(f?.id, c.id))
-        .filter((c) => !f?.podSandboxId || c.podId.startsWith(f.podSandboxId))
-        .filter((c) => f?.state === undefined || STATES[c.state] === f.state.state)
-        .filter((c) => matchesLabels(f?.labelSelector, c.labels));
+      const list = selectContainers(containers.store.list(), f).filter(
+        (c) => f?.state === undefined || STATES[c.state] === f.state.state,
+      );
       return ListContainersResponse.fromPartial({ containers: list.map(toContainer) });
     }),
     execSync: unary(logger, "ExecSync", async (req: ExecSyncRequest) => {

@@ -4,7 +4,7 @@ import type { Logger } from "../common/logger.js";
 import type { ContainerManager } from "../container/container-manager.js";
 import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
 import { unary } from "./boundary.js";
-import { matchesId, matchesLabels } from "./filters.js";
+import { selectPods } from "./filters.js";
 import {
   type ListPodSandboxRequest,
   ListPodSandboxResponse,
@@ -113,12 +113,9 @@ export function podService(opts: PodServiceOptions) {
     }),
     listPodSandbox: unary(logger, "ListPodSandbox", async (req: ListPodSandboxRequest) => {
       const f = req.filter;
-      const items = pods.store
-        .list()
-        .filter((p) => matchesId(f?.id, p.id))
-        .filter((p) => f?.state === undefined || f.state.state === podState(p))
-        .filter((p) => matchesLabels(f?.labelSelector, p.labels))
-        .filter((p) => p.phase === "ready");
+      const items = selectPods(pods.store.list(), f).filter(
+        (p) => f?.state === undefined || f.state.state === podState(p),
+      );
       return ListPodSandboxResponse.fromPartial({ items: items.map(toPodSandbox) });
     }),
   };

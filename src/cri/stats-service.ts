@@ -10,7 +10,7 @@ import { containerStats, podStats } from "../stats/collect.js";
 import { CpuRateCache } from "../stats/cpu-rate.js";
 import { DirUsageCache } from "../stats/fs-usage.js";
 import { unary } from "./boundary.js";
-import { matchesId, matchesLabels } from "./filters.js";
+import { selectContainers, selectPods } from "./filters.js";
 import {
   type ContainerStats,
   type ContainerStatsRequest,
@@ -101,12 +101,7 @@ export function statsService(opts: StatsServiceOptions) {
     }),
     listContainerStats: unary(logger, "ListContainerStats", async (req: ListContainerStatsRequest) => {
       const f = req.filter;
-      const list = containers.store
-        .list()
-        .filter((c) => c.phase === "created")
-        .filter((c) => matchesId(f?.id, c.id))
-        .filter((c) => !f?.podSandboxId || c.podId.startsWith(f.podSandboxId))
-        .filter((c) => matchesLabels(f?.labelSelector, c.labels));
+      const list = selectContainers(containers.store.list(), f);
       return ListContainerStatsResponse.fromPartial({ stats: await Promise.all(list.map(forContainer)) });
     }),
     podSandboxStats: unary(logger, "PodSandboxStats", async (req: PodSandboxStatsRequest) => {
@@ -115,11 +110,7 @@ export function statsService(opts: StatsServiceOptions) {
     }),
     listPodSandboxStats: unary(logger, "ListPodSandboxStats", async (req: ListPodSandboxStatsRequest) => {
       const f = req.filter;
-      const list = pods.store
-        .list()
-        .filter((p) => p.phase === "ready" && p.state === "SANDBOX_READY")
-        .filter((p) => matchesId(f?.id, p.id))
-        .filter((p) => matchesLabels(f?.labelSelector, p.labels));
+      const list = selectPods(pods.store.list(), f).filter((p) => p.state === "SANDBOX_READY");
       return ListPodSandboxStatsResponse.fromPartial({ stats: await Promise.all(list.map(forPod)) });
     }),
   };

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { access, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -28,7 +27,7 @@ import {
   sleep,
   waitExited,
 } from "./harness/cri.js";
-import { startPodEnv } from "./harness/pod-env.js";
+import { httpGet, startPodEnv } from "./harness/pod-env.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthct0";
@@ -40,19 +39,6 @@ const MiB = 1024 * 1024;
 const IMAGE = "docker.io/berth/busybox:ct";
 /** /etc/passwd with user "app" (1234:2345, also in group "extra" 3456) and config User "1000:1000". */
 const USER_IMAGE = "docker.io/berth/busybox-user:ct";
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: 3000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve(body));
-    });
-    req.on("error", reject);
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.end();
-  });
-}
 
 /** Asserts a rejected gRPC call's code, and that its message matches `message` if given. */
 function grpcError(code: number, message?: RegExp) {
@@ -287,7 +273,7 @@ describe("containers", () => {
     let body = "";
     let lastErr: unknown;
     for (let i = 0; i < 50 && body === ""; i++) {
-      body = await httpGet(`http://${GATEWAY}:${HOST_PORT}/index.html`).catch((e: unknown) => {
+      body = await httpGet(`http://${GATEWAY}:${HOST_PORT}/index.html`, 3000).catch((e: unknown) => {
         lastErr = e;
         return "";
       });

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rename, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -22,24 +21,11 @@ import {
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { runtimeClient } from "./harness/cri.js";
-import { importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthit0";
 const SUBNET = "10.251.0.0/24";
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: 5000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve(body));
-    });
-    req.on("error", reject);
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.end();
-  });
-}
 
 describe("pods and containers", () => {
   let berthd: BerthdProcess;

@@ -3,6 +3,7 @@
  * bridge (or none), whose runc state lives in the test's directory, and a busybox image.
  */
 import { mkdir, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { join } from "node:path";
 import { busyboxLayer } from "../../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../../tools/oci-builder.js";
@@ -53,4 +54,18 @@ export async function importBusybox(berthd: BerthdProcess, dir: string, name: st
   const archive = join(dir, `${name.replace(/[^a-z0-9]+/g, "_")}.tar`);
   await writeFile(archive, await ociArchive([{ image: buildImage([await busyboxLayer()]), name }]));
   await berthd.client.importImage(archive);
+}
+
+/** GET `url`, resolving the whole body (the timeout keeps a dead pod from hanging a test). */
+export function httpGet(url: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.end();
+  });
 }

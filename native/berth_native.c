@@ -1,6 +1,7 @@
 /*
  * berth_native: a small N-API addon for the Linux syscalls Node lacks
- * (mknod, xattrs, mount/umount2, non-blocking flock).
+ * (mknod, xattrs, mount/umount2, non-blocking flock) and the terminal/attach
+ * socket plumbing for exec and attach (stdio_relay.c).
  *
  * Every call that touches the filesystem runs on libuv's thread pool through
  * napi_create_async_work and settles a promise; only tryLockExclusive (flock
@@ -32,6 +33,8 @@
 #include <unistd.h>
 
 #include <node_api.h>
+
+#include "stdio_relay.h"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -216,7 +219,7 @@ static bool get_uint(napi_env env, napi_value v, const char *arg, double max, do
 
 /* ------------------------------------------------------------ async requests */
 
-typedef enum { OP_MKNOD, OP_LSETXATTR, OP_LGETXATTR, OP_LLISTXATTR, OP_MOUNT, OP_UMOUNT2, OP_CREATE_FILE } op_kind;
+typedef enum { OP_MKNOD, OP_LSETXATTR, OP_LGETXATTR, OP_LLISTXATTR, OP_MOUNT, OP_UMOUNT2, OP_CREATE_FILE, OP_SEQPACKET_CONNECT } op_kind;
 
 typedef struct {
   op_kind op;
@@ -246,6 +249,7 @@ typedef struct {
   /* result */
   int err;     /* errno, 0 on success */
   bool absent; /* lgetxattr: ENODATA */
+  int fd;      /* seqpacket connect: the socket */
 } request;
 
 static void request_free(request *r) {
@@ -358,6 +362,9 @@ static void execute(napi_env env, void *data) {
     case OP_CREATE_FILE:
       rc = create_file(r);
       break;
+    case OP_SEQPACKET_CONNECT:
+      r->err = seqpacket_connect(r->path, r->name, &r->fd);
+      return;
   }
   r->err = rc == 0 ? 0 : errno;
 }
@@ -392,6 +399,9 @@ static napi_value result_value(napi_env env, request *r) {
       }
       return v;
     }
+    case OP_SEQPACKET_CONNECT:
+      if (napi_create_int32(env, r->fd, &v) != napi_ok) return NULL;
+      return v;
     default:
       if (napi_get_undefined(env, &v) != napi_ok) return NULL;
       return v;
@@ -657,6 +667,75 @@ static napi_value js_try_lock_exclusive(napi_env env, napi_callback_info info) {
   return t;
 }
 
+/* ------------------------------------------------- terminals and relays */
+
+static bool throw_if_errno(napi_env env, int err, const char *syscall, const char *path) {
+  if (err == 0) return false;
+  napi_value e = make_errno_error(env, err, syscall, path);
+  if (e != NULL) {
+    napi_throw(env, e);
+  } else {
+    throw_napi_failure(env, "make_errno_error");
+  }
+  return true;
+}
+
+/* openPty(rows, cols) -> { master, slave }, synchronous (no I/O that can block). */
+static napi_value js_open_pty(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 2);
+  double rows, cols;
+  if (!get_uint(env, argv[0], "rows", 65535, &rows) || !get_uint(env, argv[1], "cols", 65535, &cols)) return NULL;
+  int m, s;
+  if (throw_if_errno(env, pty_open((unsigned short)rows, (unsigned short)cols, &m, &s), "openpty", NULL)) return NULL;
+  napi_value o, mv, sv;
+  NAPI_CALL(env, napi_create_object(env, &o), NULL);
+  NAPI_CALL(env, napi_create_int32(env, m, &mv), NULL);
+  NAPI_CALL(env, napi_create_int32(env, s, &sv), NULL);
+  NAPI_CALL(env, napi_set_named_property(env, o, "master", mv), NULL);
+  NAPI_CALL(env, napi_set_named_property(env, o, "slave", sv), NULL);
+  return o;
+}
+
+/* resizePty(fd, rows, cols), synchronous. */
+static napi_value js_resize_pty(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 3);
+  double fd, rows, cols;
+  if (!get_uint(env, argv[0], "fd", (double)INT_MAX, &fd) || !get_uint(env, argv[1], "rows", 65535, &rows) ||
+      !get_uint(env, argv[2], "cols", 65535, &cols))
+    return NULL;
+  if (throw_if_errno(env, pty_resize((int)fd, (unsigned short)rows, (unsigned short)cols), "ioctl", NULL)) return NULL;
+  return NULL;
+}
+
+/* startRelay(fd, packets) -> stream socket fd; the relay thread owns `fd` from here on. */
+static napi_value js_start_relay(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 2);
+  double fd;
+  bool packets;
+  if (!get_uint(env, argv[0], "fd", (double)INT_MAX, &fd)) return NULL;
+  if (napi_get_value_bool(env, argv[1], &packets) != napi_ok) {
+    throw_arg_type(env, "packets", "a boolean");
+    return NULL;
+  }
+  int node_fd;
+  if (throw_if_errno(env, relay_start((int)fd, packets, &node_fd), "relay", NULL)) return NULL;
+  napi_value v;
+  NAPI_CALL(env, napi_create_int32(env, node_fd, &v), NULL);
+  return v;
+}
+
+/* connectSeqpacket(dir, name) -> Promise<fd>. */
+static napi_value js_connect_seqpacket(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 2);
+  request *r = request_new(env, OP_SEQPACKET_CONNECT, "connect");
+  if (r == NULL) return NULL;
+  if (!get_string(env, argv[0], "dir", &r->path) || !get_string(env, argv[1], "name", &r->name)) {
+    request_free(r);
+    return NULL;
+  }
+  return queue(env, r);
+}
+
 /* ------------------------------------------------------------------- init */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -669,6 +748,10 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tryLockExclusive", NULL, js_try_lock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"createFile", NULL, js_create_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openPty", NULL, js_open_pty, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"resizePty", NULL, js_resize_pty, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"startRelay", NULL, js_start_relay, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connectSeqpacket", NULL, js_connect_seqpacket, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);
   return exports;

@@ -35,6 +35,19 @@ export interface NativeAddon {
   ): Promise<void>;
   /** flock(2) with LOCK_EX|LOCK_NB on an open fd; false when another process holds the lock. */
   tryLockExclusive(fd: number): boolean;
+  /** A new pty pair (O_CLOEXEC, O_NOCTTY) of the given size. Synchronous. */
+  openPty(rows: number, cols: number): { master: number; slave: number };
+  /** TIOCSWINSZ on either side of a pty. Synchronous. */
+  resizePty(fd: number, rows: number, cols: number): void;
+  /**
+   * Hands `fd` (a pty master, or a SOCK_SEQPACKET socket when `packets`) to a relay thread and
+   * returns a stream socket fd for `new net.Socket({ fd })`. Packets arrive on it as a 4-byte
+   * big-endian length + the packet; what is written goes out as packets of at most 8 KiB, and
+   * end() becomes shutdown(SHUT_WR). The thread closes `fd` once the socket is closed.
+   */
+  startRelay(fd: number, packets: boolean): number;
+  /** Connects a SOCK_SEQPACKET socket to `dir`/`name` (any length of `dir`). */
+  connectSeqpacket(dir: string, name: string): Promise<number>;
 }
 
 export const S_IFIFO = 0o010000;

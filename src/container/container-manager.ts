@@ -26,7 +26,9 @@ import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
 import { type ExecSyncResult, readPidFile } from "../runtime/conmon.js";
 import type { OciRuntime, RuntimeHandlers } from "../runtime/oci-runtime.js";
+import type { OciProcess } from "../runtime/runc-exec.js";
 import { RecordStore } from "../store/record-store.js";
+import type { ExecIO } from "../streaming/remotecommand.js";
 import {
   allHostDevices,
   boundingCapabilities,
@@ -432,6 +434,29 @@ export class ContainerManager {
     const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: object };
     const processSpec = { ...spec.process, args: cmd, terminal: false };
     return this.runtime(c).execSync(c.id, processSpec, timeoutSec);
+  }
+
+  /** Runs `cmd` in the running container for a streaming session; resolves with its exit code. */
+  async exec(id: string, cmd: string[], tty: boolean, io: ExecIO): Promise<number> {
+    if (cmd.length === 0) throw invalidArgument("exec command is empty");
+    const c = await this.refresh(this.store.resolve(id).id);
+    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
+    // The container's whole process spec (user, caps, env…): only the command differs.
+    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: OciProcess };
+    return this.runtime(c).exec(c.id, { ...spec.process, args: cmd }, tty, io);
+  }
+
+  /** Connects a streaming session to the running container's stdio (through its conmon). */
+  async attach(id: string, io: ExecIO): Promise<number> {
+    const c = await this.refresh(this.store.resolve(id).id);
+    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
+    return this.runtime(c).attach(c.id, c.dir, io);
+  }
+
+  /** The stdio settings the container was created with (what an attach can use). */
+  stdioConfig(id: string): { tty: boolean; stdin: boolean; stdinOnce: boolean } {
+    const config = decodeContainerConfig(this.store.resolve(id));
+    return { tty: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce };
   }
 
   async updateResources(id: string, resources: LinuxContainerResources | undefined): Promise<void> {

@@ -1,20 +1,20 @@
 /**
- * Exec and PortForward: the CRI answers with a single-use URL on berthd's streaming server
- * (loopback by default), which speaks SPDY/3.1 remotecommand and portforward to the client.
- * TTY exec and Attach need conmon's attach socket and are not implemented yet.
+ * Exec, Attach and PortForward: the CRI answers with a single-use URL on berthd's streaming
+ * server (loopback by default), which speaks remotecommand and portforward to the client. The
+ * sessions run through the container manager: exec via the OCI runtime (with or without a
+ * terminal), attach via the container's conmon.
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { failedPrecondition, invalidArgument, unimplemented } from "../common/errors.js";
+import { failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
 import type { ContainerManager } from "../container/container-manager.js";
 import type { SandboxManager } from "../pod/sandbox-manager.js";
 import { forwardInNetns } from "../streaming/portforward.js";
-import { runcExec } from "../streaming/runc-exec.js";
 import { StreamingServer } from "../streaming/server.js";
 import { unary } from "./boundary.js";
 import {
+  type AttachRequest,
+  AttachResponse,
   type ExecRequest,
   ExecResponse,
   type PortForwardRequest,
@@ -33,23 +33,8 @@ export function createStreamingServer(opts: StreamingServiceOptions): StreamingS
   return new StreamingServer({
     address: config.streaming.address,
     handlers: {
-      exec: async (req, io) => {
-        const c = containers.store.resolve(req.containerId);
-        const handler = config.runtime.handlers[c.runtimeHandler];
-        if (!handler) throw failedPrecondition(`runtime handler ${c.runtimeHandler} is not configured`);
-        // The container's whole process spec (user, caps, env…): only the command differs.
-        const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: object };
-        return runcExec(
-          {
-            runtimePath: handler.runtimePath,
-            runtimeRoot: handler.runtimeRoot,
-            containerId: c.id,
-            processSpec: { ...spec.process, args: req.cmd, terminal: false } as never,
-            tty: false,
-          },
-          io,
-        );
-      },
+      exec: (req, io) => containers.exec(req.containerId, req.cmd, req.tty, io),
+      attach: (req, io) => containers.attach(req.containerId, io),
       portForward: (req, fwd) => {
         const pod = pods.store.resolve(req.podSandboxId);
         return forwardInNetns({
@@ -65,20 +50,38 @@ export function createStreamingServer(opts: StreamingServiceOptions): StreamingS
 
 export function streamingService(opts: StreamingServiceOptions & { server: StreamingServer }) {
   const { logger, server, containers, pods } = opts;
+  const running = (id: string) => {
+    const c = containers.store.resolve(id);
+    if (c.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${c.id} is not running`);
+    return c;
+  };
   return {
     exec: unary(logger, "Exec", async (req: ExecRequest) => {
-      const c = containers.store.resolve(req.containerId);
-      if (c.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${c.id} is not running`);
-      if (req.tty) throw unimplemented("exec with a TTY is not implemented by berth yet");
-      if (req.cmd.length === 0) throw invalidArgument("exec command is empty");
+      const c = running(req.containerId);
       return ExecResponse.fromPartial({
         url: server.execUrl({
           containerId: c.id,
           cmd: req.cmd,
-          tty: false,
+          tty: req.tty,
           stdin: req.stdin,
           stdout: req.stdout,
           stderr: req.stderr,
+        }),
+      });
+    }),
+    attach: unary(logger, "Attach", async (req: AttachRequest) => {
+      const c = running(req.containerId);
+      const stdio = containers.stdioConfig(c.id);
+      if (req.stdin && !stdio.stdin)
+        throw failedPrecondition(`container ${c.id} was created without stdin: cannot attach stdin`);
+      // The terminal is the container's (as containerd does): with one, there is no stderr.
+      return AttachResponse.fromPartial({
+        url: server.attachUrl({
+          containerId: c.id,
+          tty: stdio.tty,
+          stdin: req.stdin,
+          stdout: req.stdout,
+          stderr: req.stderr && !stdio.tty,
         }),
       });
     }),

@@ -11,6 +11,8 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Logger, pino } from "pino";
 import { invalidArgument, isBerthError, notFound, unavailable } from "../common/errors.js";
+import type { ExecIO } from "../streaming/remotecommand.js";
+import { attachContainer } from "./attach.js";
 import {
   type CreatedContainer,
   conmonAlive,
@@ -24,6 +26,7 @@ import {
 } from "./conmon.js";
 import type { Runner } from "./process.js";
 import { type OciState, RuncCli } from "./runc.js";
+import { type OciProcess, runcExec } from "./runc-exec.js";
 
 export interface ContainerCreateSpec {
   id: string;
@@ -58,6 +61,10 @@ export interface OciRuntime {
   /** Force-deletes the runtime container and its monitor state. Idempotent. */
   delete(id: string): Promise<void>;
   execSync(id: string, processSpec: object, timeoutSec: number): Promise<ExecSyncResult>;
+  /** Runs a process in the container wired to a streaming session; resolves with its exit code. */
+  exec(id: string, processSpec: OciProcess, tty: boolean, io: ExecIO): Promise<number>;
+  /** Connects a streaming session to the container's stdio until it exits or the client leaves. */
+  attach(id: string, bundle: string, io: ExecIO): Promise<number>;
   update(id: string, resources: object): Promise<void>;
   /** The exit status conmon recorded, or undefined while running / never started. */
   exitStatus(id: string): Promise<ExitStatus | undefined>;
@@ -248,6 +255,15 @@ export class ConmonOciRuntime implements OciRuntime {
       ...(this.o.conmonPath ? { conmonPath: this.o.conmonPath } : {}),
       ...(this.o.runner ? { runner: this.o.runner } : {}),
     });
+  }
+
+  exec(id: string, processSpec: OciProcess, tty: boolean, io: ExecIO): Promise<number> {
+    const { path, root } = this.runc.binary;
+    return runcExec({ runtimePath: path, runtimeRoot: root, containerId: id, processSpec, tty }, io);
+  }
+
+  attach(id: string, bundle: string, io: ExecIO): Promise<number> {
+    return attachContainer({ socketDir: join(this.socketDir, id), ctlPath: join(bundle, "ctl") }, io);
   }
 
   async update(id: string, resources: object): Promise<void> {

@@ -59,6 +59,8 @@ export interface ExecOverSpdyOptions {
   stdout?: Writable;
   stderr?: Writable;
   tty?: boolean;
+  /** Terminal sizes to send (tty only), e.g. the current one, then one per SIGWINCH. */
+  resize?: AsyncIterable<{ width: number; height: number }>;
   /** Aborting drops the connection (the server kills the process). */
   signal?: AbortSignal;
   /** Called once the streams are set up (e.g. to know the server is running the command). */
@@ -116,6 +118,18 @@ export async function execOverSpdy(url: string, o: ExecOverSpdyOptions): Promise
       const s = conn.openStream({ streamtype: "stdin" });
       s.on("error", () => {});
       o.stdin.pipe(s);
+    }
+    if (o.tty) {
+      const s = conn.openStream({ streamtype: "resize" });
+      s.on("error", () => {});
+      const sizes = o.resize;
+      if (sizes)
+        void (async () => {
+          for await (const z of sizes) {
+            if (s.destroyed || s.writableEnded) break;
+            s.write(JSON.stringify({ Width: z.width, Height: z.height }));
+          }
+        })().catch(() => {});
     }
     for (const [type, out] of [
       ["stdout", o.stdout],

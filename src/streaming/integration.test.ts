@@ -13,11 +13,11 @@ import { PassThrough, Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { MNT_DETACH, native } from "../common/native.js";
 import { createPodNamespaces, type PodNamespacePaths, removePodNamespaces } from "../network/namespaces.js";
+import { runcExec } from "../runtime/runc-exec.js";
 import { cleanup, makeBundle, RUNC, skipReason, uniqueId } from "../runtime/testutil.js";
 import { connectPortForward, ExecError, execOverSpdy } from "./client.js";
 import { forwardInNetns, PORTFORWARD_HELPER } from "./portforward.js";
 import type { ExecRequest } from "./remotecommand.js";
-import { runcExec } from "./runc-exec.js";
 import { StreamingServer } from "./server.js";
 
 function collect(): { w: PassThrough; text: () => string } {
@@ -191,14 +191,20 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     );
   });
 
-  it("client disconnect mid-run kills the exec'd process", T, async () => {
-    const argv = ["sleep", "7777"];
+  /** Starts `sleep <n>` through exec, drops the client, and checks the process and our fds are gone. */
+  const disconnectKills = async (seconds: string, tty: boolean) => {
+    const argv = ["sleep", seconds];
+    const fdsBefore = (await readdir("/proc/self/fd")).length;
     const out = new PassThrough();
     const ac = new AbortController();
     const started = once(out, "data");
-    const p = execOverSpdy(server.execUrl(execReq(["sh", "-c", "echo started; exec sleep 7777"])), {
+    const url = server.execUrl(
+      execReq(["sh", "-c", `echo started; exec sleep ${seconds}`], { tty, stderr: !tty }),
+    );
+    const p = execOverSpdy(url, {
       stdout: out,
-      stderr: collect().w,
+      stderr: tty ? undefined : collect().w,
+      tty,
       signal: ac.signal,
     });
     p.catch(() => {});
@@ -207,7 +213,44 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     ac.abort();
     await assert.rejects(p);
     assert.ok(await poll(async () => (await findProcesses(argv)).length === 0, 5000), "sleep was killed");
+    assert.ok(
+      await poll(async () => (await readdir("/proc/self/fd")).length <= fdsBefore, 5000),
+      "the session's pipes, pty and relay fds are closed",
+    );
+  };
+
+  it("client disconnect mid-run kills the exec'd process", T, () => disconnectKills("7777", false));
+
+  it("tty: the command runs on a terminal; resize events reach it (stty size)", T, async () => {
+    const out = collect();
+    // Waits (boundedly) for the size to arrive: the resize goes through runc's SIGWINCH handler.
+    const script =
+      'tty; i=0; while [ "$(stty size)" != "33 101" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty size; exit 4';
+    const code = await execOverSpdy(
+      server.execUrl(execReq(["sh", "-c", script], { tty: true, stderr: false })),
+      { stdout: out.w, tty: true, resize: Readable.from([{ width: 101, height: 33 }]) },
+    );
+    assert.equal(code, 4);
+    assert.match(out.text(), /^\/dev\/pts\/\d+\r\n/, "stdout is a terminal (CRLF line ends)");
+    assert.match(out.text(), /\r\n33 101\r\n$/);
   });
+
+  it("tty: stdin reaches the process through the terminal", T, async () => {
+    const out = collect();
+    const stdin = new PassThrough();
+    const code = await execOverSpdy(
+      server.execUrl(
+        execReq(["sh", "-c", "read line; echo got:$line"], { tty: true, stdin: true, stderr: false }),
+      ),
+      { stdin, stdout: out.w, tty: true, onReady: () => stdin.write("hello\n") },
+    );
+    assert.equal(code, 0);
+    assert.match(out.text(), /got:hello\r\n$/);
+  });
+
+  it("tty: client disconnect kills the process and leaves no fd behind", T, () =>
+    disconnectKills("8888", true),
+  );
 
   it("port-forward into the pod netns: two concurrent connections, both directions, errors", T, async () => {
     const session = await connectPortForward(server.portForwardUrl({ podSandboxId: podId, port: [] }));

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { BERTH_VERSION } from "../common/version.js";
 import { grpcAddress } from "../cri/client.js";
-import { AttachRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
+import { CheckpointContainerRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
 import { BERTHD, BerthdProcess } from "./harness/berthd.js";
 
 function runBerthd(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -50,12 +50,12 @@ describe("berthd daemon", () => {
     assert.equal(JSON.parse(s.info["config"] ?? "{}").root, berthd.root);
   });
 
-  it("answers RPCs of later issues with UNIMPLEMENTED, not a hang", async () => {
+  it("answers RPCs berth does not implement (CheckpointContainer) with UNIMPLEMENTED, not a hang", async () => {
     const client = new RuntimeServiceClient(grpcAddress(berthd.socket), credentials.createInsecure());
     try {
       const err = await new Promise<{ code?: number }>((resolve) => {
-        client.attach(
-          AttachRequest.fromPartial({ containerId: "x", stdout: true }),
+        client.checkpointContainer(
+          CheckpointContainerRequest.fromPartial({ containerId: "x", location: "/tmp/x.tar" }),
           new Metadata(),
           { deadline: Date.now() + 10_000 },
           (e) => resolve(e ?? {}),

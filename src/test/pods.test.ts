@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rename, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { PassThrough, Readable, Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
@@ -20,10 +20,23 @@ import {
 } from "../cri/gen/runtime/v1/api.js";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import type { BerthdProcess } from "./harness/berthd.js";
-import { runtimeClient } from "./harness/cri.js";
+import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
 
 const run = promisify(execFile);
+
+/** Resolves once `done()` holds, checked after each "text" event of `w`. */
+function waitFor(w: Writable, done: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (done()) return resolve();
+    const check = () => {
+      if (!done()) return;
+      w.off("text", check);
+      resolve();
+    };
+    w.on("text", check);
+  });
+}
 const BRIDGE = "berthit0";
 const SUBNET = "10.251.0.0/24";
 
@@ -189,6 +202,130 @@ describe("pods and containers", () => {
     await ended;
     assert.match(reply, /^HTTP\/1\.[01] 200/);
     assert.match(reply, /\r\n\r\nindex\n$/);
+  });
+
+  it("streams TTY exec and Attach (stdin, terminal resize, container exit) through the CRI", async () => {
+    const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {
+      filter: { labelSelector: { app: "web" } },
+    });
+    const podId = items[0]!.id;
+    const start = async (name: string, command: string[], stdio: { stdin: boolean; tty: boolean }) => {
+      const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+        podSandboxId: podId,
+        config: { ...containerConfig(name, command), ...stdio },
+        sandboxConfig: podConfig("web"),
+      });
+      await rt.call("startContainer", { containerId });
+      return containerId;
+    };
+    const text = () => {
+      let t = "";
+      const w = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          t += chunk.toString();
+          w.emit("text", t);
+          cb();
+        },
+      });
+      return { w, get: () => t, until: (re: RegExp) => waitFor(w, () => re.test(t)) };
+    };
+    const attachUrl = async (containerId: string, o: { stdin: boolean; tty?: boolean }) =>
+      (
+        await rt.call<{ url: string }>("attach", {
+          containerId,
+          stdin: o.stdin,
+          stdout: true,
+          stderr: !o.tty,
+          tty: o.tty ?? false,
+        })
+      ).url;
+
+    // Attach without a terminal: stdin in, stdout out; leaving does not stop the container.
+    const echo = await start(
+      "echoer",
+      ["/bin/sh", "-c", 'while read l; do echo got:$l; echo err:$l >&2; [ "$l" = quit ] && exit 7; done'],
+      { stdin: true, tty: false },
+    );
+    const berthdFds = async () => (await readdir(`/proc/${berthd.pid}/fd`)).length;
+    const fdsBefore = await berthdFds();
+    const first = text();
+    const stdin1 = new PassThrough();
+    const leave = new AbortController();
+    const session1 = execOverSpdy(await attachUrl(echo, { stdin: true }), {
+      stdin: stdin1,
+      stdout: first.w,
+      stderr: first.w,
+      signal: leave.signal,
+    });
+    session1.catch(() => {});
+    stdin1.write("one\n");
+    await first.until(/got:one\n/);
+    leave.abort();
+    await assert.rejects(session1);
+    assert.equal((await containerStatus(rt, echo)).state, ContainerState.CONTAINER_RUNNING);
+    // A second attach; the container exiting ends the session with success.
+    const second = text();
+    const secondErr = text();
+    const stdin2 = new PassThrough();
+    const session2 = execOverSpdy(await attachUrl(echo, { stdin: true }), {
+      stdin: stdin2,
+      stdout: second.w,
+      stderr: secondErr.w,
+    });
+    stdin2.write("two\nquit\n");
+    assert.equal(await session2, 0);
+    assert.equal(second.get(), "got:two\ngot:quit\n");
+    assert.equal(secondErr.get(), "err:two\nerr:quit\n");
+    assert.equal((await waitExited(rt, echo)).exitCode, 7);
+    // Both sessions' attach sockets and relays are gone from berthd.
+    let fdsAfter = await berthdFds();
+    for (let i = 0; i < 50 && fdsAfter > fdsBefore; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      fdsAfter = await berthdFds();
+    }
+    assert.ok(fdsAfter <= fdsBefore, `berthd fds: ${fdsBefore} before, ${fdsAfter} after`);
+
+    // Attach to a shell on a terminal: the resize goes through conmon's control FIFO.
+    const shell = await start("shell", ["/bin/sh"], { stdin: true, tty: true });
+    const term = text();
+    const keys = new PassThrough();
+    const session3 = execOverSpdy(await attachUrl(shell, { stdin: true, tty: true }), {
+      stdin: keys,
+      stdout: term.w,
+      tty: true,
+      resize: Readable.from([{ width: 100, height: 40 }]),
+    });
+    keys.write(
+      'i=0; while [ "$(stty size)" != "40 100" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty size; exit 3\r',
+    );
+    assert.equal(await session3, 0);
+    assert.match(term.get(), /\r\n40 100\r\n/);
+    assert.equal((await waitExited(rt, shell)).exitCode, 3);
+
+    // Exec with a terminal into a running container.
+    const { containers } = await rt.call<{ containers: Array<{ id: string; metadata: { name: string } }> }>(
+      "listContainers",
+      { filter: { podSandboxId: podId } },
+    );
+    const httpdId = containers.find((c) => c.metadata.name === "httpd")!.id;
+    const ttyOut = text();
+    const { url } = await rt.call<{ url: string }>("exec", {
+      containerId: httpdId,
+      cmd: ["/bin/sh", "-c", "tty; exit 5"],
+      tty: true,
+      stdout: true,
+    });
+    assert.equal(await execOverSpdy(url, { stdout: ttyOut.w, tty: true }), 5);
+    assert.match(ttyOut.get(), /^\/dev\/pts\/\d+\r\n$/);
+    // Attaching stdin to a container made without it is refused.
+    await assert.rejects(
+      rt.call("attach", { containerId: httpdId, stdin: true, stdout: true }),
+      (err: { code: number }) => {
+        assert.equal(err.code, status.FAILED_PRECONDITION);
+        return true;
+      },
+    );
+    for (const id of [echo, shell]) await rt.call("removeContainer", { containerId: id });
   });
 
   it("reports exit codes and reasons", async () => {

@@ -1,0 +1,255 @@
+/**
+ * Exec in a running container: `runc --root <root> exec --process <file> --pid-file <file> <id>`
+ * as our child, exiting with the process's exit status (128+n for a signal). When the client
+ * goes away (io.signal), the exec'd process is SIGKILLed by the pid runc wrote, and runc with it.
+ *
+ *  - without a tty, runc's stdio pipes go straight to the process;
+ *  - with a tty (as CRI-O does), runc runs in the foreground on a pty of ours: it allocates the
+ *    container's terminal and copies between it and its own stdio. A resize sets our pty's size
+ *    and sends runc SIGWINCH, on which runc copies the size to the container's terminal. The pty
+ *    master is served by the addon's relay thread (Node cannot stream a pty without blocking).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { close } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
+import { constants, tmpdir } from "node:os";
+import { join } from "node:path";
+import { invalidArgument } from "../common/errors.js";
+import { native } from "../common/native.js";
+import type { ExecIO } from "../streaming/remotecommand.js";
+import { applyResizes } from "./attach.js";
+
+/** The OCI runtime-spec `process` object (what `runc exec --process` reads). */
+export interface OciProcess {
+  args: string[];
+  env?: string[];
+  cwd: string;
+  user?: { uid: number; gid: number; additionalGids?: number[]; umask?: number };
+  terminal?: boolean;
+  [key: string]: unknown;
+}
+
+export interface RuncExecOptions {
+  runtimePath: string;
+  runtimeRoot: string;
+  containerId: string;
+  processSpec: OciProcess;
+  tty: boolean;
+  /** Directory for the process/pid files. Default os.tmpdir(). */
+  tmpDir?: string;
+}
+
+/** Runs the process; resolves with its exit code (128+signal if killed by a signal). */
+export async function runcExec(o: RuncExecOptions, io: ExecIO): Promise<number> {
+  if (o.processSpec.args.length === 0) throw invalidArgument("exec: empty command");
+  if (io.signal.aborted) throw new Error("client disconnected");
+  const dir = await mkdtemp(join(o.tmpDir ?? tmpdir(), "berth-exec-"));
+  try {
+    const processFile = join(dir, "process.json");
+    const pidFile = join(dir, "pid");
+    const args = [
+      "--root",
+      o.runtimeRoot,
+      "exec",
+      "--process",
+      processFile,
+      "--pid-file",
+      pidFile,
+      o.containerId,
+    ];
+    await writeFile(processFile, JSON.stringify(execProcess(o.processSpec, o.tty)), { mode: 0o600 });
+    if (o.tty) return await ttyExec(o.runtimePath, args, pidFile, io);
+    const child = spawn(o.runtimePath, args, {
+      stdio: [io.stdin ? "pipe" : "ignore", io.stdout ? "pipe" : "ignore", "pipe"],
+    });
+    // runc's own complaints (e.g. "container not running") come on stderr too; keep a tail for
+    // the error message when runc fails before starting the process.
+    let runcErr = "";
+    const exited = childExit(child);
+    if (io.stdin && child.stdin) {
+      child.stdin.on("error", () => {}); // EPIPE once the process is gone
+      io.stdin.pipe(child.stdin);
+    }
+    const outputs: Promise<void>[] = [];
+    if (io.stdout && child.stdout) outputs.push(copy(child.stdout, io.stdout));
+    if (child.stderr) {
+      const target = io.stderr;
+      child.stderr.on("data", (b: Buffer) => {
+        runcErr = (runcErr + b.toString("utf8")).slice(-4096);
+        target?.write(b);
+      });
+      outputs.push(
+        new Promise((resolve) => {
+          child.stderr!.once("close", () => resolve());
+        }),
+      );
+    }
+
+    const onAbort = () => void killExec(pidFile, child.pid);
+    io.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const r = await exited;
+      if (r.error) throw r.error;
+      // The output pipes may stay open in a background child of the process; don't wait forever.
+      await Promise.race([Promise.all(outputs), new Promise((res) => setTimeout(res, 2000).unref())]);
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      if (io.stdin && child.stdin) io.stdin.unpipe(child.stdin);
+      if (r.code === null) return 128 + signalNumber(r.signal);
+      // runc's own failures (container not found / not running) exit 1 before a pid exists.
+      if (r.code !== 0 && !(await exists(pidFile)) && runcErr.trim() !== "") {
+        throw new Error(`runc exec failed: ${runcErr.trim().split("\n").pop()}`);
+      }
+      return r.code;
+    } finally {
+      io.signal.removeEventListener("abort", onAbort);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** The exec'd process: the container's spec with the command; a terminal gets TERM if unset. */
+export function execProcess(spec: OciProcess, tty: boolean): OciProcess {
+  if (!tty) return { ...spec, terminal: false };
+  const env = spec.env ?? [];
+  return {
+    ...spec,
+    terminal: true,
+    env: env.some((e) => e.startsWith("TERM=")) ? env : [...env, "TERM=xterm"],
+  };
+}
+
+interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+function childExit(child: ChildProcess): Promise<ChildExit> {
+  return new Promise((resolve) => {
+    child.once("error", (error) => resolve({ code: null, signal: null, error }));
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+}
+
+/** The initial terminal size, before the client's first resize arrives. */
+const DEFAULT_TTY = { rows: 24, cols: 80 };
+
+async function ttyExec(runtimePath: string, args: string[], pidFile: string, io: ExecIO): Promise<number> {
+  const n = native();
+  const pty = n.openPty(DEFAULT_TTY.rows, DEFAULT_TTY.cols);
+  let slaveOpen = true;
+  const closeSlave = () => {
+    if (slaveOpen) close(pty.slave, () => {});
+    slaveOpen = false;
+  };
+  let term: net.Socket;
+  try {
+    term = new net.Socket({ fd: n.startRelay(pty.master, false), readable: true, writable: true });
+  } catch (e) {
+    close(pty.master, () => {});
+    closeSlave();
+    throw e;
+  }
+  term.on("error", () => {});
+  const outputDone = new Promise<void>((resolve) => {
+    term.once("end", () => resolve());
+    term.once("close", () => resolve());
+  });
+  if (io.stdout) term.pipe(io.stdout, { end: false });
+  else term.resume();
+  let child: ChildProcess;
+  try {
+    // runc gets the pty slave as its stdio (its own errors show on the terminal, as with CRI-O).
+    child = spawn(runtimePath, args, { stdio: [pty.slave, pty.slave, pty.slave] });
+  } catch (e) {
+    closeSlave();
+    term.destroy();
+    throw e;
+  }
+  const exited = childExit(child);
+  if (io.stdin) {
+    io.stdin.on("error", () => {});
+    io.stdin.pipe(term, { end: false }); // stdin EOF does not end a terminal session
+  }
+  if (io.resize) {
+    void applyResizes(io.resize, (s) => {
+      if (!slaveOpen) return;
+      n.resizePty(pty.slave, s.height, s.width);
+      if (child.pid !== undefined && child.exitCode === null) child.kill("SIGWINCH");
+    });
+  }
+  const onAbort = () => void killExec(pidFile, child.pid);
+  io.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const r = await exited;
+    // runc has copied all the output to our pty; closing our slave lets the relay see EIO.
+    closeSlave();
+    if (r.error) throw r.error;
+    await Promise.race([outputDone, new Promise((res) => setTimeout(res, 2000).unref())]);
+    if (r.code === null) return 128 + signalNumber(r.signal);
+    return r.code;
+  } finally {
+    io.signal.removeEventListener("abort", onAbort);
+    closeSlave();
+    if (io.stdin) io.stdin.unpipe(term);
+    if (io.stdout) term.unpipe(io.stdout);
+    term.destroy();
+  }
+}
+
+async function killExec(pidFile: string, runcPid: number | undefined): Promise<void> {
+  // The pid file appears once runc has started the process; give it a moment if we are early.
+  for (let i = 0; i < 20; i++) {
+    const pid = Number.parseInt(await readFile(pidFile, "utf8").catch(() => ""), 10);
+    if (pid > 0) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      return;
+    }
+    if (runcPid === undefined) return;
+    try {
+      process.kill(runcPid, 0);
+    } catch {
+      return; // runc is gone, nothing to kill
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (runcPid !== undefined) {
+    try {
+      process.kill(runcPid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
+
+function copy(src: NodeJS.ReadableStream, dst: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    src.on("data", (b: Buffer) => {
+      if (!dst.write(b)) {
+        src.pause();
+        dst.once("drain", () => src.resume());
+      }
+    });
+    src.once("end", () => resolve());
+    src.once("close", () => resolve());
+    dst.once?.("error", () => {});
+  });
+}
+
+async function exists(f: string): Promise<boolean> {
+  return readFile(f).then(
+    () => true,
+    () => false,
+  );
+}
+
+function signalNumber(sig: NodeJS.Signals | null): number {
+  return sig ? (constants.signals[sig] ?? 0) : 0;
+}

@@ -22,9 +22,29 @@ ${lines.join("\n")}
 berth COMMAND --help shows a command's usage.`;
 }
 
+/**
+ * `-t` is the global --timeout, except after exec/attach, where (as in crictl and docker) it
+ * means --tty; `-it` and `-ti` are spelled out.
+ */
+export function expandTtyFlags(argv: string[]): string[] {
+  const at = argv.findIndex((a) => a === "exec" || a === "attach");
+  if (at < 0) return argv;
+  const out = argv.slice(0, at + 1);
+  let rest = false;
+  for (const a of argv.slice(at + 1)) {
+    if (rest || a === "--") {
+      rest = true;
+      out.push(a);
+    } else if (a === "-t") out.push("--tty");
+    else if (a === "-it" || a === "-ti") out.push("-i", "--tty");
+    else out.push(a);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: expandTtyFlags(argv),
     allowPositionals: true,
     options: {
       "runtime-endpoint": { type: "string", short: "r" },
@@ -42,6 +62,9 @@ export async function main(argv: string[]): Promise<number> {
       publish: { type: "string", short: "p" },
       runtime: { type: "string" },
       "timeout-seconds": { type: "string" },
+      interactive: { type: "boolean", short: "i" },
+      tty: { type: "boolean" },
+      sync: { type: "boolean", short: "s" },
     },
   });
   if (values.version) {
@@ -74,7 +97,8 @@ export async function main(argv: string[]): Promise<number> {
       flags: { ...values, o: values.output, a: values.all },
       out: (s) => console.log(s),
     });
-    return 0;
+    // A command may have set the exit code (e.g. exec passes the remote command's on).
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`berth: ${err.message}\nusage: berth ${command.usage}`);

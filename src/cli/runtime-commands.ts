@@ -1,6 +1,6 @@
 /**
  * berth's pod and container commands: crictl's verbs (runp, create, start, stop, rm, stopp,
- * rmp, pods, ps, inspect, inspectp, exec, logs) and a docker-like `run`.
+ * rmp, pods, ps, inspect, inspectp, exec, attach, port-forward, logs) and a docker-like `run`.
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Command, CommandContext } from "./commands.js";
 import { UsageError } from "./commands.js";
 import { table, toJson } from "./format.js";
+import { forwardPorts, parsePortPair, runInteractive } from "./streaming.js";
 
 interface PodItem {
   id: string;
@@ -278,24 +279,77 @@ export const runtimeCommands: Record<string, { summary: string; usage: string; r
     },
   },
   exec: {
-    summary: "Run a command in a container and print its output (ExecSync)",
-    usage: "exec [--timeout-seconds N] CONTAINER -- COMMAND...",
+    summary: "Run a command in a container: streamed (-i stdin, -t terminal), or with -s through ExecSync",
+    usage: "exec [-i] [-t] [-s [--timeout-seconds N]] CONTAINER -- COMMAND...",
     run: async (ctx) => {
       const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
       const cmd = ctx.args.slice(1);
       if (cmd.length === 0) throw new UsageError("missing COMMAND");
-      const timeout = Number(ctx.flags["timeout-seconds"] ?? 0);
-      const r = await ctx.client.runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>(
-        "execSync",
-        {
-          containerId: id,
-          cmd,
-          timeout,
-        },
-      );
-      process.stdout.write(Buffer.from(r.stdout));
-      process.stderr.write(Buffer.from(r.stderr));
-      if (r.exitCode !== 0) process.exitCode = r.exitCode;
+      const tty = ctx.flags["tty"] === true;
+      const stdin = ctx.flags["interactive"] === true;
+      if (ctx.flags["sync"] === true || ctx.flags["timeout-seconds"] !== undefined) {
+        if (tty || stdin) throw new UsageError("-s runs without stdin or a terminal");
+        const r = await ctx.client.runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>(
+          "execSync",
+          { containerId: id, cmd, timeout: Number(ctx.flags["timeout-seconds"] ?? 0) },
+        );
+        process.stdout.write(Buffer.from(r.stdout));
+        process.stderr.write(Buffer.from(r.stderr));
+        if (r.exitCode !== 0) process.exitCode = r.exitCode;
+        return;
+      }
+      const { url } = await ctx.client.runtimeCall<{ url: string }>("exec", {
+        containerId: id,
+        cmd,
+        tty,
+        stdin,
+        stdout: true,
+        stderr: !tty,
+      });
+      const code = await runInteractive(url, { stdin, tty });
+      if (code !== 0) process.exitCode = code;
+    },
+  },
+  attach: {
+    summary: "Attach to a running container's stdio (-i stdin, -t when it has a terminal)",
+    usage: "attach [-i] [-t] CONTAINER",
+    run: async (ctx) => {
+      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
+      const tty = ctx.flags["tty"] === true;
+      const stdin = ctx.flags["interactive"] === true;
+      const { url } = await ctx.client.runtimeCall<{ url: string }>("attach", {
+        containerId: id,
+        tty,
+        stdin,
+        stdout: true,
+        stderr: !tty,
+      });
+      await runInteractive(url, { stdin, tty });
+    },
+  },
+  "port-forward": {
+    summary: "Forward local ports (127.0.0.1) to a pod's ports until interrupted",
+    usage: "port-forward POD [LOCAL:]REMOTE...",
+    run: async (ctx) => {
+      const id = await podId(ctx, arg(ctx, 0, "POD"));
+      const specs = ctx.args.slice(1);
+      if (specs.length === 0) throw new UsageError("missing [LOCAL:]REMOTE port");
+      let pairs: { local: number; remote: number }[];
+      try {
+        pairs = specs.map(parsePortPair);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      const newUrl = async (remote: number) =>
+        (await ctx.client.runtimeCall<{ url: string }>("portForward", { podSandboxId: id, port: [remote] }))
+          .url;
+      const servers = await forwardPorts(pairs, newUrl, ctx.out);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      for (const s of servers) s.close();
     },
   },
   logs: {

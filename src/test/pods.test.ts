@@ -4,7 +4,8 @@
  * Uses a test-only bridge and subnet, and removes everything it made.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, readdir, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +25,7 @@ import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
 
 const run = promisify(execFile);
+const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
 
 /** Resolves once `done()` holds, checked after each "text" event of `w`. */
 function waitFor(w: Writable, done: () => boolean): Promise<void> {
@@ -326,6 +328,38 @@ describe("pods and containers", () => {
       },
     );
     for (const id of [echo, shell]) await rt.call("removeContainer", { containerId: id });
+  });
+
+  it("berth exec -i and berth port-forward drive the streaming server from the CLI", async () => {
+    const cli = (args: string[]) =>
+      spawn(process.execPath, [BERTH, "--runtime-endpoint", `unix://${berthd.socket}`, ...args], {
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+    const exec = cli(["exec", "-i", "httpd", "--", "/bin/sh", "-c", "cat; echo to-stderr >&2; exit 4"]);
+    let out = "";
+    let err = "";
+    exec.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    exec.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    exec.stdin.end("piped through the CLI\n");
+    const [code] = (await once(exec, "exit")) as [number];
+    assert.equal(code, 4, err);
+    assert.equal(out, "piped through the CLI\n");
+    assert.equal(err, "to-stderr\n");
+
+    const pf = cli(["port-forward", "web", "0:8080"]);
+    try {
+      const [line] = (await once(pf.stdout, "data")) as [Buffer];
+      const port = /Forwarding from 127\.0\.0\.1:(\d+) -> 8080/.exec(line.toString())?.[1];
+      assert.ok(port, line.toString());
+      // Two connections: each gets its own single-use URL.
+      for (let i = 0; i < 2; i++)
+        assert.equal(await httpGet(`http://127.0.0.1:${port}/index.html`), "index\n");
+      pf.kill("SIGTERM");
+      const [pfCode] = (await once(pf, "exit")) as [number];
+      assert.equal(pfCode, 0);
+    } finally {
+      pf.kill("SIGKILL");
+    }
   });
 
   it("reports exit codes and reasons", async () => {

@@ -198,7 +198,14 @@ int pty_open(unsigned short rows, unsigned short cols, int *master, int *slave) 
     close(m);
     return e;
   }
+  /* Raw from the start: runc makes it raw too, but input arriving before that would be echoed
+   * (and cooked) by this outer terminal as well as by the container's own. */
+  struct termios t;
   struct winsize ws = {.ws_row = rows, .ws_col = cols};
+  if (tcgetattr(s, &t) == 0) {
+    cfmakeraw(&t);
+    tcsetattr(s, TCSANOW, &t);
+  }
   if (ioctl(m, TIOCSWINSZ, &ws) != 0) {
     int e = errno;
     close(m);

@@ -7,7 +7,7 @@
 
 /* Starts a relay thread that owns `ext`; *node_fd is the stream socket for Node. */
 int relay_start(int ext, bool packets, int *node_fd);
-/* A new pty pair (both O_CLOEXEC, O_NOCTTY) with the given size. */
+/* A new raw pty pair (both O_CLOEXEC, O_NOCTTY) with the given size. */
 int pty_open(unsigned short rows, unsigned short cols, int *master, int *slave);
 /* TIOCSWINSZ on either side of a pty. */
 int pty_resize(int fd, unsigned short rows, unsigned short cols);

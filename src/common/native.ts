@@ -35,7 +35,7 @@ export interface NativeAddon {
   ): Promise<void>;
   /** flock(2) with LOCK_EX|LOCK_NB on an open fd; false when another process holds the lock. */
   tryLockExclusive(fd: number): boolean;
-  /** A new pty pair (O_CLOEXEC, O_NOCTTY) of the given size. Synchronous. */
+  /** A new pty pair (raw mode, O_CLOEXEC, O_NOCTTY) of the given size. Synchronous. */
   openPty(rows: number, cols: number): { master: number; slave: number };
   /** TIOCSWINSZ on either side of a pty. Synchronous. */
   resizePty(fd: number, rows: number, cols: number): void;

@@ -248,6 +248,30 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     assert.match(out.text(), /got:hello\r\n$/);
   });
 
+  it("concurrent sessions, with and without a terminal, keep their streams apart", T, async () => {
+    const sessions = [0, 1, 2, 3, 4, 5].map(async (n) => {
+      const tty = n % 2 === 1;
+      const out = collect();
+      const stdin = new PassThrough();
+      const url = server.execUrl(
+        execReq(["sh", "-c", `read x; echo $x-${n}; exit ${n}`], { tty, stdin: true, stderr: false }),
+      );
+      const code = await execOverSpdy(url, {
+        stdin,
+        stdout: out.w,
+        tty,
+        onReady: () => stdin.write(`in${n}\n`),
+      });
+      return { code, out: out.text().replace(/\r/g, "") };
+    });
+    const results = await Promise.all(sessions);
+    results.forEach((r, n) => {
+      assert.equal(r.code, n);
+      // a terminal echoes the input line back before the output
+      assert.equal(r.out, n % 2 === 1 ? `in${n}\nin${n}-${n}\n` : `in${n}-${n}\n`);
+    });
+  });
+
   it("tty: client disconnect kills the process and leaves no fd behind", T, () =>
     disconnectKills("8888", true),
   );

@@ -1,7 +1,7 @@
 /**
  * End to end, as root: a real runc container (busybox, `runc run -d`) for exec, and a pinned
  * network namespace with a TCP server inside for port-forward, both through StreamingServer and
- * our SPDY client.
+ * our SPDY and WebSocket clients.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -19,20 +19,8 @@ import { connectPortForward, ExecError, execOverSpdy } from "./client.js";
 import { forwardInNetns, PORTFORWARD_HELPER } from "./portforward.js";
 import type { ExecRequest } from "./remotecommand.js";
 import { StreamingServer } from "./server.js";
-
-function collect(): { w: PassThrough; text: () => string } {
-  const w = new PassThrough();
-  const chunks: Buffer[] = [];
-  w.on("data", (b: Buffer) => chunks.push(b));
-  return { w, text: () => Buffer.concat(chunks).toString() };
-}
-
-async function readAll(r: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  r.on("data", (b: Buffer) => chunks.push(b));
-  await once(r, "end");
-  return Buffer.concat(chunks).toString();
-}
+import { collect, readAll } from "./testutil.js";
+import { execOverWebSocket, portForwardOverWebSocket } from "./websocket/client.js";
 
 /** Host pids whose argv is exactly `argv`. */
 async function findProcesses(argv: string[]): Promise<number[]> {
@@ -53,6 +41,12 @@ async function poll(f: () => Promise<boolean>, ms: number): Promise<boolean> {
   }
   return f();
 }
+
+/** The port-forward helper for port 9000, as it shows in /proc. */
+const HELPER_9000 = [process.execPath, PORTFORWARD_HELPER, "9000"];
+
+/** Whether no port-forward helper for port 9000 is left (polled a while: they exit asynchronously). */
+const helpersGone = () => poll(async () => (await findProcesses(HELPER_9000)).length === 0, 5000);
 
 /** Per test: a hang is cancelled well before the file-level timeout, so after() still cleans up. */
 const T = { timeout: 30_000 };
@@ -95,13 +89,18 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     assert.equal(code, 0, `runc run: ${err}`);
 
     ns = await createPodNamespaces({ dir: nsDir, id: podId, net: true, ipc: false, uts: false });
-    // An uppercasing TCP server on 127.0.0.1:9000 inside the pod's netns (answers "who" with its
-    // peer address so we can tell the connections apart).
+    // An uppercasing TCP server on 127.0.0.1:9000 inside the pod's netns; it says "|bye" and
+    // closes at the client's FIN, or once it got "quit" (WebSocket channels cannot half-close).
     const script = `
       const net = require("node:net");
       net.createServer({ allowHalfOpen: true }, (s) => {
-        s.on("data", (b) => s.write(b.toString().toUpperCase()));
-        s.on("end", () => s.end("|bye"));
+        s.on("data", (b) => {
+          s.write(b.toString().toUpperCase());
+          if (b.toString().includes("quit")) s.end("|bye");
+        });
+        s.on("end", () => {
+          if (!s.writableEnded) s.end("|bye");
+        });
       }).listen(9000, "127.0.0.1", () => console.log("ready"));`;
     tcpServer = spawn("nsenter", [`--net=${ns.net}`, process.execPath, "-e", script], {
       stdio: ["ignore", "pipe", "inherit"],
@@ -221,19 +220,23 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
 
   it("client disconnect mid-run kills the exec'd process", T, () => disconnectKills("7777", false));
 
-  it("tty: the command runs on a terminal; resize events reach it (stty size)", T, async () => {
-    const out = collect();
-    // Waits (boundedly) for the size to arrive: the resize goes through runc's SIGWINCH handler.
-    const script =
-      'tty; i=0; while [ "$(stty size)" != "33 101" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty size; exit 4';
-    const code = await execOverSpdy(
-      server.execUrl(execReq(["sh", "-c", script], { tty: true, stderr: false })),
-      { stdout: out.w, tty: true, resize: Readable.from([{ width: 101, height: 33 }]) },
-    );
-    assert.equal(code, 4);
-    assert.match(out.text(), /^\/dev\/pts\/\d+\r\n/, "stdout is a terminal (CRLF line ends)");
-    assert.match(out.text(), /\r\n33 101\r\n$/);
-  });
+  for (const transport of ["SPDY", "WebSocket"] as const) {
+    it(`tty over ${transport}: the command runs on a terminal; resizes reach it (stty size)`, T, async () => {
+      const out = collect();
+      // Waits (boundedly) for the size to arrive: the resize goes through runc's SIGWINCH handler.
+      const script =
+        'tty; i=0; while [ "$(stty size)" != "33 101" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty size; exit 4';
+      const url = server.execUrl(execReq(["sh", "-c", script], { tty: true, stderr: false }));
+      const resize = Readable.from([{ width: 101, height: 33 }]);
+      const code =
+        transport === "SPDY"
+          ? await execOverSpdy(url, { stdout: out.w, tty: true, resize })
+          : await execOverWebSocket(url, { protocols: ["v5.channel.k8s.io"], stdout: out.w, resize });
+      assert.equal(code, 4);
+      assert.match(out.text(), /^\/dev\/pts\/\d+\r\n/, "stdout is a terminal (CRLF line ends)");
+      assert.match(out.text(), /\r\n33 101\r\n$/);
+    });
+  }
 
   it("tty: stdin reaches the process through the terminal", T, async () => {
     const out = collect();
@@ -299,13 +302,7 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
       session.close();
     }
     // no helper left behind
-    assert.ok(
-      await poll(
-        async () => (await findProcesses([process.execPath, PORTFORWARD_HELPER, "9000"])).length === 0,
-        5000,
-      ),
-      "helpers exited",
-    );
+    assert.ok(await helpersGone(), "helpers exited");
   });
 
   it("port-forward: 4 MiB each way through one connection", T, async () => {
@@ -332,9 +329,79 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     const a = session.open(9000);
     a.stream.write("x");
     assert.equal((await once(a.stream, "data"))[0].toString(), "X");
-    const argv = [process.execPath, PORTFORWARD_HELPER, "9000"];
-    assert.equal((await findProcesses(argv)).length, 1);
+    assert.equal((await findProcesses(HELPER_9000)).length, 1);
     session.close();
-    assert.ok(await poll(async () => (await findProcesses(argv)).length === 0, 5000), "helper killed");
+    assert.ok(await helpersGone(), "helper killed");
+  });
+
+  it("WebSocket v5: stdin through cat, the close signal ends it, non-zero exit code", T, async () => {
+    const out = collect();
+    const err = collect();
+    const data = `${"websocket line\n".repeat(20_000)}end\n`;
+    const code = await execOverWebSocket(
+      server.execUrl(execReq(["sh", "-c", "cat; echo done >&2; exit 5"], { stdin: true })),
+      {
+        protocols: ["v5.channel.k8s.io"],
+        stdin: Readable.from([Buffer.from(data)]),
+        stdout: out.w,
+        stderr: err.w,
+      },
+    );
+    assert.equal(code, 5);
+    assert.equal(out.text(), data);
+    assert.equal(err.text(), "done\n");
+  });
+
+  it("WebSocket v4: stdin through head | cat, exit code 0 and non-zero", T, async () => {
+    const out = collect();
+    const code = await execOverWebSocket(
+      server.execUrl(execReq(["sh", "-c", "head -n 2 | cat; exit 4"], { stdin: true, stderr: false })),
+      { protocols: ["v4.channel.k8s.io"], stdin: Readable.from([Buffer.from("one\ntwo\n")]), stdout: out.w },
+    );
+    assert.equal(code, 4);
+    assert.equal(out.text(), "one\ntwo\n");
+    const hi = collect();
+    const ok = await execOverWebSocket(server.execUrl(execReq(["echo", "hi"])), {
+      protocols: ["v4.channel.k8s.io"],
+      stdout: hi.w,
+    });
+    assert.equal(ok, 0);
+    assert.equal(hi.text(), "hi\n");
+  });
+
+  it(
+    "WebSocket port-forward into the pod netns: data both ways, the pod closing, a refused port",
+    T,
+    async () => {
+      const url = `${server.portForwardUrl({ podSandboxId: podId, port: [] })}?port=9000&port=9001`;
+      const pf = await portForwardOverWebSocket(url, [9000, 9001]);
+      try {
+        const [open, refused] = pf.ports;
+        const got = readAll(open!.data);
+        open!.input.write("hello quit");
+        // the server closes after "quit"; once both ports are done the socket closes normally
+        assert.equal(await pf.closed, 1000);
+        assert.equal(await got, "HELLO QUIT|bye");
+        assert.equal(await open!.error, "");
+        assert.match(await refused!.error, /error forwarding port 9001 to pod .*ECONNREFUSED/);
+      } finally {
+        pf.close();
+      }
+      assert.ok(await helpersGone(), "helpers exited");
+    },
+  );
+
+  it("WebSocket port-forward: closing the socket kills the helper", T, async () => {
+    const url = `${server.portForwardUrl({ podSandboxId: podId, port: [9000] })}`;
+    const pf = await portForwardOverWebSocket(url, [9000]);
+    try {
+      pf.ports[0]!.input.write("x");
+      assert.equal((await once(pf.ports[0]!.data, "data"))[0].toString(), "X");
+      assert.equal((await findProcesses(HELPER_9000)).length, 1);
+    } finally {
+      pf.close();
+    }
+    assert.equal(await pf.closed, 1000);
+    assert.ok(await helpersGone(), "helper killed");
   });
 });

@@ -131,29 +131,40 @@ async function forward(
   data: SpdyStream,
   handler: PortForwardHandler,
 ): Promise<void> {
-  const portText = data.headers.port ?? "";
-  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : Number.NaN;
   const abort = new AbortController();
   const onGone = () => abort.abort(new Error("stream closed"));
   data.once("close", onGone);
   errorStream.once("close", onGone);
+  const error = await forwardPort(req, data.headers.port ?? "", requestId, data, abort.signal, handler);
+  data.off("close", onGone);
+  errorStream.off("close", onGone);
+  if (!errorStream.destroyed) errorStream.end(error);
+}
+
+/**
+ * Checks the port (a valid one, and one of `req.port` if that restricts them) and runs the
+ * handler for one forwarded connection on `data` (any transport). Resolves with the error text
+ * for the client's error stream, or undefined when all went well; after an error `data` is ended.
+ */
+export async function forwardPort(
+  req: PortForwardRequest,
+  portText: string,
+  requestId: string,
+  data: Duplex,
+  signal: AbortSignal,
+  handler: PortForwardHandler,
+): Promise<string | undefined> {
+  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : Number.NaN;
   try {
     if (!(port >= 1 && port <= 65535)) throw new Error(`invalid port ${JSON.stringify(portText)}`);
     if (req.port.length > 0 && !req.port.includes(port))
       throw new Error(`port ${port} was not requested for this port-forward session`);
-    await handler(req, { port, requestId, stream: data, signal: abort.signal });
-    if (!errorStream.destroyed) errorStream.end();
+    await handler(req, { port, requestId, stream: data, signal });
+    return undefined;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    if (!errorStream.destroyed) {
-      errorStream.end(
-        `error forwarding port ${Number.isNaN(port) ? portText : port} to pod ${req.podSandboxId}: ${msg}`,
-      );
-    }
     if (!data.destroyed && !data.writableEnded) data.end();
-  } finally {
-    data.off("close", onGone);
-    errorStream.off("close", onGone);
+    return `error forwarding port ${Number.isNaN(port) ? portText : port} to pod ${req.podSandboxId}: ${msg}`;
   }
 }
 

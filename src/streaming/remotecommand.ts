@@ -7,6 +7,9 @@
  *  - v4.channel.k8s.io: a metav1.Status JSON (Success, or NonZeroExitCode with an ExitCode cause);
  *  - v1..v3 (channel.k8s.io, v2/v3.channel.k8s.io): nothing on success, else the error text.
  * Resize (tty only, v3+) carries concatenated JSON objects {"Width":w,"Height":h}.
+ *
+ * runExecSession() (handler, streams, status) is transport-neutral: the WebSocket transport
+ * (websocket/exec.ts) runs it too.
  */
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { SpdyConnection, SpdyStream } from "./spdy/connection.js";
@@ -199,46 +202,22 @@ export async function serveExec(
   }
 
   const errorStream = streams.get("error")!;
-  const stdout = streams.get("stdout");
-  const stderr = streams.get("stderr");
   const stdinStream = streams.get("stdin");
-  // The handler gets plain PassThroughs so that its end()/destroy() never reset our streams.
-  const outPT = stdout ? new PassThrough() : undefined;
-  const errPT = stderr ? new PassThrough() : undefined;
-  const outDone = outPT && stdout ? pipeOut(outPT, stdout) : Promise.resolve();
-  const errDone = errPT && stderr ? pipeOut(errPT, stderr) : Promise.resolve();
-  const inPT = stdinStream ? new PassThrough() : undefined;
-  if (stdinStream && inPT) {
-    stdinStream.pipe(inPT);
-    stdinStream.on("close", () => {
-      if (!stdinStream.readableEnded) inPT.end();
-    });
-  }
   const resizeStream = streams.get("resize");
-
-  let status: Record<string, unknown>;
-  let text = "";
-  try {
-    const code = await handler(req, {
-      stdin: inPT,
-      stdout: outPT,
-      stderr: errPT,
-      resize: resizeStream ? parseResize(resizeStream) : undefined,
-      signal: abort.signal,
-    });
-    status = exitStatus(code, req.cmd);
-    if (code !== 0) text = String(status.message);
-  } catch (err) {
-    status = errorStatus(err);
-    text = String(status.message);
-  }
+  const outcome = await runExecSession(
+    req,
+    handler,
+    {
+      stdin: stdinStream,
+      stdout: streams.get("stdout"),
+      stderr: streams.get("stderr"),
+      resize: resizeStream,
+    },
+    abort.signal,
+  );
   if (conn.isClosed) return;
-  outPT?.end();
-  errPT?.end();
-  await Promise.all([outDone, errDone]);
-  if (conn.isClosed) return;
-  if (v4) errorStream.end(JSON.stringify(status));
-  else errorStream.end(text === "" ? undefined : text);
+  const status = statusText(outcome, v4);
+  errorStream.end(status === "" ? undefined : status);
   closeTimer = setTimeout(() => conn.destroy(), opts.closeTimeoutMs ?? 10_000);
   closeTimer.unref();
   // GOAWAY; the connection ends once the client has closed its side of the streams (or it
@@ -246,14 +225,84 @@ export async function serveExec(
   void conn.close();
   for (const s of [stdinStream, resizeStream]) {
     if (!s) continue;
-    if (inPT) s.unpipe(inPT);
-    s.resume(); // discard whatever stdin is still in flight, so it never stalls the connection
+    s.resume(); // discard what is still in flight, so it never stalls the connection
     if (!s.writableEnded && !s.destroyed) s.end();
   }
 }
 
-/** Copies `src` into the SPDY stream `dst` and FINs it; resolves when done or the stream died. */
-function pipeOut(src: PassThrough, dst: SpdyStream): Promise<void> {
+/** A transport's streams for one exec session (each present only if the request asked for it). */
+export interface ExecSessionStreams {
+  /** The client's stdin; its end (or close) ends the handler's stdin. */
+  stdin?: Readable;
+  /** Where the process output goes; ended once the handler is done. */
+  stdout?: Writable;
+  stderr?: Writable;
+  /** Raw resize messages (concatenated JSON); used for tty sessions only. */
+  resize?: Readable;
+}
+
+/** How an exec session ended: the metav1.Status (v4+) and the plain error text (v1..v3, "" on success). */
+export interface ExecOutcome {
+  status: Record<string, unknown>;
+  text: string;
+}
+
+/**
+ * Runs the handler on a transport's streams (SPDY or WebSocket): gives it PassThroughs (so that
+ * its end()/destroy() never touch the transport's streams), computes the status, then ends and
+ * flushes stdout/stderr unless `signal` (the client went away) fired.
+ */
+export async function runExecSession(
+  req: ExecRequest,
+  handler: ExecHandler,
+  streams: ExecSessionStreams,
+  signal: AbortSignal,
+): Promise<ExecOutcome> {
+  const outPT = streams.stdout ? new PassThrough() : undefined;
+  const errPT = streams.stderr ? new PassThrough() : undefined;
+  const outDone = outPT && streams.stdout ? pipeOut(outPT, streams.stdout) : Promise.resolve();
+  const errDone = errPT && streams.stderr ? pipeOut(errPT, streams.stderr) : Promise.resolve();
+  const stdin = streams.stdin;
+  const inPT = stdin ? new PassThrough() : undefined;
+  if (stdin && inPT) {
+    stdin.pipe(inPT);
+    stdin.on("close", () => {
+      if (!stdin.readableEnded) inPT.end();
+    });
+  }
+  let outcome: ExecOutcome;
+  try {
+    const code = await handler(req, {
+      stdin: inPT,
+      stdout: outPT,
+      stderr: errPT,
+      resize: streams.resize && req.tty ? parseResize(streams.resize) : undefined,
+      signal,
+    });
+    const status = exitStatus(code, req.cmd);
+    outcome = { status, text: code === 0 ? "" : String(status.message) };
+  } catch (err) {
+    const status = errorStatus(err);
+    outcome = { status, text: String(status.message) };
+  }
+  if (stdin && inPT) {
+    stdin.unpipe(inPT);
+    stdin.resume(); // discard stdin still in flight, so it never stalls the transport
+  }
+  if (signal.aborted) return outcome;
+  outPT?.end();
+  errPT?.end();
+  await Promise.all([outDone, errDone]);
+  return outcome;
+}
+
+/** What goes on the error stream/channel at the end: the Status JSON (v4+) or the error text. */
+export function statusText(outcome: ExecOutcome, v4: boolean): string {
+  return v4 ? JSON.stringify(outcome.status) : outcome.text;
+}
+
+/** Copies `src` into the transport stream `dst` and ends it; resolves when done or the stream died. */
+function pipeOut(src: PassThrough, dst: Writable): Promise<void> {
   return new Promise((resolve) => {
     src.pipe(dst);
     dst.once("finish", () => resolve());

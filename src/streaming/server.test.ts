@@ -1,28 +1,12 @@
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import http from "node:http";
-import net from "node:net";
-import { PassThrough, Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { isBerthError } from "../common/errors.js";
 import { connectPortForward, ExecError, execOverSpdy, UpgradeError, upgradeSpdy } from "./client.js";
-import type { PortForwardConn, PortForwardRequest } from "./portforward.js";
-import { type ExecIO, type ExecRequest, parseResize } from "./remotecommand.js";
+import { parseResize } from "./remotecommand.js";
 import { StreamingServer } from "./server.js";
-
-function collect(): { w: PassThrough; text: () => string } {
-  const w = new PassThrough();
-  const chunks: Buffer[] = [];
-  w.on("data", (b: Buffer) => chunks.push(b));
-  return { w, text: () => Buffer.concat(chunks).toString() };
-}
-
-async function readAll(r: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  r.on("data", (b: Buffer) => chunks.push(b));
-  await once(r, "end");
-  return Buffer.concat(chunks).toString();
-}
+import { collect, FakeBackend, fakeAttachRequest, fakeExecRequest, readAll } from "./testutil.js";
 
 function rawRequest(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -37,80 +21,26 @@ function rawRequest(url: string, headers: Record<string, string>): Promise<{ sta
   });
 }
 
-const req = (o: Partial<ExecRequest> = {}): ExecRequest => ({
-  containerId: "c1",
-  cmd: ["fake"],
-  tty: false,
-  stdin: false,
-  stdout: true,
-  stderr: true,
-  ...o,
-});
+const req = fakeExecRequest;
 
 describe("StreamingServer (fake handlers)", { timeout: 60_000 }, () => {
   let now = 0;
-  let aborted = 0;
-  const pfCalls: Array<{ req: PortForwardRequest; port: number }> = [];
-  let echo: net.Server;
-  let echoPort = 0;
+  const fake = new FakeBackend();
   const server = new StreamingServer({
     now: () => now,
     streamCreationTimeoutMs: 2000,
-    handlers: {
-      async exec(r: ExecRequest, io: ExecIO): Promise<number> {
-        const mode = r.cmd[0];
-        if (mode === "echo") {
-          io.stdout!.write("out:");
-          io.stderr!.write("err!");
-          return 0;
-        }
-        if (mode === "cat") {
-          for await (const c of io.stdin!) io.stdout!.write(c);
-          return 0;
-        }
-        if (mode === "exit3") return 3;
-        if (mode === "boom") throw new Error("cannot run");
-        if (mode === "hang") {
-          await new Promise<void>((resolve) =>
-            io.signal.addEventListener("abort", () => {
-              aborted++;
-              resolve();
-            }),
-          );
-          return 137;
-        }
-        return 0;
-      },
-      async attach(r: ExecRequest, io: ExecIO): Promise<number> {
-        io.stdout!.write(`attached to ${r.containerId} cmd=${r.cmd.length}`);
-        return 0;
-      },
-      async portForward(r: PortForwardRequest, c: PortForwardConn): Promise<void> {
-        pfCalls.push({ req: r, port: c.port });
-        if (c.port === 1) throw new Error("nothing listens on 1");
-        const sock = net.connect(echoPort, "127.0.0.1");
-        c.stream.pipe(sock);
-        sock.pipe(c.stream);
-        await once(sock, "close");
-      },
-    },
+    handlers: fake.handlers,
   });
   let base = "";
 
   before(async () => {
-    echo = net.createServer({ allowHalfOpen: true }, (s) => {
-      s.on("data", (b) => s.write(Buffer.from(b.toString().toUpperCase())));
-      s.on("end", () => s.end());
-    });
-    echo.listen(0, "127.0.0.1");
-    await once(echo, "listening");
-    echoPort = (echo.address() as net.AddressInfo).port;
+    await fake.start();
     base = (await server.start()).url;
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
   });
   after(async () => {
     await server.close();
-    echo.close();
+    fake.stop();
   });
 
   it("validates requests like the kubelet", () => {
@@ -188,7 +118,7 @@ describe("StreamingServer (fake handlers)", { timeout: 60_000 }, () => {
 
   it("exec: client disconnect aborts the handler", { timeout: 15_000 }, async () => {
     const ac = new AbortController();
-    const before = aborted;
+    const before = fake.aborted;
     const p = execOverSpdy(server.execUrl(req({ cmd: ["hang"] })), {
       stdout: collect().w,
       stderr: collect().w,
@@ -196,19 +126,13 @@ describe("StreamingServer (fake handlers)", { timeout: 60_000 }, () => {
       onReady: () => setTimeout(() => ac.abort(), 200),
     });
     await assert.rejects(p);
-    for (let i = 0; i < 50 && aborted === before; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(aborted, before + 1);
+    for (let i = 0; i < 50 && fake.aborted === before; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(fake.aborted, before + 1);
   });
 
   it("attach goes to the attach handler", { timeout: 15_000 }, async () => {
     const out = collect();
-    const url = server.attachUrl({
-      containerId: "c9",
-      tty: false,
-      stdin: false,
-      stdout: true,
-      stderr: false,
-    });
+    const url = server.attachUrl(fakeAttachRequest);
     assert.match(url, /\/attach\//);
     assert.equal(await execOverSpdy(url, { stdout: out.w }), 0);
     assert.equal(out.text(), "attached to c9 cmd=0");
@@ -241,7 +165,7 @@ describe("StreamingServer (fake handlers)", { timeout: 60_000 }, () => {
     assert.equal(await a.error, "");
     assert.match(await bad.error, /error forwarding port 1 to pod pod1: nothing listens on 1/);
     session.close();
-    assert.deepEqual(pfCalls.map((c) => c.port).sort(), [1, 8080, 8081]);
+    assert.deepEqual(fake.pfCalls.map((c) => c.port).sort(), [1, 8080, 8081]);
 
     const s2 = await connectPortForward(server.portForwardUrl({ podSandboxId: "pod1", port: [80] }));
     const c = s2.open(81);

@@ -7,6 +7,10 @@
  * Responses before the upgrade: unknown/expired/used token → 404; missing or non-SPDY/3.1
  * upgrade headers or no X-Stream-Protocol-Version → 400; no common protocol → 403 with
  * X-Accepted-Stream-Protocol-Versions (as k8s httpstream.Handshake does).
+ *
+ * `Upgrade: websocket` gets the kubelet's WebSocket transport instead (src/streaming/websocket/):
+ * after the same token lookup, no Sec-WebSocket-Key or a port-forward without (valid) ports → 400,
+ * no common subprotocol → 403.
  */
 import http from "node:http";
 import type net from "node:net";
@@ -21,6 +25,13 @@ import {
 import { EXEC_PROTOCOLS, type ExecHandler, type ExecRequest, serveExec } from "./remotecommand.js";
 import { SpdyConnection } from "./spdy/connection.js";
 import { TokenCache } from "./tokens.js";
+import { serveExecWebSocket, WS_EXEC_PROTOCOLS } from "./websocket/exec.js";
+import {
+  portsFromQuery,
+  servePortForwardWebSocket,
+  WS_PORTFORWARD_PROTOCOLS,
+} from "./websocket/portforward.js";
+import { WebSocketUpgrader } from "./websocket/upgrade.js";
 
 /** The CRI AttachRequest fields. */
 export interface AttachRequest {
@@ -66,6 +77,7 @@ export class StreamingServer {
   private readonly tokens: TokenCache<Pending>;
   private readonly connections = new Set<SpdyConnection>();
   private readonly sockets = new Set<net.Socket>();
+  private readonly websockets = new WebSocketUpgrader();
   private server: http.Server | undefined;
   private base: string | undefined;
 
@@ -110,6 +122,7 @@ export class StreamingServer {
     this.server = undefined;
     this.tokens.clear();
     for (const c of this.connections) c.destroy();
+    this.websockets.close();
     for (const s of this.sockets) s.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -179,6 +192,10 @@ export class StreamingServer {
       rawResponse(socket, 400, "unable to upgrade: missing upgrade headers in request");
       return;
     }
+    if (upgrade.toLowerCase() === "websocket") {
+      this.upgradeWebSocket(req, socket, head, p);
+      return;
+    }
     if (upgrade.toLowerCase() !== "spdy/3.1") {
       rawResponse(socket, 400, `unable to upgrade: protocol ${upgrade} is not supported`);
       return;
@@ -214,10 +231,35 @@ export class StreamingServer {
     this.connections.add(conn);
     conn.once("close", () => this.connections.delete(conn));
     const timeouts = { streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs };
+    if (p.kind === "portforward")
+      void servePortForward(conn, p.req, this.opts.handlers.portForward, timeouts);
+    else void serveExec(conn, protocol, p.req, this.execHandler(p.kind), timeouts);
+  }
+
+  private upgradeWebSocket(req: http.IncomingMessage, socket: net.Socket, head: Buffer, p: Pending): void {
+    let ports: number[] = [];
+    if (p.kind === "portforward") {
+      try {
+        ports = portsFromQuery(req.url ?? "", p.req.port);
+      } catch (err) {
+        rawResponse(socket, 400, `unable to upgrade: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+    }
+    const supported = p.kind === "portforward" ? WS_PORTFORWARD_PROTOCOLS : WS_EXEC_PROTOCOLS;
+    const refused = this.websockets.upgrade(req, socket, head, supported, (ws, protocol) => {
+      socket.setNoDelay(true);
+      socket.setTimeout(0);
+      if (p.kind === "portforward")
+        void servePortForwardWebSocket(ws, protocol, p.req, ports, this.opts.handlers.portForward);
+      else void serveExecWebSocket(ws, protocol, p.req, this.execHandler(p.kind));
+    });
+    if (refused) rawResponse(socket, refused.code, refused.message);
+  }
+
+  private execHandler(kind: "exec" | "attach"): ExecHandler {
     const h = this.opts.handlers;
-    if (p.kind === "portforward") void servePortForward(conn, p.req, h.portForward, timeouts);
-    else if (p.kind === "attach" && h.attach) void serveExec(conn, protocol, p.req, h.attach, timeouts);
-    else void serveExec(conn, protocol, p.req, h.exec, timeouts);
+    return kind === "attach" && h.attach ? h.attach : h.exec;
   }
 }
 

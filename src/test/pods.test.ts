@@ -20,6 +20,7 @@ import {
   PodSandboxState,
 } from "../cri/gen/runtime/v1/api.js";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
+import { execOverWebSocket } from "../streaming/websocket/client.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
@@ -291,10 +292,11 @@ describe("pods and containers", () => {
     const shell = await start("shell", ["/bin/sh"], { stdin: true, tty: true });
     const term = text();
     const keys = new PassThrough();
-    const session3 = execOverSpdy(await attachUrl(shell, { stdin: true, tty: true }), {
+    // (over WebSocket v5 this time: the resize travels on channel 4)
+    const session3 = execOverWebSocket(await attachUrl(shell, { stdin: true, tty: true }), {
+      protocols: ["v5.channel.k8s.io"],
       stdin: keys,
       stdout: term.w,
-      tty: true,
       resize: Readable.from([{ width: 100, height: 40 }]),
     });
     keys.write(

@@ -1,0 +1,65 @@
+/**
+ * The WebSocket handshake of the streaming server: subprotocol negotiation as wsstream's
+ * handshake (the first protocol the client offers that the server supports; no offer at all is
+ * the protocol "" — binary channels), then `ws` does the RFC 6455 upgrade.
+ */
+import type http from "node:http";
+import type { Duplex } from "node:stream";
+import { type WebSocket, WebSocketServer } from "ws";
+
+/** The protocols in Sec-WebSocket-Protocol headers, in the client's order. */
+export function offeredProtocols(header: string | string[] | undefined): string[] {
+  const text = Array.isArray(header) ? header.join(",") : (header ?? "");
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+/** The negotiated protocol, or undefined if the client offered only unsupported ones. */
+export function negotiateProtocol(
+  offered: readonly string[],
+  supported: readonly string[],
+): string | undefined {
+  return (offered.length === 0 ? [""] : offered).find((p) => supported.includes(p));
+}
+
+export class WebSocketUpgrader {
+  /** The protocol chosen for each request being upgraded ("" → no Sec-WebSocket-Protocol). */
+  private readonly chosen = new WeakMap<http.IncomingMessage, string>();
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (_offered, req) => this.chosen.get(req) || false,
+  });
+
+  /**
+   * Negotiates and completes the handshake; `accept` gets the socket. Returns the refusal instead
+   * when it is not a WebSocket handshake (400) or there is no common protocol (403); `ws` answers
+   * the rest of what is wrong (e.g. a method other than GET: 405) itself.
+   */
+  upgrade(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    supported: readonly string[],
+    accept: (ws: WebSocket, protocol: string) => void,
+  ): { code: number; message: string } | undefined {
+    const key = req.headers["sec-websocket-key"];
+    if (typeof key !== "string" || !/^[+/0-9A-Za-z]{22}==$/.test(key))
+      return { code: 400, message: "unable to upgrade: missing or invalid Sec-WebSocket-Key header" };
+    const offered = offeredProtocols(req.headers["sec-websocket-protocol"]);
+    const protocol = negotiateProtocol(offered, supported);
+    if (protocol === undefined) {
+      const message = `unable to upgrade: requested protocol(s) are not supported: [${offered.join(" ")}]; supports [${supported.filter((s) => s !== "").join(" ")}]`;
+      return { code: 403, message };
+    }
+    this.chosen.set(req, protocol);
+    this.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, protocol));
+    return undefined;
+  }
+
+  /** Drops every live WebSocket. */
+  close(): void {
+    for (const ws of this.wss.clients) ws.terminate();
+  }
+}

@@ -1,4 +1,5 @@
 /** Pod benchmark summaries: per-RPC p50/p95, throughput, memory, the printed tables and the goal. */
+import { EXEC_KINDS, EXEC_LABELS, type ExecBenchResult } from "./exec.js";
 import type { LifecycleSample, PodBenchResult, PodRpc, PodRuntimeResult } from "./pods.js";
 import { POD_RPCS } from "./pods.js";
 
@@ -238,6 +239,35 @@ export function serverLine(berth: PodSummary, phase: "serial" | "parallel"): str
   return `berthd server-side p50 from its log (client p50), ${phase}, ms: ${parts.join(", ")}`;
 }
 
+/** Exec latency (p50/p95, ms) and `cat` throughput (median MiB/s) per runtime. */
+export function execTable(berth: ExecBenchResult, containerd: ExecBenchResult | undefined): string {
+  const header = ["exec", "berth p50", "p95", "containerd p50", "p95", "ratio p50"];
+  const rows = EXEC_KINDS.filter((k) => berth.ms[k]?.length).map((k) => {
+    const b = dist(berth.ms[k] ?? []);
+    const cs = containerd?.ms[k];
+    const c = cs?.length ? dist(cs) : undefined;
+    return [
+      EXEC_LABELS[k],
+      ms(b.p50),
+      ms(b.p95),
+      c ? ms(c.p50) : "n/a",
+      c ? ms(c.p95) : "n/a",
+      ratio(b.p50, c?.p50),
+    ];
+  });
+  const bc = percentile(berth.catMiBps, 0.5);
+  const cc = containerd?.catMiBps.length ? percentile(containerd.catMiBps, 0.5) : undefined;
+  rows.push([
+    "cat 32 MiB stdin→stdout (MiB/s, median)",
+    ms(bc),
+    "",
+    cc === undefined ? "n/a" : ms(cc),
+    "",
+    ratio(bc, cc),
+  ]);
+  return formatTable(header, rows);
+}
+
 export function podTables(
   res: PodBenchResult,
   berth: PodSummary,
@@ -258,6 +288,13 @@ export function podTables(
     `Throughput and memory (memory with ${o.parallel} pods running: VmRSS; PSS splits shared pages)`,
     throughputMemoryTable(berth, containerd, o.parallel),
   ];
+  if (res.berth.exec) {
+    lines.push(
+      "",
+      `Exec on a running container (${o.execIterations} runs each; client-side, through the streaming server)`,
+      execTable(res.berth.exec, res.containerd?.exec),
+    );
+  }
   const sl = serverLine(berth, "serial");
   if (sl) lines.push("", sl);
   const pl = serverLine(berth, "parallel");

@@ -37,6 +37,7 @@ import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../tools/oci-builder.js";
 import { startBerthd } from "./berth.js";
 import { CNI_BIN_DIR, containerdMissing, containerdVersion, startContainerd } from "./containerd.js";
+import { type ExecBenchResult, type ExecTarget, runExecBench } from "./exec.js";
 import type { RuntimeInstance } from "./measure.js";
 import { PodCri } from "./pod-cri.js";
 import { childrenOf, listProcs, monitorsUnder, type ProcMem, procsMem } from "./procs.js";
@@ -119,6 +120,8 @@ export interface PodRuntimeResult {
   memory?: PodMemory;
   /** berthd only: each RPC's durationMs from its debug log (server side: no gRPC, no client). */
   serverMs?: { serial: Record<PodRpc, number[]>; parallel: Record<PodRpc, number[]> };
+  /** Exec latencies and throughput on one running container. */
+  exec?: ExecBenchResult;
 }
 
 export interface PodBenchOptions {
@@ -134,6 +137,9 @@ export interface PodBenchOptions {
   berthToml: string;
   /** CPU-profile berthd into this dir (written when it exits). */
   cpuProfDir?: string;
+  /** Timed runs of each exec kind per runtime (0: no exec bench), and `cat` throughput runs. */
+  execIterations: number;
+  execCatRuns: number;
 }
 
 export interface PodBenchResult {
@@ -777,6 +783,9 @@ export async function runPodBench(cleanup: Cleanup, opts: PodBenchOptions): Prom
   for (const [name, s] of samplers) peaks.set(name, (await s.stop()).maxRssKiB);
   const parallelLogs = berthd.output().slice(mark);
 
+  // Exec on one running container per runtime.
+  if (opts.execIterations > 0) await execBench(work, runtimes, logRoot, ref, `${tmp}/berth-runc`, opts);
+
   // Memory with `parallel` pods running.
   for (const rt of runtimes) {
     await guarded(rt, "memory", async () => {
@@ -811,6 +820,8 @@ export async function runPodBench(cleanup: Cleanup, opts: PodBenchOptions): Prom
       rounds: opts.rounds,
       warmup: opts.warmup,
       chunk: opts.chunk,
+      execIterations: opts.execIterations,
+      execCatRuns: opts.execCatRuns,
     },
     network: {
       bridge: BRIDGE,
@@ -821,6 +832,48 @@ export async function runPodBench(cleanup: Cleanup, opts: PodBenchOptions): Prom
     },
     image: { ref, sandboxImage, manifestDigest: image.manifestDigest, configDigest: image.configDigest },
   };
+}
+
+/** Runs the exec benchmark on a pod + container per runtime; a failure is logged, not fatal. */
+async function execBench(
+  work: Work,
+  runtimes: PodRuntime[],
+  logRoot: string,
+  image: string,
+  berthRuncRoot: string,
+  opts: PodBenchOptions,
+): Promise<void> {
+  const pods: Array<{ rt: PodRuntime; podId: string }> = [];
+  try {
+    const targets: ExecTarget[] = [];
+    for (const rt of runtimes.filter((r) => !r.failed)) {
+      const pod = podConfig(`${rt.name}-exec`, randomUUID(), logRoot);
+      await mkdir(pod.logDirectory, { recursive: true });
+      const podId = await rt.cri.runPodSandbox(pod);
+      pods.push({ rt, podId });
+      const containerId = await rt.cri.createContainer(podId, containerConfig(image), pod);
+      await rt.cri.startContainer(containerId);
+      targets.push({
+        name: rt.name,
+        client: rt.instance.client,
+        containerId,
+        ...(rt.name === "berth" ? { runcRoot: berthRuncRoot } : {}),
+      });
+    }
+    const results = await work.track(
+      runExecBench(targets, opts.execIterations, opts.execCatRuns, () => work.check()),
+    );
+    for (const rt of runtimes) {
+      const r = results.get(rt.name);
+      if (r) rt.result.exec = r;
+    }
+    log(`exec: ${opts.execIterations} runs of each kind, ${opts.execCatRuns} cat runs per runtime`);
+  } catch (err) {
+    if (work.aborted) throw err;
+    log(`exec bench failed: ${errorText(err)}`);
+  } finally {
+    for (const p of pods) await forceRemovePod(p.rt.cri, p.podId);
+  }
 }
 
 async function removeAllPods(cri: PodCri, name: string): Promise<void> {

@@ -15,6 +15,8 @@
  * BENCH_BERTH_TOML (extra berthd config, "\n" for newlines; e.g. "[image]\nmax_concurrent_downloads = 6"),
  * BENCH_POD_ITERATIONS (serial lifecycles, default 60), BENCH_POD_PARALLEL (default 8),
  * BENCH_POD_ROUNDS (parallel rounds, default 8), BENCH_POD_WARMUP (default 3),
+ * BENCH_EXEC_ITERATIONS (timed runs of each exec kind, default 20),
+ * BENCH_EXEC_CAT_RUNS (32 MiB `cat` throughput runs, default 3),
  * BENCH_BERTH_CPU_PROF=<dir> (pods: V8 CPU profile of berthd, written when it exits).
  */
 import { readFile } from "node:fs/promises";
@@ -119,6 +121,8 @@ async function podBench(cleanup: Cleanup): Promise<Record<string, unknown>> {
     rounds: runsFromEnv("BENCH_POD_ROUNDS", 8, 200),
     warmup: runsFromEnv("BENCH_POD_WARMUP", 3, 50),
     chunk: 10,
+    execIterations: runsFromEnv("BENCH_EXEC_ITERATIONS", 20, 1000),
+    execCatRuns: runsFromEnv("BENCH_EXEC_CAT_RUNS", 3, 50),
     ...(skip !== undefined ? { skipContainerd: skip } : {}),
     berthToml: process.env["BENCH_BERTH_TOML"]?.replace(/\\n/g, "\n") ?? "",
     ...(prof ? { cpuProfDir: resolve(prof) } : {}),

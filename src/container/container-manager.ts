@@ -345,6 +345,12 @@ export class ContainerManager {
   }
 
   private readonly refreshing = new SingleFlight<ContainerRecord | undefined>();
+  /**
+   * Containers berthd is killing (StopContainer, removal): an exit refresh (e.g. from the exit
+   * watch) must not wait for an OOM file for their SIGKILL, or every call on the container
+   * would queue behind that wait.
+   */
+  private readonly killing = new Set<string>();
 
   /** Re-reads a container's state from conmon's exit file and the runtime (one at a time per id). */
   refresh(id: string): Promise<ContainerRecord | undefined> {
@@ -357,7 +363,7 @@ export class ContainerManager {
     const rt = this.runtime(c);
     const exit = await rt.exitStatus(c.id);
     if (exit) {
-      const reason = await exitReason(c, exit.exitCode);
+      const reason = await exitReason(c, exit.exitCode, this.killing.has(c.id));
       const now = this.store.get(c.id);
       if (!now || now.state === "CONTAINER_EXITED") return now; // StopContainer got there first
       return this.transition(c.id, "stopped", (r) => ({
@@ -388,19 +394,24 @@ export class ContainerManager {
     const c = this.store.get(id) ?? this.store.resolve(id);
     const cur = await this.refresh(c.id);
     if (cur?.state !== "CONTAINER_RUNNING") return;
-    const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
-    // The exit-file watch may have recorded the exit already (and published STOPPED).
-    if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
-    const exitCode = exit?.exitCode ?? 137;
-    const reason = await exitReason(cur, exitCode, true);
-    if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
-    await this.transition(cur.id, "stopped", (r) => ({
-      ...r,
-      state: "CONTAINER_EXITED",
-      exitCode,
-      finishedAtNs: exit ? msToNs(exit.finishedAt) : nowNs(),
-      reason: r.reason || reason,
-    }));
+    this.killing.add(cur.id);
+    try {
+      const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
+      // The exit-file watch may have recorded the exit already (and published STOPPED).
+      if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
+      const exitCode = exit?.exitCode ?? 137;
+      const reason = await exitReason(cur, exitCode, true);
+      if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
+      await this.transition(cur.id, "stopped", (r) => ({
+        ...r,
+        state: "CONTAINER_EXITED",
+        exitCode,
+        finishedAtNs: exit ? msToNs(exit.finishedAt) : nowNs(),
+        reason: r.reason || reason,
+      }));
+    } finally {
+      this.killing.delete(cur.id);
+    }
   }
 
   async remove(id: string): Promise<void> {
@@ -420,10 +431,15 @@ export class ContainerManager {
   /** Kills, deletes from the runtime, unmounts and forgets a container. Idempotent. */
   private async destroy(c: ContainerRecord): Promise<void> {
     const rt = this.runtime(c);
-    await rt.kill(c.id, "SIGKILL", true).catch(() => {});
-    await rt.delete(c.id);
-    await removeRootfs(c.dir);
-    await this.store.delete(c.id);
+    this.killing.add(c.id);
+    try {
+      await rt.kill(c.id, "SIGKILL", true).catch(() => {});
+      await rt.delete(c.id);
+      await removeRootfs(c.dir);
+      await this.store.delete(c.id);
+    } finally {
+      this.killing.delete(c.id);
+    }
     if (c.phase === "created") this.opts.events?.publish("deleted", c.id, c.podId, c);
   }
 

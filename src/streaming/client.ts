@@ -147,7 +147,16 @@ export async function execOverSpdy(url: string, o: ExecOverSpdyOptions): Promise
       );
     }
     o.onReady?.(conn);
-    const text = await Promise.race([status, closed]);
+    // A Go server (containerd, the kubelet) writes the status, then resets the streams and
+    // closes the connection: what the error stream got before counts.
+    const text = await Promise.race([
+      status,
+      closed.catch(async (err: unknown) => {
+        const got = await status;
+        if (got.trim() === "") throw err;
+        return got;
+      }),
+    ]);
     await Promise.race([Promise.all(waits), closed.catch(() => {})]);
     return exitCodeFromStatus(text);
   } finally {

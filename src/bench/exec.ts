@@ -142,7 +142,10 @@ export async function runExecBench(
       for (const kind of EXEC_KINDS) {
         check();
         const v = await timeOnce(t, kind);
-        if (v !== undefined) (r.ms[kind] ??= []).push(v);
+        if (v === undefined) continue;
+        const samples = r.ms[kind] ?? [];
+        samples.push(v);
+        r.ms[kind] = samples;
       }
     }
   }

@@ -166,20 +166,16 @@ export function latencyTable(
   containerd: Record<PodMetric, Dist> | undefined,
 ): string {
   const header = ["ms", "berth p50", "p95", "containerd p50", "p95", "ratio p50", "ratio p95"];
-  const rows = METRICS.map((m) => {
-    const b = berth[m];
-    const c = containerd?.[m];
-    return [
-      METRIC_LABELS[m],
-      ms(b.p50),
-      ms(b.p95),
-      c ? ms(c.p50) : "n/a",
-      c ? ms(c.p95) : "n/a",
-      ratio(b.p50, c?.p50),
-      ratio(b.p95, c?.p95),
-    ];
-  });
+  const rows = METRICS.map((m) => [
+    ...distRow(METRIC_LABELS[m], berth[m], containerd?.[m]),
+    ratio(berth[m].p95, containerd?.[m].p95),
+  ]);
   return formatTable(header, rows);
+}
+
+/** label, berth p50/p95, containerd p50/p95, ratio of the p50s. */
+function distRow(label: string, b: Dist, c: Dist | undefined): string[] {
+  return [label, ms(b.p50), ms(b.p95), c ? ms(c.p50) : "n/a", c ? ms(c.p95) : "n/a", ratio(b.p50, c?.p50)];
 }
 
 export function throughputMemoryTable(
@@ -243,17 +239,8 @@ export function serverLine(berth: PodSummary, phase: "serial" | "parallel"): str
 export function execTable(berth: ExecBenchResult, containerd: ExecBenchResult | undefined): string {
   const header = ["exec", "berth p50", "p95", "containerd p50", "p95", "ratio p50"];
   const rows = EXEC_KINDS.filter((k) => berth.ms[k]?.length).map((k) => {
-    const b = dist(berth.ms[k] ?? []);
     const cs = containerd?.ms[k];
-    const c = cs?.length ? dist(cs) : undefined;
-    return [
-      EXEC_LABELS[k],
-      ms(b.p50),
-      ms(b.p95),
-      c ? ms(c.p50) : "n/a",
-      c ? ms(c.p95) : "n/a",
-      ratio(b.p50, c?.p50),
-    ];
+    return distRow(EXEC_LABELS[k], dist(berth.ms[k] ?? []), cs?.length ? dist(cs) : undefined);
   });
   const bc = percentile(berth.catMiBps, 0.5);
   const cc = containerd?.catMiBps.length ? percentile(containerd.catMiBps, 0.5) : undefined;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
@@ -15,23 +15,13 @@ import { MNT_DETACH, native } from "../common/native.js";
 import { createPodNamespaces, type PodNamespacePaths, removePodNamespaces } from "../network/namespaces.js";
 import { runcExec } from "../runtime/runc-exec.js";
 import { cleanup, makeBundle, RUNC, skipReason, uniqueId } from "../runtime/testutil.js";
+import { processesWithArgs } from "../test/harness/processes.js";
 import { connectPortForward, ExecError, execOverSpdy } from "./client.js";
 import { forwardInNetns, PORTFORWARD_HELPER } from "./portforward.js";
 import type { ExecRequest } from "./remotecommand.js";
 import { StreamingServer } from "./server.js";
 import { collect, readAll } from "./testutil.js";
 import { execOverWebSocket, portForwardOverWebSocket } from "./websocket/client.js";
-
-/** Host pids whose argv is exactly `argv`. */
-async function findProcesses(argv: string[]): Promise<number[]> {
-  const want = `${argv.join("\0")}\0`;
-  const found: number[] = [];
-  for (const p of await readdir("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    if ((await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "")) === want) found.push(Number(p));
-  }
-  return found;
-}
 
 async function poll(f: () => Promise<boolean>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -46,7 +36,7 @@ async function poll(f: () => Promise<boolean>, ms: number): Promise<boolean> {
 const HELPER_9000 = [process.execPath, PORTFORWARD_HELPER, "9000"];
 
 /** Whether no port-forward helper for port 9000 is left (polled a while: they exit asynchronously). */
-const helpersGone = () => poll(async () => (await findProcesses(HELPER_9000)).length === 0, 5000);
+const helpersGone = () => poll(async () => (await processesWithArgs(HELPER_9000)).length === 0, 5000);
 
 /** Per test: a hang is cancelled well before the file-level timeout, so after() still cleans up. */
 const T = { timeout: 30_000 };
@@ -208,10 +198,10 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     });
     p.catch(() => {});
     await started;
-    assert.ok(await poll(async () => (await findProcesses(argv)).length === 1, 5000), "sleep is running");
+    assert.ok(await poll(async () => (await processesWithArgs(argv)).length === 1, 5000), "sleep is running");
     ac.abort();
     await assert.rejects(p);
-    assert.ok(await poll(async () => (await findProcesses(argv)).length === 0, 5000), "sleep was killed");
+    assert.ok(await poll(async () => (await processesWithArgs(argv)).length === 0, 5000), "sleep was killed");
     assert.ok(
       await poll(async () => (await readdir("/proc/self/fd")).length <= fdsBefore, 5000),
       "the session's pipes, pty and relay fds are closed",
@@ -329,7 +319,7 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     const a = session.open(9000);
     a.stream.write("x");
     assert.equal((await once(a.stream, "data"))[0].toString(), "X");
-    assert.equal((await findProcesses(HELPER_9000)).length, 1);
+    assert.equal((await processesWithArgs(HELPER_9000)).length, 1);
     session.close();
     assert.ok(await helpersGone(), "helper killed");
   });
@@ -397,7 +387,7 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     try {
       pf.ports[0]!.input.write("x");
       assert.equal((await once(pf.ports[0]!.data, "data"))[0].toString(), "X");
-      assert.equal((await findProcesses(HELPER_9000)).length, 1);
+      assert.equal((await processesWithArgs(HELPER_9000)).length, 1);
     } finally {
       pf.close();
     }

@@ -16,14 +16,16 @@ import { status } from "@grpc/grpc-js";
 import {
   ContainerConfig,
   ContainerState,
+  NamespaceMode,
   PodSandboxConfig,
   PodSandboxState,
 } from "../cri/gen/runtime/v1/api.js";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
-import { execOverWebSocket } from "../streaming/websocket/client.js";
+import { execOverWebSocket, portForwardOverWebSocket } from "../streaming/websocket/client.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { processesWithArgs } from "./harness/processes.js";
 
 const run = promisify(execFile);
 const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
@@ -158,7 +160,7 @@ describe("pods and containers", () => {
     });
   });
 
-  it("streams Exec and PortForward through the SPDY streaming server", async () => {
+  it("streams Exec and PortForward through the streaming server (SPDY; port-forward also WebSocket)", async () => {
     const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {
       filter: { labelSelector: { app: "web" } },
     });
@@ -205,9 +207,24 @@ describe("pods and containers", () => {
     await ended;
     assert.match(reply, /^HTTP\/1\.[01] 200/);
     assert.match(reply, /\r\n\r\nindex\n$/);
+
+    // The same over WebSocket (the kubelet's channel protocol: 2-byte port prefix per channel).
+    const wsPf = await rt.call<{ url: string }>("portForward", { podSandboxId: podId, port: [8080] });
+    const ws = await portForwardOverWebSocket(wsPf.url, [8080]);
+    let wsReply = "";
+    const data = ws.ports[0]!.data;
+    data.on("data", (d: Buffer) => (wsReply += d.toString()));
+    const wsEnded = new Promise((r) => data.once("end", r));
+    ws.ports[0]!.input.write("GET /index.html HTTP/1.0\r\n\r\n");
+    await wsEnded;
+    assert.match(wsReply, /^HTTP\/1\.[01] 200/);
+    assert.match(wsReply, /\r\n\r\nindex\n$/);
+    assert.equal(await ws.ports[0]!.error, "");
   });
 
-  it("streams TTY exec and Attach (stdin, terminal resize, container exit) through the CRI", async () => {
+  it("streams TTY exec and Attach (stdin, terminal resize, container exit) through the CRI", {
+    timeout: 120_000,
+  }, async () => {
     const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {
       filter: { labelSelector: { app: "web" } },
     });
@@ -215,7 +232,12 @@ describe("pods and containers", () => {
     const start = async (name: string, command: string[], stdio: { stdin: boolean; tty: boolean }) => {
       const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
         podSandboxId: podId,
-        config: { ...containerConfig(name, command), ...stdio },
+        config: {
+          ...containerConfig(name, command),
+          ...stdio,
+          // its own pid namespace: its processes (an exec's too) end with it
+          linux: { securityContext: { namespaceOptions: { pid: NamespaceMode.CONTAINER } } },
+        },
         sandboxConfig: podConfig("web"),
       });
       await rt.call("startContainer", { containerId });
@@ -266,6 +288,15 @@ describe("pods and containers", () => {
     leave.abort();
     await assert.rejects(session1);
     assert.equal((await containerStatus(rt, echo)).state, ContainerState.CONTAINER_RUNNING);
+    // An exec running when the container exits ends with it (killed with the pid namespace).
+    const execOut = text();
+    const { url: sleeperUrl } = await rt.call<{ url: string }>("exec", {
+      containerId: echo,
+      cmd: ["sh", "-c", "echo started; exec sleep 9999"],
+      stdout: true,
+    });
+    const execSession = execOverSpdy(sleeperUrl, { stdout: execOut.w });
+    await execOut.until(/started/);
     // A second attach; the container exiting ends the session with success.
     const second = text();
     const secondErr = text();
@@ -280,6 +311,8 @@ describe("pods and containers", () => {
     assert.equal(second.get(), "got:two\ngot:quit\n");
     assert.equal(secondErr.get(), "err:two\nerr:quit\n");
     assert.equal((await waitExited(rt, echo)).exitCode, 7);
+    assert.equal(await execSession, 137, "the exec'd sleep was SIGKILLed with the container");
+    assert.deepEqual(await processesWithArgs(["sleep", "9999"]), []);
     // Both sessions' attach sockets and relays are gone from berthd.
     let fdsAfter = await berthdFds();
     for (let i = 0; i < 50 && fdsAfter > fdsBefore; i++) {

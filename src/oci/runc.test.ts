@@ -13,6 +13,7 @@ import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { ContainerConfig, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
 import { SecurityProfile_ProfileType } from "../cri/gen/runtime/v1/api.js";
+import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { buildContainerSpec } from "./spec.js";
 
 const exec = promisify(execFile);
@@ -176,7 +177,7 @@ async function runInRunc(
   }
 }
 
-describe("generated specs under runc", { skip }, () => {
+describe("generated specs under runc", { skip, timeout: SUITE_TIMEOUT_MS }, () => {
   it("runs busybox as root with the default capabilities and RuntimeDefault seccomp", async () => {
     const { stdout } = await runInRunc(
       config([

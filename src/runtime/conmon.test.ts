@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { isBerthError } from "../common/errors.js";
+import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import {
   type CreateContainerOptions,
   conmonAlive,
@@ -80,7 +81,7 @@ describe("conmon protocol helpers", () => {
   });
 });
 
-describe("createContainer with real conmon + runc", { skip: skipReason() }, () => {
+describe("createContainer with real conmon + runc", { skip: skipReason(), timeout: SUITE_TIMEOUT_MS }, () => {
   const ids: string[] = [];
   const dirs: string[] = [];
   const pidFiles: string[] = [];

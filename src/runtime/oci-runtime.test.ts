@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isBerthError } from "../common/errors.js";
+import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { readPidFile } from "./conmon.js";
 import { ConmonOciRuntime, RuntimeHandlers } from "./oci-runtime.js";
 import { CONMON, cleanup, makeBundle, RUNC, skipReason, uniqueId } from "./testutil.js";
@@ -67,7 +68,10 @@ async function findProcesses(argv: string[]): Promise<number[]> {
   return found;
 }
 
-describe("ConmonOciRuntime with real conmon + runc", { skip: skipReason() }, () => {
+describe("ConmonOciRuntime with real conmon + runc", {
+  skip: skipReason(),
+  timeout: SUITE_TIMEOUT_MS,
+}, () => {
   let dir = "";
   let rt: ConmonOciRuntime;
   const ids: string[] = [];
@@ -190,7 +194,7 @@ describe("ConmonOciRuntime with real conmon + runc", { skip: skipReason() }, () 
   });
 });
 
-describe("containers outlive a SIGKILLed berthd", { skip: skipReason() }, () => {
+describe("containers outlive a SIGKILLed berthd", { skip: skipReason(), timeout: SUITE_TIMEOUT_MS }, () => {
   let dir = "";
   const id = uniqueId("berth-crash");
 

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { isBerthError } from "../common/errors.js";
+import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { type Runner, type RunOptions, type RunResult, run } from "./process.js";
 import { classifyRuntimeMessage, OciRuntimeError, parseRuntimeMessage, RuncCli } from "./runc.js";
 import { RUNC, skipReason } from "./testutil.js";
@@ -142,7 +143,7 @@ describe("process runner", () => {
   });
 });
 
-describe("RuncCli against the real runc", { skip: skipReason() }, () => {
+describe("RuncCli against the real runc", { skip: skipReason(), timeout: SUITE_TIMEOUT_MS }, () => {
   test("unknown container: state undefined, delete (twice) fine, kill NotFound", async () => {
     const root = await mkdtemp(join(tmpdir(), "berth-runc-"));
     try {

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { errnoCode } from "../common/errors.js";
+import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { detectCgroupVersion } from "./cgroups.js";
 import { containerStats, podStats } from "./collect.js";
 import { CpuRateCache } from "./cpu-rate.js";
@@ -119,7 +120,7 @@ async function integrationSkip(): Promise<string | false> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe("stats of live cgroups", { skip: await integrationSkip() }, () => {
+describe("stats of live cgroups", { skip: await integrationSkip(), timeout: SUITE_TIMEOUT_MS }, () => {
   const top = "/berth-stats-test";
   const podPath = `${top}/${randomBytes(6).toString("hex")}`;
   const ctrPath = `${podPath}/berth-${randomBytes(6).toString("hex")}`;

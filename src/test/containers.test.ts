@@ -28,6 +28,7 @@ import {
   waitExited,
 } from "./harness/cri.js";
 import { httpGet, startPodEnv } from "./harness/pod-env.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthct0";
@@ -62,7 +63,7 @@ const exists = (p: string) =>
 const capLine = (statusText: string, field: string) =>
   new RegExp(`^${field}:\\s*([0-9a-f]+)$`, "m").exec(statusText)?.[1];
 
-describe("containers", () => {
+describe("containers", { timeout: SUITE_TIMEOUT_MS }, () => {
   let berthd: BerthdProcess;
   let dir: string;
   let rt: RuntimeClient;

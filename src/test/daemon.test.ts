@@ -10,6 +10,7 @@ import { BERTH_VERSION } from "../common/version.js";
 import { grpcAddress } from "../cri/client.js";
 import { CheckpointContainerRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
 import { BERTHD, BerthdProcess } from "./harness/berthd.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 function runBerthd(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -25,7 +26,7 @@ function runBerthd(args: string[]): Promise<{ code: number | null; output: strin
   });
 }
 
-describe("berthd daemon", () => {
+describe("berthd daemon", { timeout: SUITE_TIMEOUT_MS }, () => {
   let berthd: BerthdProcess;
   before(async () => {
     berthd = await BerthdProcess.start();

@@ -15,8 +15,9 @@ import {
 import type { BerthdProcess } from "./harness/berthd.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-describe("container events", () => {
+describe("container events", { timeout: SUITE_TIMEOUT_MS }, () => {
   let berthd: BerthdProcess;
   let rt: RuntimeClient;
   let dir: string;

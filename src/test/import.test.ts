@@ -10,11 +10,12 @@ import { status } from "@grpc/grpc-js";
 import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, buildLayer, dockerSaveArchive, ociArchive, tarOf } from "../tools/oci-builder.js";
 import { BerthdProcess } from "./harness/berthd.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
 const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
 
-describe("image import and the berth CLI", () => {
+describe("image import and the berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
   let berthd: BerthdProcess;
   let dir: string;
   const cli = (...args: string[]) =>

@@ -26,6 +26,7 @@ import type { BerthdProcess } from "./harness/berthd.js";
 import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { processesWithArgs } from "./harness/processes.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
 const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
@@ -45,7 +46,7 @@ function waitFor(w: Writable, done: () => boolean): Promise<void> {
 const BRIDGE = "berthit0";
 const SUBNET = "10.251.0.0/24";
 
-describe("pods and containers", () => {
+describe("pods and containers", { timeout: SUITE_TIMEOUT_MS }, () => {
   let berthd: BerthdProcess;
   let dir: string;
   let rt: ReturnType<typeof runtimeClient>;

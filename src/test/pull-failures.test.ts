@@ -20,6 +20,7 @@ import {
   TOKEN_PASSWORD,
   TOKEN_USER,
 } from "./harness/registry.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 /** Everything berthd keeps, apart from its lock file: must match after a failed pull. */
 async function storeContents(
@@ -32,7 +33,7 @@ async function storeContents(
   };
 }
 
-describe("pulls that fail leave nothing behind", () => {
+describe("pulls that fail leave nothing behind", { timeout: SUITE_TIMEOUT_MS }, () => {
   let registry: RegistryHandle;
   let berthd: BerthdProcess;
   let host: string;
@@ -166,7 +167,7 @@ describe("pulls that fail leave nothing behind", () => {
   });
 });
 
-describe("registry token authentication", () => {
+describe("registry token authentication", { timeout: SUITE_TIMEOUT_MS }, () => {
   let registry: RegistryHandle;
   let berthd: BerthdProcess;
   let img: BuiltImage;

@@ -21,6 +21,7 @@ import {
 import { BerthdProcess } from "./harness/berthd.js";
 import { pushImage, pushIndex } from "./harness/images.js";
 import { type RegistryHandle, startRegistry } from "./harness/registry.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const MTIME = new Date("2023-05-06T07:08:09Z");
 // VFS capability v2, effective, permitted = CAP_NET_RAW (bit 13).
@@ -58,7 +59,7 @@ interface Verbose {
   imageSpec: { config: { Cmd?: string[] } };
 }
 
-describe("PullImage from a real registry", () => {
+describe("PullImage from a real registry", { timeout: SUITE_TIMEOUT_MS }, () => {
   let registry: RegistryHandle;
   let berthd: BerthdProcess;
   let image: BuiltImage;

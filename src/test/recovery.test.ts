@@ -9,8 +9,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BerthdProcess } from "./harness/berthd.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-describe("crash recovery", () => {
+describe("crash recovery", { timeout: SUITE_TIMEOUT_MS }, () => {
   let berthd: BerthdProcess;
   let rt: RuntimeClient;
   let dir: string;

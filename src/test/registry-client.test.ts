@@ -25,6 +25,7 @@ import {
   startRegistry,
   type TestDescriptor,
 } from "./harness/registry.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const skip = process.env["BERTH_UNIT_ONLY"] ? "BERTH_UNIT_ONLY is set" : false;
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -109,7 +110,7 @@ const code = (c: string, re?: RegExp) => (e: unknown) => {
   return true;
 };
 
-describe("RegistryClient against a real registry", { skip }, () => {
+describe("RegistryClient against a real registry", { skip, timeout: SUITE_TIMEOUT_MS }, () => {
   let reg: RegistryHandle | undefined;
   let client: RegistryClient | undefined;
   let amd64: Pushed;
@@ -275,7 +276,10 @@ describe("RegistryClient against a real registry", { skip }, () => {
   });
 });
 
-describe("RegistryClient against a real registry with token auth", { skip }, () => {
+describe("RegistryClient against a real registry with token auth", {
+  skip,
+  timeout: SUITE_TIMEOUT_MS,
+}, () => {
   let reg: RegistryHandle | undefined;
   const clients: RegistryClient[] = [];
   let image: Pushed;

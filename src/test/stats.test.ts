@@ -10,12 +10,13 @@ import type { ContainerStats, PodSandboxStats } from "../cri/gen/runtime/v1/api.
 import type { BerthdProcess } from "./harness/berthd.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthst0";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe("stats", () => {
+describe("stats", { timeout: SUITE_TIMEOUT_MS }, () => {
   let berthd: BerthdProcess;
   let rt: RuntimeClient;
   let dir: string;

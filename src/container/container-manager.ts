@@ -24,9 +24,9 @@ import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timelin
 import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
-import { type ExecSyncResult, readPidFile } from "../runtime/conmon.js";
+import { readPidFile } from "../runtime/conmon.js";
 import type { OciRuntime, RuntimeHandlers } from "../runtime/oci-runtime.js";
-import type { OciProcess } from "../runtime/runc-exec.js";
+import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
 import { RecordStore } from "../store/record-store.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
 import {
@@ -447,9 +447,8 @@ export class ContainerManager {
     if (cmd.length === 0) throw invalidArgument("exec command is empty");
     const c = await this.refresh(this.store.resolve(id).id);
     if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
-    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: object };
-    const processSpec = { ...spec.process, args: cmd, terminal: false };
-    return this.runtime(c).execSync(c.id, processSpec, timeoutSec);
+    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: OciProcess };
+    return this.runtime(c).execSync(c.id, { ...spec.process, args: cmd, terminal: false }, timeoutSec);
   }
 
   /** Runs `cmd` in the running container for a streaming session; resolves with its exit code. */

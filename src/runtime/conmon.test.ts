@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { isBerthError } from "../common/errors.js";
+import { parseCriLog } from "../test/harness/cri.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import {
   type CreateContainerOptions,
   conmonAlive,
   createArgs,
   createContainer,
-  parseCriLog,
   parseSyncMessage,
   readExitFile,
 } from "./conmon.js";

@@ -7,11 +7,10 @@
  *
  * Handshake: conmon gets two inherited fds, named by env `_OCI_SYNCPIPE` (it writes JSON to
  * it) and `_OCI_STARTPIPE` (it waits for one byte on it before doing anything). Without
- * `--api-version` (a flag that switches the key to "data"), create reports `{"pid": N}` or `{"pid": -1, "message": "<runc log>"}`
- * and exec reports `{"exit_code": N}` / `{"exit_code": -1, "message": "..."}`.
+ * `--api-version` (a flag that switches the key to "data"), create reports `{"pid": N}` or
+ * `{"pid": -1, "message": "<runc log>"}`. (Exec does not go through conmon: see runc-exec.ts.)
  */
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { deadlineExceeded, errnoCode, internal } from "../common/errors.js";
@@ -19,10 +18,6 @@ import { describeExit, type Runner, run } from "./process.js";
 import { RuncCli, type RuntimeBinary, runtimeError } from "./runc.js";
 
 export const DEFAULT_CONMON_PATH = "/usr/bin/conmon";
-/** conmon's message on an exec timeout (conmon's TimedOutMessage). */
-export const EXEC_TIMED_OUT_MESSAGE = "command timed out";
-/** Cap on exec-sync output kept (as CRI-O's maxExecSyncSize). */
-export const MAX_EXEC_SYNC_OUTPUT = 16 * 1024 * 1024;
 
 export interface ConmonCommon {
   /** Defaults to /usr/bin/conmon. */
@@ -345,157 +340,6 @@ export async function createContainer(o: CreateContainerOptions): Promise<Create
   }
   const conmonPid = (await readPidFile(o.conmonPidFile)) ?? 0;
   return { pid: msg.value, conmonPid };
-}
-
-export interface ExecSyncOptions extends ConmonCommon {
-  id: string;
-  name?: string;
-  runtime: RuntimeBinary;
-  /** An OCI `process` object (args, env, cwd, user, terminal...). */
-  processSpec: object;
-  /** 0 = no timeout. On timeout conmon SIGKILLs the exec'd process. */
-  timeoutSec: number;
-  /** conmon needs an existing --socket-dir-path even for exec. */
-  socketDir: string;
-  terminal?: boolean;
-  /** Where the temporary spec/log/pid files go; default os.tmpdir(). */
-  tmpDir?: string;
-}
-
-export interface ExecSyncResult {
-  stdout: Buffer;
-  stderr: Buffer;
-  /** -1 when the command timed out. */
-  exitCode: number;
-  timedOut: boolean;
-}
-
-/** The argument list for `conmon --exec` (exported for tests and docs). */
-export function execArgs(
-  o: ExecSyncOptions,
-  files: { specPath: string; logPath: string; pidPath: string },
-): string[] {
-  const args = [
-    "-c",
-    o.id,
-    "-n",
-    o.name ?? o.id,
-    "-r",
-    o.runtime.path,
-    "--runtime-arg",
-    `--root=${o.runtime.root}`,
-    "-p",
-    files.pidPath,
-    "-e",
-    "--exec-process-spec",
-    files.specPath,
-    "-l",
-    `k8s-file:${files.logPath}`,
-    "--socket-dir-path",
-    o.socketDir,
-    "--log-level",
-    o.conmonLogLevel ?? "error",
-    "--sync",
-  ];
-  if (o.terminal) args.push("-t");
-  if (o.timeoutSec > 0) args.push("-T", String(o.timeoutSec));
-  return args;
-}
-
-/** Splits a CRI (k8s-file) log into stdout and stderr, joining partial (`P`) lines. */
-export function parseCriLog(log: Buffer | string): { stdout: Buffer; stderr: Buffer } {
-  const text = typeof log === "string" ? log : log.toString("utf8");
-  const out: string[] = [];
-  const err: string[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    // <timestamp> <stream> <tag> <content>
-    const a = line.indexOf(" ");
-    const b = line.indexOf(" ", a + 1);
-    const c = line.indexOf(" ", b + 1);
-    if (a < 0 || b < 0) continue;
-    const stream = line.slice(a + 1, b);
-    const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
-    const content = c < 0 ? "" : line.slice(c + 1);
-    const chunk = tag.split(":")[0] === "P" ? content : `${content}\n`;
-    if (stream === "stdout") out.push(chunk);
-    else if (stream === "stderr") err.push(chunk);
-  }
-  return { stdout: Buffer.from(out.join("")), stderr: Buffer.from(err.join("")) };
-}
-
-/**
- * Runs a command in a running container through `conmon --exec --sync` and collects its
- * output from the CRI log conmon writes. A timeout is a result (`timedOut`, exit code -1,
- * stderr "command timed out"), as the kubelet's probes expect; a process that cannot be
- * started rejects with an OciRuntimeError.
- */
-export async function execSync(o: ExecSyncOptions): Promise<ExecSyncResult> {
-  const runner = o.runner ?? run;
-  await mkdir(o.socketDir, { recursive: true });
-  const dir = await mkdtemp(join(o.tmpDir ?? tmpdir(), `berth-exec-${o.id.slice(0, 12)}-`));
-  try {
-    const files = {
-      specPath: join(dir, "process.json"),
-      logPath: join(dir, "exec.log"),
-      pidPath: join(dir, "exec.pid"),
-    };
-    await writeFile(files.specPath, JSON.stringify(o.processSpec));
-    let reader: SyncReader | undefined;
-    const result = await runner(o.conmonPath ?? DEFAULT_CONMON_PATH, execArgs(o, files), {
-      env: conmonEnv(),
-      extraPipes: 2,
-      // Backstop only: conmon enforces -T itself.
-      ...(o.timeoutSec > 0 ? { timeoutMs: o.timeoutSec * 1000 + 30_000 } : {}),
-      onSpawn: (child) => {
-        const [sync, start] = child.pipes;
-        if (!sync || !start) throw internal("conmon spawned without its sync/start pipes");
-        reader = new SyncReader(sync);
-        start.on("error", () => {});
-        start.end(Buffer.from([0]));
-      },
-    });
-    const messages = reader ? await reader.all() : [];
-    reader?.destroy();
-    const last = messages[messages.length - 1];
-    if (!last) {
-      if (result.timedOut) {
-        const pid = await readPidFile(files.pidPath);
-        if (pid !== undefined) {
-          try {
-            process.kill(pid, "SIGKILL");
-          } catch {
-            // gone
-          }
-        }
-        throw deadlineExceeded(`exec in container ${o.id}: conmon did not finish in time`);
-      }
-      throw internal(
-        `exec in container ${o.id}: conmon reported no exit code (${describeExit(result)}): ${result.stderr.trim()}`,
-      );
-    }
-    if (last.value === -1 && last.message === EXEC_TIMED_OUT_MESSAGE) {
-      return {
-        stdout: Buffer.alloc(0),
-        stderr: Buffer.from(EXEC_TIMED_OUT_MESSAGE),
-        exitCode: -1,
-        timedOut: true,
-      };
-    }
-    if (last.value === -1) {
-      throw runtimeError("exec in", o.id, last.message ?? (result.stderr.trim() || "exec failed"));
-    }
-    let log: Buffer = Buffer.alloc(0);
-    try {
-      log = await readFile(files.logPath);
-      if (log.length > MAX_EXEC_SYNC_OUTPUT) log = log.subarray(0, MAX_EXEC_SYNC_OUTPUT);
-    } catch (e) {
-      if (errnoCode(e) !== "ENOENT") throw e;
-    }
-    return { ...parseCriLog(log), exitCode: last.value, timedOut: false };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 export interface ExitFile {

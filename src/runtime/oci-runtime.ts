@@ -18,15 +18,13 @@ import {
   conmonAlive,
   createContainer,
   DEFAULT_CONMON_PATH,
-  type ExecSyncResult,
   type ExitFile,
-  execSync,
   readExitFile,
   readPidFile,
 } from "./conmon.js";
 import type { Runner } from "./process.js";
 import { type OciState, RuncCli } from "./runc.js";
-import { type OciProcess, runcExec } from "./runc-exec.js";
+import { type ExecSyncResult, type OciProcess, runcExec, runcExecSync } from "./runc-exec.js";
 
 export interface ContainerCreateSpec {
   id: string;
@@ -60,7 +58,8 @@ export interface OciRuntime {
   kill(id: string, signal: string | number, all?: boolean): Promise<void>;
   /** Force-deletes the runtime container and its monitor state. Idempotent. */
   delete(id: string): Promise<void>;
-  execSync(id: string, processSpec: object, timeoutSec: number): Promise<ExecSyncResult>;
+  /** Runs a command to completion (no stdin, no terminal) and collects its output. */
+  execSync(id: string, processSpec: OciProcess, timeoutSec: number): Promise<ExecSyncResult>;
   /** Runs a process in the container wired to a streaming session; resolves with its exit code. */
   exec(id: string, processSpec: OciProcess, tty: boolean, io: ExecIO): Promise<number>;
   /** Connects a streaming session to the container's stdio until it exits or the client leaves. */
@@ -245,16 +244,9 @@ export class ConmonOciRuntime implements OciRuntime {
     await rm(join(this.exitDir, id), { force: true });
   }
 
-  execSync(id: string, processSpec: object, timeoutSec: number): Promise<ExecSyncResult> {
-    return execSync({
-      id,
-      runtime: this.runc.binary,
-      processSpec,
-      timeoutSec,
-      socketDir: this.socketDir,
-      ...(this.o.conmonPath ? { conmonPath: this.o.conmonPath } : {}),
-      ...(this.o.runner ? { runner: this.o.runner } : {}),
-    });
+  execSync(id: string, processSpec: OciProcess, timeoutSec: number): Promise<ExecSyncResult> {
+    const { path, root } = this.runc.binary;
+    return runcExecSync({ runtimePath: path, runtimeRoot: root, containerId: id, processSpec }, timeoutSec);
   }
 
   exec(id: string, processSpec: OciProcess, tty: boolean, io: ExecIO): Promise<number> {

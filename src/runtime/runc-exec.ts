@@ -15,10 +15,12 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { invalidArgument } from "../common/errors.js";
 import { native } from "../common/native.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
 import { applyResizes } from "./attach.js";
+import { runtimeError } from "./runc.js";
 
 /** The OCI runtime-spec `process` object (what `runc exec --process` reads). */
 export interface OciProcess {
@@ -97,9 +99,10 @@ export async function runcExec(o: RuncExecOptions, io: ExecIO): Promise<number> 
       child.stderr?.destroy();
       if (io.stdin && child.stdin) io.stdin.unpipe(child.stdin);
       if (r.code === null) return 128 + signalNumber(r.signal);
-      // runc's own failures (container not found / not running) exit 1 before a pid exists.
+      // runc's own failures (container not found / not running, command not found) come
+      // before a pid exists.
       if (r.code !== 0 && !(await exists(pidFile)) && runcErr.trim() !== "") {
-        throw new Error(`runc exec failed: ${runcErr.trim().split("\n").pop()}`);
+        throw runtimeError("exec in", o.containerId, runcErr.trim().split("\n").pop() ?? "");
       }
       return r.code;
     } finally {
@@ -107,6 +110,70 @@ export async function runcExec(o: RuncExecOptions, io: ExecIO): Promise<number> 
     }
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** What conmon reports for an exec that timed out (its TimedOutMessage), kept for probes. */
+export const EXEC_TIMED_OUT_MESSAGE = "command timed out";
+/** Cap on the output ExecSync keeps per stream (as CRI-O's maxExecSyncSize). */
+export const MAX_EXEC_SYNC_OUTPUT = 16 * 1024 * 1024;
+
+export interface ExecSyncResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  /** -1 when the command timed out. */
+  exitCode: number;
+  timedOut: boolean;
+}
+
+/** A Writable keeping the first `max` bytes written to it (the rest is read and dropped). */
+class CappedSink extends Writable {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    const room = this.max - this.size;
+    if (room > 0) {
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      this.chunks.push(part);
+      this.size += part.length;
+    }
+    cb();
+  }
+  get data(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/**
+ * ExecSync: the command without stdin or a terminal, its output collected (16 MiB a stream at
+ * most). A timeout (seconds, 0 = none) SIGKILLs the process and is a result, not an error:
+ * exit code -1 and "command timed out" on stderr, which is what kubelet's probes get from CRI-O.
+ * A command that cannot be started rejects with an OciRuntimeError naming runc's reason.
+ */
+export async function runcExecSync(
+  o: Omit<RuncExecOptions, "tty">,
+  timeoutSec: number,
+): Promise<ExecSyncResult> {
+  const stdout = new CappedSink(MAX_EXEC_SYNC_OUTPUT);
+  const stderr = new CappedSink(MAX_EXEC_SYNC_OUTPUT);
+  const timeout = new AbortController();
+  const timer = timeoutSec > 0 ? setTimeout(() => timeout.abort(), timeoutSec * 1000) : undefined;
+  try {
+    const exitCode = await runcExec({ ...o, tty: false }, { stdout, stderr, signal: timeout.signal });
+    if (timeout.signal.aborted) {
+      return {
+        stdout: Buffer.alloc(0),
+        stderr: Buffer.from(EXEC_TIMED_OUT_MESSAGE),
+        exitCode: -1,
+        timedOut: true,
+      };
+    }
+    return { stdout: stdout.data, stderr: stderr.data, exitCode, timedOut: false };
+  } finally {
+    if (timer) clearTimeout(timer);
   }
 }
 

@@ -176,7 +176,8 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     const url = server.execUrl({ ...execReq(["true"]), containerId: "no-such-container" });
     await assert.rejects(
       execOverSpdy(url, { stdout: collect().w, stderr: collect().w }),
-      (e: unknown) => e instanceof ExecError && /runc exec failed/.test(e.message),
+      (e: unknown) =>
+        e instanceof ExecError && /exec in container no-such-container: .*does not exist/.test(e.message),
     );
   });
 

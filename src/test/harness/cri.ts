@@ -99,3 +99,13 @@ export function parseCriLogLines(text: string): CriLogLine[] {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Splits a CRI (k8s-file) log into stdout and stderr, joining partial (`P`) lines. */
+export function parseCriLog(log: Buffer | string): { stdout: Buffer; stderr: Buffer } {
+  const out: string[] = [];
+  const err: string[] = [];
+  for (const l of parseCriLogLines(typeof log === "string" ? log : log.toString("utf8"))) {
+    (l.stream === "stdout" ? out : err).push(l.tag === "P" ? l.content : `${l.content}\n`);
+  }
+  return { stdout: Buffer.from(out.join("")), stderr: Buffer.from(err.join("")) };
+}

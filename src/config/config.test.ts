@@ -28,6 +28,9 @@ insecure = true
 [registry.configs."my.example:5000".auth]
 username = "u"
 password = "p"
+[streaming]
+address = "127.0.0.1:10010"
+idle_timeout_seconds = 60
 `,
       "t.toml",
     );
@@ -46,6 +49,7 @@ password = "p"
     ]);
     assert.equal(c.registry.configs["my.example:5000"]?.insecure, true);
     assert.equal(c.registry.configs["my.example:5000"]?.auth?.username, "u");
+    assert.deepEqual(c.streaming, { address: "127.0.0.1:10010", idleTimeoutSeconds: 60 });
   });
 
   const bad: Array<[string, RegExp]> = [
@@ -61,6 +65,7 @@ password = "p"
     ['[registry.mirrors."x"]\nendpoints = ["ftp://a"]', /must use http or https/],
     ['[registry.mirrors."x"]\nendpoint = ["http://a"]', /unknown key "registry\.mirrors\."x"\.endpoint"/],
     ['[registry.configs."x"]\ninsecure = "yes"', /"registry\.configs\."x"\.insecure" must be true or false/],
+    ["[streaming]\nidle_timeout_seconds = 0", /"streaming\.idle_timeout_seconds" must be an integer from 1/],
     ["root = ", /t\.toml/],
   ];
   for (const [text, message] of bad) {

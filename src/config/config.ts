@@ -53,6 +53,8 @@ export interface MetricsConfig {
 export interface StreamingConfig {
   /** host:port of the exec/port-forward server; port 0 picks a free one. */
   address: string;
+  /** A session with no traffic for this long is dropped (the kubelet's stream idle timeout). */
+  idleTimeoutSeconds: number;
 }
 export interface BerthConfig {
   root: string;
@@ -89,7 +91,7 @@ export function defaultConfig(): BerthConfig {
     },
     cni: { confDirs: ["/etc/cni/net.d"], binDirs: ["/usr/lib/cni", "/opt/cni/bin"] },
     metrics: { address: "" },
-    streaming: { address: "127.0.0.1:0" },
+    streaming: { address: "127.0.0.1:0", idleTimeoutSeconds: 4 * 3600 },
   };
 }
 
@@ -248,7 +250,8 @@ export function configFromToml(doc: Table): BerthConfig {
     "metrics",
     "streaming",
   ]);
-  const st = new Reader(r.subTable("streaming"), "streaming", ["address"]);
+  const st = new Reader(r.subTable("streaming"), "streaming", ["address", "idle_timeout_seconds"]);
+  const idleTimeoutSeconds = st.int("idle_timeout_seconds", d.streaming.idleTimeoutSeconds, 1, 7 * 24 * 3600);
   const streamingAddress = st.string("address", d.streaming.address);
   if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(streamingAddress)) {
     throw invalidArgument(`config: "streaming.address" must be host:port, e.g. "127.0.0.1:0"`);
@@ -287,7 +290,7 @@ export function configFromToml(doc: Table): BerthConfig {
     runtime: readRuntime(r, d.runtime),
     cni: readCni(r, d.cni),
     metrics: { address: metricsAddress },
-    streaming: { address: streamingAddress },
+    streaming: { address: streamingAddress, idleTimeoutSeconds },
   };
 }
 

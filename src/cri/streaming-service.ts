@@ -32,6 +32,7 @@ export function createStreamingServer(opts: StreamingServiceOptions): StreamingS
   const { config, pods, containers } = opts;
   return new StreamingServer({
     address: config.streaming.address,
+    idleTimeoutMs: config.streaming.idleTimeoutSeconds * 1000,
     handlers: {
       exec: (req, io) => containers.exec(req.containerId, req.cmd, req.tty, io),
       attach: (req, io) => containers.attach(req.containerId, io),

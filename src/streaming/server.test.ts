@@ -7,6 +7,7 @@ import { connectPortForward, ExecError, execOverSpdy, UpgradeError, upgradeSpdy 
 import { parseResize } from "./remotecommand.js";
 import { StreamingServer } from "./server.js";
 import { collect, FakeBackend, fakeAttachRequest, fakeExecRequest, readAll } from "./testutil.js";
+import { execOverWebSocket } from "./websocket/client.js";
 
 function rawRequest(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -181,5 +182,34 @@ describe("StreamingServer (fake handlers)", { timeout: 60_000 }, () => {
       { width: 80, height: 24 },
       { width: 1, height: 2 },
     ]);
+  });
+});
+
+describe("StreamingServer idle timeout", { timeout: 60_000 }, () => {
+  it("drops a session that carries nothing for idleTimeoutMs (both transports); its process is aborted", async () => {
+    const fake = new FakeBackend();
+    const server = new StreamingServer({ idleTimeoutMs: 300, handlers: fake.handlers });
+    await server.start();
+    try {
+      // The server's side of the close arrives a moment after the client's.
+      const aborted = async (n: number) => {
+        for (let i = 0; i < 100 && fake.aborted < n; i++) await new Promise((r) => setTimeout(r, 20));
+        return fake.aborted;
+      };
+      await assert.rejects(
+        execOverSpdy(server.execUrl(req({ cmd: ["hang"] })), { stdout: collect().w, stderr: collect().w }),
+      );
+      assert.equal(await aborted(1), 1);
+      await assert.rejects(
+        execOverWebSocket(server.execUrl(req({ cmd: ["hang"] })), {
+          stdout: collect().w,
+          stderr: collect().w,
+        }),
+        (e: unknown) => e instanceof ExecError,
+      );
+      assert.equal(await aborted(2), 2);
+    } finally {
+      await server.close();
+    }
   });
 });

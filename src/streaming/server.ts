@@ -61,6 +61,8 @@ export interface StreamingServerOptions {
   maxPendingRequests?: number;
   /** Time the client has to open its streams; default 30 s. */
   streamCreationTimeoutMs?: number;
+  /** An upgraded connection with no traffic either way for this long is dropped; default 4 h. */
+  idleTimeoutMs?: number;
   /** Clock for the token cache (tests). */
   now?: () => number;
 }
@@ -159,6 +161,12 @@ export class StreamingServer {
     return `${this.base}/${kind}/${this.tokens.put(p)}`;
   }
 
+  /** Drops a session whose connection carried nothing either way for idleTimeoutMs (kubelet: 4 h). */
+  private idleTimeout(socket: net.Socket): void {
+    socket.setTimeout(this.opts.idleTimeoutMs ?? 4 * 60 * 60_000);
+    socket.once("timeout", () => socket.destroy());
+  }
+
   private lookup(req: http.IncomingMessage): Pending | undefined {
     if (req.method !== "GET" && req.method !== "POST") return undefined;
     const path = (req.url ?? "").split("?")[0] ?? "";
@@ -222,7 +230,7 @@ export class StreamingServer {
       return;
     }
     socket.setNoDelay(true);
-    socket.setTimeout(0);
+    this.idleTimeout(socket);
     socket.write(
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n" +
         `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
@@ -249,7 +257,7 @@ export class StreamingServer {
     const supported = p.kind === "portforward" ? WS_PORTFORWARD_PROTOCOLS : WS_EXEC_PROTOCOLS;
     const refused = this.websockets.upgrade(req, socket, head, supported, (ws, protocol) => {
       socket.setNoDelay(true);
-      socket.setTimeout(0);
+      this.idleTimeout(socket);
       if (p.kind === "portforward")
         void servePortForwardWebSocket(ws, protocol, p.req, ports, this.opts.handlers.portForward);
       else void serveExecWebSocket(ws, protocol, p.req, this.execHandler(p.kind));

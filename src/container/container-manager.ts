@@ -433,7 +433,9 @@ export class ContainerManager {
     const rt = this.runtime(c);
     this.killing.add(c.id);
     try {
-      await rt.kill(c.id, "SIGKILL", true).catch(() => {});
+      // An exited container has nothing left to kill (and `delete --force` would kill anyway);
+      // a running or unknown one gets SIGKILL for all its processes first.
+      if (c.state !== "CONTAINER_EXITED") await rt.kill(c.id, "SIGKILL", true).catch(() => {});
       await rt.delete(c.id);
       await removeRootfs(c.dir);
       await this.store.delete(c.id);

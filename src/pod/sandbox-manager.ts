@@ -50,6 +50,11 @@ export interface PodRecord {
   annotations: Record<string, string>;
   /** Start-up phases of RunPodSandbox. */
   timeline?: PhaseSpan[];
+  /**
+   * Set by StopPodSandbox once the network, namespaces and shm are gone, so RemovePodSandbox
+   * skips a second CNI DEL. Written after the teardown: a crash in between only repeats it.
+   */
+  released?: boolean;
 }
 
 export interface SandboxManagerOptions {
@@ -227,15 +232,15 @@ export class SandboxManager {
   async stop(id: string): Promise<void> {
     const pod = this.store.get(id);
     if (!pod) return;
-    await this.teardown(pod);
-    if (pod.state !== "SANDBOX_NOTREADY")
-      await this.store.update(id, (p) => ({ ...p, state: "SANDBOX_NOTREADY" }));
+    if (!pod.released) await this.teardown(pod);
+    if (pod.state !== "SANDBOX_NOTREADY" || !pod.released)
+      await this.store.update(id, (p) => ({ ...p, state: "SANDBOX_NOTREADY", released: true }));
   }
 
   async remove(id: string): Promise<void> {
     const pod = this.store.get(id);
     if (!pod) return;
-    await this.teardown(pod);
+    if (!pod.released) await this.teardown(pod);
     await rm(pod.dir, { recursive: true, force: true });
     await this.store.delete(id);
   }

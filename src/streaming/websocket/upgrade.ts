@@ -29,6 +29,10 @@ export class WebSocketUpgrader {
   private readonly chosen = new WeakMap<http.IncomingMessage, string>();
   private readonly wss = new WebSocketServer({
     noServer: true,
+    // Clients send stdin and port data in small messages; a huge one is refused (close 1009)
+    // rather than buffered (ws would take up to 100 MiB).
+    maxPayload: 16 * 1024 * 1024,
+    perMessageDeflate: false,
     handleProtocols: (_offered, req) => this.chosen.get(req) || false,
   });
 

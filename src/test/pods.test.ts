@@ -230,7 +230,11 @@ describe("pods and containers", { timeout: SUITE_TIMEOUT_MS }, () => {
       filter: { labelSelector: { app: "web" } },
     });
     const podId = items[0]!.id;
-    const start = async (name: string, command: string[], stdio: { stdin: boolean; tty: boolean }) => {
+    const start = async (
+      name: string,
+      command: string[],
+      stdio: { stdin: boolean; tty: boolean; stdinOnce?: boolean },
+    ) => {
       const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
         podSandboxId: podId,
         config: {
@@ -322,6 +326,19 @@ describe("pods and containers", { timeout: SUITE_TIMEOUT_MS }, () => {
     }
     assert.ok(fdsAfter <= fdsBefore, `berthd fds: ${fdsBefore} before, ${fdsAfter} after`);
 
+    // stdin_once: the attached client's stdin EOF is the container's, so `cat` ends and the
+    // session with it.
+    const catOnce = await start("cat-once", ["cat"], { stdin: true, tty: false, stdinOnce: true });
+    const catOut = text();
+    const code = await execOverSpdy(await attachUrl(catOnce, { stdin: true }), {
+      stdin: Readable.from([Buffer.from("to cat and back\n")]),
+      stdout: catOut.w,
+      stderr: catOut.w,
+    });
+    assert.equal(code, 0);
+    assert.equal(catOut.get(), "to cat and back\n");
+    assert.equal((await waitExited(rt, catOnce)).exitCode, 0);
+
     // Attach to a shell on a terminal: the resize goes through conmon's control FIFO.
     const shell = await start("shell", ["/bin/sh"], { stdin: true, tty: true });
     const term = text();
@@ -363,7 +380,7 @@ describe("pods and containers", { timeout: SUITE_TIMEOUT_MS }, () => {
         return true;
       },
     );
-    for (const id of [echo, shell]) await rt.call("removeContainer", { containerId: id });
+    for (const id of [echo, catOnce, shell]) await rt.call("removeContainer", { containerId: id });
   });
 
   it("berth exec -i and berth port-forward drive the streaming server from the CLI", async () => {

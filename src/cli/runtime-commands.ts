@@ -1,13 +1,14 @@
 /**
  * berth's pod and container commands: crictl's verbs (runp, create, start, stop, rm, stopp,
- * rmp, pods, ps, inspect, inspectp, exec, attach, port-forward, logs) and a docker-like `run`.
+ * rmp, pods, ps, inspect, inspectp, exec, attach, port-forward, logs, stats, statsp) and a
+ * docker-like `run`.
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command, CommandContext } from "./commands.js";
 import { UsageError } from "./commands.js";
-import { table, toJson } from "./format.js";
+import { humanSize, table, toJson } from "./format.js";
 import { forwardPorts, parsePortPair, runInteractive } from "./streaming.js";
 
 interface PodItem {
@@ -24,6 +25,34 @@ interface ContainerItem {
   image?: { image: string };
   state: number;
   createdAt: bigint;
+}
+
+interface UInt64Value {
+  value: bigint;
+}
+interface ContainerStatsItem {
+  attributes?: { id: string; metadata?: { name: string } };
+  cpu?: { usageNanoCores?: UInt64Value };
+  memory?: { workingSetBytes?: UInt64Value };
+  writableLayer?: { usedBytes?: UInt64Value; inodesUsed?: UInt64Value };
+}
+interface PodStatsItem {
+  attributes?: { id: string; metadata?: { name: string } };
+  linux?: {
+    cpu?: { usageNanoCores?: UInt64Value };
+    memory?: { workingSetBytes?: UInt64Value };
+    network?: { defaultInterface?: { rxBytes?: UInt64Value; txBytes?: UInt64Value } };
+  };
+}
+
+/** usage_nano_cores as crictl shows it: percent of one core. */
+export function cpuPercent(nanoCores: bigint | undefined): string {
+  return nanoCores === undefined ? "-" : (Number(nanoCores) / 1e7).toFixed(2);
+}
+
+/** A byte count as crictl shows it ("-" when unknown). */
+function bytes(n: bigint | undefined): string {
+  return n === undefined ? "-" : humanSize(Number(n));
 }
 
 const POD_STATES = ["Ready", "NotReady"];
@@ -258,6 +287,66 @@ export const runtimeCommands: Record<string, { summary: string; usage: string; r
             String(c.metadata?.attempt ?? 0),
             short(c.podSandboxId),
           ]),
+        ),
+      );
+    },
+  },
+  stats: {
+    summary:
+      "Show containers' resource usage (CPU as a share of one core, memory working set, writable layer)",
+    usage: "stats [-a] [-o json] [CONTAINER]",
+    run: async (ctx) => {
+      const ref = ctx.args[0];
+      const filter = ref ? { id: await containerId(ctx, ref) } : {};
+      const { stats } = await ctx.client.runtimeCall<{ stats: ContainerStatsItem[] }>("listContainerStats", {
+        filter,
+      });
+      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats }));
+      const { containers } = await ctx.client.runtimeCall<{ containers: ContainerItem[] }>(
+        "listContainers",
+        {},
+      );
+      const running = new Set(containers.filter((c) => c.state === 1).map((c) => c.id));
+      const shown = ctx.flags["a"] || ref ? stats : stats.filter((s) => running.has(s.attributes?.id ?? ""));
+      ctx.out(
+        table(
+          ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"],
+          shown.map((s) => [
+            short(s.attributes?.id ?? ""),
+            s.attributes?.metadata?.name ?? "",
+            cpuPercent(s.cpu?.usageNanoCores?.value),
+            bytes(s.memory?.workingSetBytes?.value),
+            bytes(s.writableLayer?.usedBytes?.value),
+            String(s.writableLayer?.inodesUsed?.value ?? 0n),
+          ]),
+        ),
+      );
+    },
+  },
+  statsp: {
+    summary: "Show pods' resource usage (CPU, memory working set, network bytes)",
+    usage: "statsp [-o json] [POD]",
+    run: async (ctx) => {
+      const ref = ctx.args[0];
+      const filter = ref ? { id: await podId(ctx, ref) } : {};
+      const { stats } = await ctx.client.runtimeCall<{ stats: PodStatsItem[] }>("listPodSandboxStats", {
+        filter,
+      });
+      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats }));
+      ctx.out(
+        table(
+          ["POD", "NAME", "CPU %", "MEM", "RX", "TX"],
+          stats.map((s) => {
+            const iface = s.linux?.network?.defaultInterface;
+            return [
+              short(s.attributes?.id ?? ""),
+              s.attributes?.metadata?.name ?? "",
+              cpuPercent(s.linux?.cpu?.usageNanoCores?.value),
+              bytes(s.linux?.memory?.workingSetBytes?.value),
+              bytes(iface?.rxBytes?.value),
+              bytes(iface?.txBytes?.value),
+            ];
+          }),
         ),
       );
     },

@@ -13,6 +13,7 @@ import { importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
+const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
 const BRIDGE = "berthst0";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -126,5 +127,22 @@ describe("stats", { timeout: SUITE_TIMEOUT_MS }, () => {
       list.stats.map((s) => s.attributes?.id),
       [podId],
     );
+  });
+
+  it("berth stats and statsp print them as crictl does", async () => {
+    const berth = (args: string[]) =>
+      run(process.execPath, [BERTH, "--runtime-endpoint", `unix://${berthd.socket}`, ...args]);
+    const { stdout } = await berth(["stats"]);
+    const lines = stdout.trim().split("\n");
+    assert.match(lines[0] ?? "", /^CONTAINER\s+NAME\s+CPU %\s+MEM\s+DISK\s+INODES$/);
+    const burn = lines.find((l) => l.includes(" burn "));
+    assert.ok(burn, stdout);
+    // CPU as a percentage of one core (the rate itself is checked above); mem holds ~60 MiB
+    assert.match(burn.trim().split(/\s+/)[2] ?? "", /^\d+\.\d\d$/, burn);
+    assert.match(lines.find((l) => l.includes(" mem ")) ?? "", /\s(6\d|[7-9]\d)(\.\d+)?MB\s/);
+    const pods = (await berth(["statsp"])).stdout;
+    assert.match(pods, /^POD\s+NAME\s+CPU %\s+MEM\s+RX\s+TX\n[0-9a-f]{13}\s+stats\s/);
+    const json = JSON.parse((await berth(["stats", "-o", "json", "mem"])).stdout) as { stats: unknown[] };
+    assert.equal(json.stats.length, 1);
   });
 });

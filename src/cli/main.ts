@@ -65,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
       interactive: { type: "boolean", short: "i" },
       tty: { type: "boolean" },
       sync: { type: "boolean", short: "s" },
+      seconds: { type: "string" },
     },
   });
   if (values.version) {

@@ -30,24 +30,55 @@ interface ContainerItem {
 interface UInt64Value {
   value: bigint;
 }
+interface CpuUsage {
+  timestamp: bigint;
+  usageCoreNanoSeconds?: UInt64Value;
+  usageNanoCores?: UInt64Value;
+}
 interface ContainerStatsItem {
   attributes?: { id: string; metadata?: { name: string } };
-  cpu?: { usageNanoCores?: UInt64Value };
+  cpu?: CpuUsage;
   memory?: { workingSetBytes?: UInt64Value };
   writableLayer?: { usedBytes?: UInt64Value; inodesUsed?: UInt64Value };
 }
 interface PodStatsItem {
   attributes?: { id: string; metadata?: { name: string } };
   linux?: {
-    cpu?: { usageNanoCores?: UInt64Value };
+    cpu?: CpuUsage;
     memory?: { workingSetBytes?: UInt64Value };
     network?: { defaultInterface?: { rxBytes?: UInt64Value; txBytes?: UInt64Value } };
   };
 }
 
-/** usage_nano_cores as crictl shows it: percent of one core. */
-export function cpuPercent(nanoCores: bigint | undefined): string {
-  return nanoCores === undefined ? "-" : (Number(nanoCores) / 1e7).toFixed(2);
+/**
+ * CPU % of one core per id, as crictl computes it: two samples `seconds` apart (the second is
+ * the one shown); with 0 seconds, the runtime's own usage_nano_cores.
+ */
+async function sampleCpu<T extends { attributes?: { id: string } }>(
+  ctx: CommandContext,
+  list: () => Promise<T[]>,
+  cpuOf: (s: T) => CpuUsage | undefined,
+): Promise<{ stats: T[]; cpu: (s: T) => string }> {
+  const flag = ctx.flags["seconds"];
+  const seconds = flag === undefined ? 1 : Number(flag);
+  if (!(seconds >= 0 && seconds <= 60)) throw new UsageError("--seconds must be from 0 to 60");
+  const first = seconds > 0 ? await list() : [];
+  if (seconds > 0) await new Promise((r) => setTimeout(r, seconds * 1000));
+  const stats = await list();
+  const before = new Map(first.map((s) => [s.attributes?.id ?? "", cpuOf(s)]));
+  const cpu = (s: T) => {
+    const now = cpuOf(s);
+    if (seconds === 0) {
+      const nano = now?.usageNanoCores?.value;
+      return nano === undefined ? "-" : (Number(nano) / 1e7).toFixed(2);
+    }
+    const was = before.get(s.attributes?.id ?? "");
+    const used = (now?.usageCoreNanoSeconds?.value ?? 0n) - (was?.usageCoreNanoSeconds?.value ?? 0n);
+    const elapsed = (now?.timestamp ?? 0n) - (was?.timestamp ?? 0n);
+    if (!was?.usageCoreNanoSeconds || elapsed <= 0n) return "-";
+    return ((Number(used) / Number(elapsed)) * 100).toFixed(2);
+  };
+  return { stats, cpu };
 }
 
 /** A byte count as crictl shows it ("-" when unknown). */
@@ -294,14 +325,15 @@ export const runtimeCommands: Record<string, { summary: string; usage: string; r
   stats: {
     summary:
       "Show containers' resource usage (CPU as a share of one core, memory working set, writable layer)",
-    usage: "stats [-a] [-o json] [CONTAINER]",
+    usage: "stats [-a] [-o json] [--seconds N] [CONTAINER]",
     run: async (ctx) => {
       const ref = ctx.args[0];
       const filter = ref ? { id: await containerId(ctx, ref) } : {};
-      const { stats } = await ctx.client.runtimeCall<{ stats: ContainerStatsItem[] }>("listContainerStats", {
-        filter,
-      });
-      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats }));
+      const list = async () =>
+        (await ctx.client.runtimeCall<{ stats: ContainerStatsItem[] }>("listContainerStats", { filter }))
+          .stats;
+      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats: await list() }));
+      const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.cpu);
       const { containers } = await ctx.client.runtimeCall<{ containers: ContainerItem[] }>(
         "listContainers",
         {},
@@ -314,7 +346,7 @@ export const runtimeCommands: Record<string, { summary: string; usage: string; r
           shown.map((s) => [
             short(s.attributes?.id ?? ""),
             s.attributes?.metadata?.name ?? "",
-            cpuPercent(s.cpu?.usageNanoCores?.value),
+            cpu(s),
             bytes(s.memory?.workingSetBytes?.value),
             bytes(s.writableLayer?.usedBytes?.value),
             String(s.writableLayer?.inodesUsed?.value ?? 0n),
@@ -325,14 +357,14 @@ export const runtimeCommands: Record<string, { summary: string; usage: string; r
   },
   statsp: {
     summary: "Show pods' resource usage (CPU, memory working set, network bytes)",
-    usage: "statsp [-o json] [POD]",
+    usage: "statsp [-o json] [--seconds N] [POD]",
     run: async (ctx) => {
       const ref = ctx.args[0];
       const filter = ref ? { id: await podId(ctx, ref) } : {};
-      const { stats } = await ctx.client.runtimeCall<{ stats: PodStatsItem[] }>("listPodSandboxStats", {
-        filter,
-      });
-      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats }));
+      const list = async () =>
+        (await ctx.client.runtimeCall<{ stats: PodStatsItem[] }>("listPodSandboxStats", { filter })).stats;
+      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats: await list() }));
+      const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.linux?.cpu);
       ctx.out(
         table(
           ["POD", "NAME", "CPU %", "MEM", "RX", "TX"],
@@ -341,7 +373,7 @@ export const runtimeCommands: Record<string, { summary: string; usage: string; r
             return [
               short(s.attributes?.id ?? ""),
               s.attributes?.metadata?.name ?? "",
-              cpuPercent(s.linux?.cpu?.usageNanoCores?.value),
+              cpu(s),
               bytes(s.linux?.memory?.workingSetBytes?.value),
               bytes(iface?.rxBytes?.value),
               bytes(iface?.txBytes?.value),

@@ -39,16 +39,28 @@ export function statsService(opts: StatsServiceOptions) {
   const fsUsage = new DirUsageCache();
   const mountpoint = join(opts.root, "containers");
 
+  /** Containers' cgroup paths: a bundle's spec does not change once the container exists. */
+  const cgroupPaths = new Map<string, string | undefined>();
+
   /** The cgroup path runc was given, from the bundle's config.json (safe against pid reuse). */
   async function cgroupsPath(c: ContainerRecord): Promise<string | undefined> {
+    if (cgroupPaths.has(c.id)) return cgroupPaths.get(c.id);
+    let path: string | undefined;
     try {
       const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as {
         linux?: { cgroupsPath?: string };
       };
-      return spec.linux?.cgroupsPath;
+      path = spec.linux?.cgroupsPath;
     } catch {
-      return undefined;
+      return undefined; // not cached: the bundle may not be written yet
     }
+    cgroupPaths.set(c.id, path);
+    return path;
+  }
+
+  /** Forgets the paths of containers that are gone (called from the list RPCs kubelet polls). */
+  function pruneCgroupPaths(): void {
+    for (const id of cgroupPaths.keys()) if (!containers.store.get(id)) cgroupPaths.delete(id);
   }
 
   async function forContainer(c: ContainerRecord): Promise<ContainerStats> {
@@ -101,6 +113,7 @@ export function statsService(opts: StatsServiceOptions) {
     }),
     listContainerStats: unary(logger, "ListContainerStats", async (req: ListContainerStatsRequest) => {
       const f = req.filter;
+      pruneCgroupPaths();
       const list = selectContainers(containers.store.list(), f);
       return ListContainerStatsResponse.fromPartial({ stats: await Promise.all(list.map(forContainer)) });
     }),
@@ -110,6 +123,7 @@ export function statsService(opts: StatsServiceOptions) {
     }),
     listPodSandboxStats: unary(logger, "ListPodSandboxStats", async (req: ListPodSandboxStatsRequest) => {
       const f = req.filter;
+      pruneCgroupPaths();
       const list = selectPods(pods.store.list(), f).filter((p) => p.state === "SANDBOX_READY");
       return ListPodSandboxStatsResponse.fromPartial({ stats: await Promise.all(list.map(forPod)) });
     }),

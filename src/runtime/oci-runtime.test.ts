@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isBerthError } from "../common/errors.js";
+import { processesWithArgs } from "../test/harness/processes.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { readPidFile } from "./conmon.js";
 import { ConmonOciRuntime, RuntimeHandlers } from "./oci-runtime.js";
@@ -54,18 +55,6 @@ async function procStat(pid: number): Promise<{ ppid: number; sid: number }> {
   const st = await readFile(`/proc/${pid}/stat`, "utf8");
   const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
   return { ppid: Number(f[1]), sid: Number(f[3]) };
-}
-
-/** Host processes whose argv is exactly `argv`. */
-async function findProcesses(argv: string[]): Promise<number[]> {
-  const want = `${argv.join("\0")}\0`;
-  const found: number[] = [];
-  for (const p of await readdir("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    const cmd = await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "");
-    if (cmd === want) found.push(Number(p));
-  }
-  return found;
 }
 
 describe("ConmonOciRuntime with real conmon + runc", {
@@ -145,10 +134,10 @@ describe("ConmonOciRuntime with real conmon + runc", {
     assert.match(r.stderr.toString(), /timed out/);
     assert.ok(took >= 900, `took ${took} ms`);
     // The kill is delivered asynchronously: give a loaded machine time to reap it.
-    let left = await findProcesses(["sleep", "4242"]);
+    let left = await processesWithArgs(["sleep", "4242"]);
     for (let i = 0; i < 100 && left.length > 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      left = await findProcesses(["sleep", "4242"]);
+      left = await processesWithArgs(["sleep", "4242"]);
     }
     assert.deepEqual(left, []);
     assert.equal((await rt.state(id))?.status, "running", "the container itself is untouched");

@@ -23,6 +23,7 @@ import {
   type GrpcError,
   parseCriLogLines,
   type RuntimeClient,
+  removeAllPods,
   runtimeClient,
   sleep,
   waitExited,
@@ -208,13 +209,7 @@ describe("containers", { timeout: SUITE_TIMEOUT_MS }, () => {
 
   after(async () => {
     // Remove every pod through the runtime; then whatever a failure (or a dead berthd) left.
-    try {
-      const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {});
-      for (const p of items) {
-        await rt.call("stopPodSandbox", { podSandboxId: p.id }).catch(() => {});
-        await rt.call("removePodSandbox", { podSandboxId: p.id }).catch(() => {});
-      }
-    } catch {}
+    if (rt) await removeAllPods(rt);
     rt?.client.close();
     if (dir) {
       const { stdout } = await run("runc", [...runcArgs(), "list", "-q"]).catch(() => ({ stdout: "" }));

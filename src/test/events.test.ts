@@ -39,6 +39,27 @@ describe("container events", { timeout: SUITE_TIMEOUT_MS }, () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  /** A host-network pod (no CNI needed) with one created, not yet started, container. */
+  const createInHostPod = async (pod: string, container: string, command: string[]) => {
+    const podConfig = {
+      metadata: { name: pod, namespace: "default", uid: `${pod}-uid`, attempt: 0 },
+      logDirectory: join(dir, "logs"),
+      linux: { securityContext: { namespaceOptions: { network: 2 /* NODE */ } } },
+    };
+    const { podSandboxId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", { config: podConfig });
+    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+      podSandboxId,
+      config: {
+        metadata: { name: container, attempt: 0 },
+        image: { image },
+        command,
+        logPath: `${container}.log`,
+      },
+      sandboxConfig: podConfig,
+    });
+    return { podSandboxId, containerId };
+  };
+
   it("streams a container's lifecycle, including an exit nobody asked about", async () => {
     const events: ContainerEventResponse[] = [];
     const stream = berthd.client.runtime.getContainerEvents(GetEventsRequest.fromPartial({}));
@@ -58,23 +79,7 @@ describe("container events", { timeout: SUITE_TIMEOUT_MS }, () => {
       }
       throw new Error(`no event ${ContainerEventType[type]}; got ${events.map((e) => e.containerEventType)}`);
     };
-    // Host network: no CNI needed for this test.
-    const podConfig = {
-      metadata: { name: "ev", namespace: "default", uid: "ev-uid", attempt: 0 },
-      logDirectory: join(dir, "logs"),
-      linux: { securityContext: { namespaceOptions: { network: 2 /* NODE */ } } },
-    };
-    const { podSandboxId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", { config: podConfig });
-    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
-      podSandboxId,
-      config: {
-        metadata: { name: "short", attempt: 0 },
-        image: { image },
-        command: ["/bin/sh", "-c", "exit 4"],
-        logPath: "s.log",
-      },
-      sandboxConfig: podConfig,
-    });
+    const { podSandboxId, containerId } = await createInHostPod("ev", "short", ["/bin/sh", "-c", "exit 4"]);
     await waitFor(ContainerEventType.CONTAINER_CREATED_EVENT);
     await rt.call("startContainer", { containerId });
     await waitFor(ContainerEventType.CONTAINER_STARTED_EVENT);
@@ -100,22 +105,7 @@ describe("container events", { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   it("records the start-up timeline and serves Prometheus metrics", async () => {
-    const podConfig = {
-      metadata: { name: "tl", namespace: "default", uid: "tl-uid", attempt: 0 },
-      logDirectory: join(dir, "logs"),
-      linux: { securityContext: { namespaceOptions: { network: 2 /* NODE */ } } },
-    };
-    const { podSandboxId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", { config: podConfig });
-    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
-      podSandboxId,
-      config: {
-        metadata: { name: "t", attempt: 0 },
-        image: { image },
-        command: ["/bin/sleep", "60"],
-        logPath: "t.log",
-      },
-      sandboxConfig: podConfig,
-    });
+    const { podSandboxId, containerId } = await createInHostPod("tl", "t", ["/bin/sleep", "60"]);
     await rt.call("startContainer", { containerId });
     const pod = await rt.call<{ info: Record<string, string> }>("podSandboxStatus", {
       podSandboxId,

@@ -23,7 +23,7 @@ import {
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import { execOverWebSocket, portForwardOverWebSocket } from "../streaming/websocket/client.js";
 import type { BerthdProcess } from "./harness/berthd.js";
-import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
+import { containerStatus, removeAllPods, runtimeClient, waitExited } from "./harness/cri.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { processesWithArgs } from "./harness/processes.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
@@ -77,13 +77,7 @@ describe("pods and containers", { timeout: SUITE_TIMEOUT_MS }, () => {
 
   after(async () => {
     // Remove every pod through the runtime, then whatever a failure left behind.
-    try {
-      const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {});
-      for (const p of items) {
-        await rt.call("stopPodSandbox", { podSandboxId: p.id }).catch(() => {});
-        await rt.call("removePodSandbox", { podSandboxId: p.id }).catch(() => {});
-      }
-    } catch {}
+    if (rt) await removeAllPods(rt);
     rt?.client.close();
     await berthd?.stop();
     await run("ip", ["link", "del", BRIDGE]).catch(() => {});

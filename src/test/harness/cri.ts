@@ -21,6 +21,17 @@ export function runtimeClient(socket: string, deadlineMs = 120_000) {
   return { client, call };
 }
 
+/** Stops and removes every pod through the runtime, ignoring failures (for after() hooks). */
+export async function removeAllPods(rt: RuntimeClient): Promise<void> {
+  try {
+    const { items } = await rt.call<{ items: Array<{ id: string }> }>("listPodSandbox", {});
+    for (const p of items) {
+      await rt.call("stopPodSandbox", { podSandboxId: p.id }).catch(() => {});
+      await rt.call("removePodSandbox", { podSandboxId: p.id }).catch(() => {});
+    }
+  } catch {}
+}
+
 export interface ContainerStatusView {
   id: string;
   state: number;

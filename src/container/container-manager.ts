@@ -5,8 +5,8 @@
  * state of the others is re-read from the runtime and conmon's exit files.
  */
 import { randomBytes } from "node:crypto";
-import { constants, type FSWatcher, watch } from "node:fs";
-import { access, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { type FSWatcher, watch } from "node:fs";
+import { access, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { SingleFlight } from "../common/concurrency.js";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
@@ -24,7 +24,7 @@ import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timelin
 import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
-import { readPidFile } from "../runtime/conmon.js";
+import { REOPEN_LOG_MESSAGE, readPidFile, writeControl } from "../runtime/conmon.js";
 import type { OciRuntime, RuntimeHandlers } from "../runtime/oci-runtime.js";
 import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
 import { RecordStore } from "../store/record-store.js";
@@ -446,28 +446,35 @@ export class ContainerManager {
   }
 
   async execSync(id: string, cmd: string[], timeoutSec: number): Promise<ExecSyncResult> {
-    if (cmd.length === 0) throw invalidArgument("exec command is empty");
-    const c = await this.refresh(this.store.resolve(id).id);
-    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
-    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: OciProcess };
-    return this.runtime(c).execSync(c.id, { ...spec.process, args: cmd, terminal: false }, timeoutSec);
+    const { c, process } = await this.execTarget(id, cmd);
+    return this.runtime(c).execSync(c.id, process, timeoutSec);
   }
 
   /** Runs `cmd` in the running container for a streaming session; resolves with its exit code. */
   async exec(id: string, cmd: string[], tty: boolean, io: ExecIO): Promise<number> {
-    if (cmd.length === 0) throw invalidArgument("exec command is empty");
-    const c = await this.refresh(this.store.resolve(id).id);
-    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
-    // The container's whole process spec (user, caps, env…): only the command differs.
-    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: OciProcess };
-    return this.runtime(c).exec(c.id, { ...spec.process, args: cmd }, tty, io);
+    const { c, process } = await this.execTarget(id, cmd);
+    return this.runtime(c).exec(c.id, process, tty, io);
   }
 
   /** Connects a streaming session to the running container's stdio (through its conmon). */
   async attach(id: string, io: ExecIO): Promise<number> {
+    const c = await this.requireRunning(id);
+    return this.runtime(c).attach(c.id, c.dir, io);
+  }
+
+  /** The running container and the process to exec in it: its whole spec (user, caps, env…) but the command. */
+  private async execTarget(id: string, cmd: string[]): Promise<{ c: ContainerRecord; process: OciProcess }> {
+    if (cmd.length === 0) throw invalidArgument("exec command is empty");
+    const c = await this.requireRunning(id);
+    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: OciProcess };
+    return { c, process: { ...spec.process, args: cmd } };
+  }
+
+  /** The container's record after a refresh; FailedPrecondition unless it is running. */
+  private async requireRunning(id: string): Promise<ContainerRecord> {
     const c = await this.refresh(this.store.resolve(id).id);
     if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
-    return this.runtime(c).attach(c.id, c.dir, io);
+    return c;
   }
 
   /** The stdio settings the container was created with (what an attach can use). */
@@ -488,14 +495,8 @@ export class ContainerManager {
    * control FIFO in the bundle, as CRI-O does; resolves once the new file exists.
    */
   async reopenLog(id: string): Promise<void> {
-    const c = await this.refresh(this.store.resolve(id).id);
-    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
-    const fh = await open(join(c.dir, "ctl"), constants.O_WRONLY | constants.O_NONBLOCK);
-    try {
-      await fh.write("2 0 0\n");
-    } finally {
-      await fh.close();
-    }
+    const c = await this.requireRunning(id);
+    await writeControl(join(c.dir, "ctl"), REOPEN_LOG_MESSAGE);
     for (let i = 0; i < 250; i++) {
       if (await exists(c.logPath)) return;
       await new Promise((r) => setTimeout(r, 20));

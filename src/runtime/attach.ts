@@ -8,13 +8,13 @@
  * Node cannot open a SOCK_SEQPACKET socket: the native addon connects it and a relay thread
  * turns it into a stream socket carrying length-prefixed packets.
  */
-import { close, constants } from "node:fs";
-import { open } from "node:fs/promises";
+import { close } from "node:fs";
 import net from "node:net";
 import type { Writable } from "node:stream";
 import { failedPrecondition } from "../common/errors.js";
 import { native } from "../common/native.js";
 import type { ExecIO, TerminalSize } from "../streaming/remotecommand.js";
+import { writeControl } from "./conmon.js";
 
 /** conmon's stdpipe_t: 1 is stdin (never sent to us). */
 const STREAM_STDOUT = 2;
@@ -47,16 +47,6 @@ export function routePacket(p: Buffer, out: { stdout?: Writable; stderr?: Writab
 /** The control-FIFO line that makes conmon resize the container's terminal. */
 export function resizeMessage(size: TerminalSize): string {
   return `1 ${size.height} ${size.width}\n`;
-}
-
-/** Writes to conmon's control FIFO without ever blocking (ENXIO when conmon is gone). */
-export async function writeControl(ctlPath: string, line: string): Promise<void> {
-  const fh = await open(ctlPath, constants.O_WRONLY | constants.O_NONBLOCK);
-  try {
-    await fh.write(line);
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Connects to conmon's attach socket in `dir` (any length) and returns the relayed stream. */
@@ -101,16 +91,8 @@ export async function attachContainer(o: AttachOptions, io: ExecIO): Promise<num
   });
   sock.on("data", (b: Buffer) => reader.push(b));
 
-  if (io.stdin) {
-    const stdin = io.stdin;
-    stdin.on("data", (b: Buffer) => {
-      if (!sock.write(b)) {
-        stdin.pause();
-        sock.once("drain", () => stdin.resume());
-      }
-    });
-    stdin.once("end", () => sock.end());
-  }
+  // stdin's end becomes shutdown(SHUT_WR): conmon closes the container's stdin if stdin_once.
+  io.stdin?.pipe(sock);
   if (io.resize) void applyResizes(io.resize, (s) => writeControl(o.ctlPath, resizeMessage(s)));
 
   const onAbort = () => sock.destroy();

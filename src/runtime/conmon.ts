@@ -10,6 +10,7 @@
  * `--api-version` (a flag that switches the key to "data"), create reports `{"pid": N}` or
  * `{"pid": -1, "message": "<runc log>"}`. (Exec does not go through conmon: see runc-exec.ts.)
  */
+import { constants } from "node:fs";
 import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
@@ -340,6 +341,19 @@ export async function createContainer(o: CreateContainerOptions): Promise<Create
   }
   const conmonPid = (await readPidFile(o.conmonPidFile)) ?? 0;
   return { pid: msg.value, conmonPid };
+}
+
+/** The control-FIFO line that makes conmon reopen the container's log file. */
+export const REOPEN_LOG_MESSAGE = "2 0 0\n";
+
+/** Writes to conmon's control FIFO without ever blocking (ENXIO when conmon is gone). */
+export async function writeControl(ctlPath: string, line: string): Promise<void> {
+  const fh = await open(ctlPath, constants.O_WRONLY | constants.O_NONBLOCK);
+  try {
+    await fh.write(line);
+  } finally {
+    await fh.close();
+  }
 }
 
 export interface ExitFile {

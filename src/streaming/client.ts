@@ -5,6 +5,7 @@
 import http from "node:http";
 import type { Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
+import { encodeResize } from "./remotecommand.js";
 import { SpdyConnection, type SpdyStream } from "./spdy/connection.js";
 
 export class UpgradeError extends Error {
@@ -127,7 +128,7 @@ export async function execOverSpdy(url: string, o: ExecOverSpdyOptions): Promise
         void (async () => {
           for await (const z of sizes) {
             if (s.destroyed || s.writableEnded) break;
-            s.write(JSON.stringify({ Width: z.width, Height: z.height }));
+            s.write(encodeResize(z));
           }
         })().catch(() => {});
     }

@@ -85,6 +85,11 @@ export function errorStatus(err: unknown): Record<string, unknown> {
   };
 }
 
+/** One resize message as clients send it (kubectl's TerminalSize JSON). */
+export function encodeResize(size: TerminalSize): string {
+  return JSON.stringify({ Width: size.width, Height: size.height });
+}
+
 /** Parses concatenated JSON objects (Go's json.Decoder stream) into terminal sizes. */
 export async function* parseResize(stream: Readable): AsyncGenerator<TerminalSize> {
   let buf = "";

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { Readable, type Writable } from "node:stream";
 import WebSocket from "ws";
 import { ExecError, exitCodeFromStatus, UpgradeError } from "../client.js";
-import type { TerminalSize } from "../remotecommand.js";
+import { encodeResize, type TerminalSize } from "../remotecommand.js";
 import { ChannelSocket } from "./channels.js";
 import { ERROR, execProtocolTraits, RESIZE, STDERR, STDIN, STDOUT } from "./exec.js";
 
@@ -102,7 +102,7 @@ export async function execOverWebSocket(url: string, o: ExecOverWebSocketOptions
 async function sendResizes(ch: ChannelSocket, sizes: AsyncIterable<TerminalSize>): Promise<void> {
   for await (const s of sizes) {
     if (!ch.isOpen) return;
-    ch.send(RESIZE, Buffer.from(JSON.stringify({ Width: s.width, Height: s.height })));
+    ch.send(RESIZE, Buffer.from(encodeResize(s)));
   }
 }
 

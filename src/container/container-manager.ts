@@ -25,7 +25,7 @@ import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
 import { REOPEN_LOG_MESSAGE, readPidFile, writeControl } from "../runtime/conmon.js";
-import type { OciRuntime, RuntimeHandlers } from "../runtime/oci-runtime.js";
+import { type OciRuntime, observeExit, type RuntimeHandlers } from "../runtime/oci-runtime.js";
 import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
 import { RecordStore } from "../store/record-store.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
@@ -361,8 +361,21 @@ export class ContainerManager {
     const c = this.store.get(id);
     if (!c || c.state === "CONTAINER_EXITED" || c.phase === "creating") return c;
     const rt = this.runtime(c);
-    const exit = await rt.exitStatus(c.id);
-    if (exit) {
+    const exit = await observeExit(rt, c.id);
+    if (exit === "lost") {
+      if (c.state !== "CONTAINER_RUNNING") return c;
+      const st = await rt.state(c.id);
+      if (st && st.status !== "stopped") return c;
+      return this.transition(c.id, "stopped", (r) => ({
+        ...r,
+        state: "CONTAINER_EXITED",
+        exitCode: 255,
+        finishedAtNs: nowNs(),
+        reason: "Error",
+        message: "container monitor (conmon) is gone; exit code unknown",
+      }));
+    }
+    if (exit !== "running") {
       const reason = await exitReason(c, exit.exitCode, this.killing.has(c.id));
       const now = this.store.get(c.id);
       if (!now || now.state === "CONTAINER_EXITED") return now; // StopContainer got there first
@@ -373,19 +386,6 @@ export class ContainerManager {
         finishedAtNs: msToNs(exit.finishedAt),
         reason: r.reason || reason,
       }));
-    }
-    if (c.state === "CONTAINER_RUNNING" && !(await rt.monitorAlive(c.id))) {
-      const st = await rt.state(c.id);
-      if (!st || st.status === "stopped") {
-        return this.transition(c.id, "stopped", (r) => ({
-          ...r,
-          state: "CONTAINER_EXITED",
-          exitCode: 255,
-          finishedAtNs: nowNs(),
-          reason: "Error",
-          message: "container monitor (conmon) is gone; exit code unknown",
-        }));
-      }
     }
     return c;
   }

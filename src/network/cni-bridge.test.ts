@@ -55,15 +55,22 @@ async function sh(cmd: string, ...args: string[]): Promise<string> {
   return (await run(cmd, args)).stdout;
 }
 
-/** table -> chain names, from iptables-save / ip6tables-save. */
+/**
+ * table -> user-defined chain names, from iptables-save / ip6tables-save. Built-in chains (those
+ * with a policy) are left out: a table the test loads first shows them afterwards.
+ */
 async function iptablesChains(f: Family): Promise<Map<string, Set<string>>> {
   const out = new Map<string, Set<string>>();
   let table = "";
   for (const line of (await sh(saveCmd(f))).split("\n")) {
-    if (line.startsWith("*")) {
-      table = line.slice(1);
-      out.set(table, new Set());
-    } else if (line.startsWith(":")) out.get(table)?.add(line.slice(1).split(" ")[0] ?? "");
+    if (line.startsWith("*")) table = line.slice(1);
+    else if (line.startsWith(":")) {
+      const [name = "", policy] = line.slice(1).split(" ");
+      if (policy !== "-") continue;
+      const chains = out.get(table) ?? new Set<string>();
+      chains.add(name);
+      out.set(table, chains);
+    }
   }
   return out;
 }

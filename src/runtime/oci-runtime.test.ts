@@ -8,7 +8,7 @@ import { isBerthError } from "../common/errors.js";
 import { processesWithArgs } from "../test/harness/processes.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { readPidFile } from "./conmon.js";
-import { ConmonOciRuntime, RuntimeHandlers } from "./oci-runtime.js";
+import { ConmonOciRuntime, observeExit, RuntimeHandlers } from "./oci-runtime.js";
 import { CONMON, cleanup, makeBundle, RUNC, skipReason, uniqueId } from "./testutil.js";
 
 describe("RuntimeHandlers", () => {
@@ -48,6 +48,36 @@ describe("RuntimeHandlers", () => {
       () => new RuntimeHandlers({ stateDir: "/x", defaultHandler: "crun" }),
       (e: unknown) => isBerthError(e, "InvalidArgument") && /crun/.test(e.message),
     );
+  });
+});
+
+describe("observeExit", () => {
+  const finishedAt = new Date(0);
+  const exited = { exitCode: 0, finishedAt };
+
+  test("the exit file when there is one", async () => {
+    const rt = { exitStatus: async () => exited, monitorAlive: async () => false };
+    assert.deepEqual(await observeExit(rt, "c"), exited);
+  });
+
+  test("running while the monitor lives without an exit file", async () => {
+    const rt = { exitStatus: async () => undefined, monitorAlive: async () => true };
+    assert.equal(await observeExit(rt, "c"), "running");
+  });
+
+  test("an exit between the first read and the liveness check is read, not lost", async () => {
+    // the first read misses the file; conmon writes it and exits before monitorAlive looks
+    let reads = 0;
+    const rt = {
+      exitStatus: async () => (reads++ === 0 ? undefined : exited),
+      monitorAlive: async () => false,
+    };
+    assert.deepEqual(await observeExit(rt, "c"), exited);
+  });
+
+  test("lost when the monitor is gone without an exit file", async () => {
+    const rt = { exitStatus: async () => undefined, monitorAlive: async () => false };
+    assert.equal(await observeExit(rt, "c"), "lost");
   });
 });
 

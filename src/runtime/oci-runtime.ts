@@ -71,6 +71,22 @@ export interface OciRuntime {
   monitorAlive(id: string): Promise<boolean>;
 }
 
+/**
+ * What a container's monitor says of its process: the exit status conmon recorded, "running"
+ * while conmon lives without one, or "lost" when conmon is gone without one (killed). conmon
+ * writes the exit file before it exits, so a second look closes the race with an exit that
+ * happened between the two reads.
+ */
+export async function observeExit(
+  rt: Pick<OciRuntime, "exitStatus" | "monitorAlive">,
+  id: string,
+): Promise<ExitStatus | "running" | "lost"> {
+  const exit = await rt.exitStatus(id);
+  if (exit) return exit;
+  if (await rt.monitorAlive(id)) return "running";
+  return (await rt.exitStatus(id)) ?? "lost";
+}
+
 export interface ConmonRuntimeOptions {
   handler: string;
   runtimePath: string;
@@ -173,13 +189,10 @@ export class ConmonOciRuntime implements OciRuntime {
     const deadline = Date.now() + ms;
     const poll = this.o.pollMs ?? 20;
     for (;;) {
-      const st = await this.exitStatus(id);
-      if (st) return st;
+      const seen = await observeExit(this, id);
+      if (seen === "lost") return undefined;
+      if (seen !== "running") return seen;
       if (Date.now() >= deadline) return undefined;
-      if (!(await this.monitorAlive(id))) {
-        // conmon writes the exit file before exiting; one last look closes the race.
-        return this.exitStatus(id);
-      }
       await sleep(Math.min(poll, Math.max(0, deadline - Date.now())));
     }
   }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -707,6 +708,18 @@ static napi_value js_resize_pty(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* pendingBytes(fd) -> bytes not yet read from the pipe or FIFO `fd` (either end), synchronous. */
+static napi_value js_pending_bytes(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 1);
+  double fd;
+  if (!get_uint(env, argv[0], "fd", (double)INT_MAX, &fd)) return NULL;
+  int n = 0;
+  if (throw_if_errno(env, ioctl((int)fd, FIONREAD, &n) == 0 ? 0 : errno, "ioctl", NULL)) return NULL;
+  napi_value v;
+  NAPI_CALL(env, napi_create_int32(env, n, &v), NULL);
+  return v;
+}
+
 /* startRelay(fd, packets) -> stream socket fd; the relay thread owns `fd` from here on. */
 static napi_value js_start_relay(napi_env env, napi_callback_info info) {
   GET_ARGS(env, info, 2);
@@ -750,6 +763,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"createFile", NULL, js_create_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openPty", NULL, js_open_pty, NULL, NULL, NULL, napi_enumerable, NULL},
       {"resizePty", NULL, js_resize_pty, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pendingBytes", NULL, js_pending_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"startRelay", NULL, js_start_relay, NULL, NULL, NULL, napi_enumerable, NULL},
       {"connectSeqpacket", NULL, js_connect_seqpacket, NULL, NULL, NULL, napi_enumerable, NULL},
   };

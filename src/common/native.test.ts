@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
 import { lstat, mkdir, mkdtemp, open, readFile, rm, statfs, symlink, writeFile } from "node:fs/promises";
 import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { MNT_DETACH, MS_BIND, MS_RDONLY, native, S_IFCHR, S_IFIFO } from "./native.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -64,6 +66,11 @@ test("the addon exports every function of the contract", () => {
     "umount2",
     "tryLockExclusive",
     "createFile",
+    "openPty",
+    "resizePty",
+    "pendingBytes",
+    "startRelay",
+    "connectSeqpacket",
   ]) {
     assert.equal(typeof (n as unknown as Record<string, unknown>)[name], "function", name);
   }
@@ -315,6 +322,28 @@ test("tryLockExclusive: flock is per open file description", async () => {
       await b?.close();
     }
   });
+});
+
+test("pendingBytes: what a pipe holds unread, seen from either end", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "berth-native-fifo-"));
+  const fifo = join(dir, "f");
+  try {
+    await promisify(execFile)("mkfifo", ["-m", "600", fifo]);
+    const r = await open(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const w = await open(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    assert.equal(native().pendingBytes(w.fd), 0);
+    await w.write("1 24 80\n");
+    assert.equal(native().pendingBytes(w.fd), 8);
+    assert.equal(native().pendingBytes(r.fd), 8);
+    await r.read(Buffer.alloc(3), 0, 3, null);
+    assert.equal(native().pendingBytes(w.fd), 5);
+    const closedFd = w.fd;
+    await w.close();
+    await r.close();
+    assert.throws(() => native().pendingBytes(closedFd), /EBADF/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("tryLockExclusive throws on a bad fd", () => {

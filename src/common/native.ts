@@ -39,6 +39,8 @@ export interface NativeAddon {
   openPty(rows: number, cols: number): { master: number; slave: number };
   /** TIOCSWINSZ on either side of a pty. Synchronous. */
   resizePty(fd: number, rows: number, cols: number): void;
+  /** FIONREAD: bytes written to a pipe or FIFO and not yet read (on either end). Synchronous. */
+  pendingBytes(fd: number): number;
   /**
    * Hands `fd` (a pty master, or a SOCK_SEQPACKET socket when `packets`) to a relay thread and
    * returns a stream socket fd for `new net.Socket({ fd })`. Packets arrive on it as a 4-byte

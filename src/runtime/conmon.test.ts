@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { constants } from "node:fs";
+import { mkdtemp, open, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { isBerthError } from "../common/errors.js";
+import { promisify } from "node:util";
+import { errnoCode, isBerthError } from "../common/errors.js";
 import { parseCriLog } from "../test/harness/cri.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import {
@@ -13,6 +16,7 @@ import {
   createContainer,
   parseSyncMessage,
   readExitFile,
+  writeControl,
 } from "./conmon.js";
 import { OciRuntimeError, RuncCli } from "./runc.js";
 import { cleanup, makeBundle, RUNC, skipReason, uniqueId, waitFor } from "./testutil.js";
@@ -78,6 +82,38 @@ describe("conmon protocol helpers", () => {
 
   test("readExitFile: absent → undefined", async () => {
     assert.equal(await readExitFile(tmpdir(), uniqueId("no-such-exit")), undefined);
+  });
+});
+
+describe("writeControl", () => {
+  test("one message per read of conmon's FIFO: the next waits until the one before was read", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "berth-ctl-"));
+    const fifo = join(dir, "ctl");
+    await promisify(execFile)("mkfifo", ["-m", "600", fifo]);
+    // conmon's side: a non-blocking reader that reads whatever is there
+    const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const readOnce = async (): Promise<string> => {
+      for (;;) {
+        const { bytesRead, buffer } = await reader
+          .read(Buffer.alloc(200), 0, 200, null)
+          .catch((e: unknown) => {
+            if (errnoCode(e) !== "EAGAIN") throw e;
+            return { bytesRead: 0, buffer: Buffer.alloc(0) };
+          });
+        if (bytesRead > 0) return buffer.subarray(0, bytesRead).toString();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    try {
+      const writes = Promise.all([writeControl(fifo, "1 34 102\n"), writeControl(fifo, "1 33 101\n")]);
+      await new Promise((r) => setTimeout(r, 50)); // time enough for both, if nothing held one back
+      assert.equal(await readOnce(), "1 34 102\n");
+      assert.equal(await readOnce(), "1 33 101\n");
+      await writes;
+    } finally {
+      await reader.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

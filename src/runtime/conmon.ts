@@ -15,6 +15,7 @@ import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { deadlineExceeded, errnoCode, internal } from "../common/errors.js";
+import { native } from "../common/native.js";
 import { describeExit, type Runner, run } from "./process.js";
 import { RuncCli, type RuntimeBinary, runtimeError } from "./runc.js";
 
@@ -346,10 +347,36 @@ export async function createContainer(o: CreateContainerOptions): Promise<Create
 /** The control-FIFO line that makes conmon reopen the container's log file. */
 export const REOPEN_LOG_MESSAGE = "2 0 0\n";
 
-/** Writes to conmon's control FIFO without ever blocking (ENXIO when conmon is gone). */
-export async function writeControl(ctlPath: string, line: string): Promise<void> {
+/** Control writes in flight, per FIFO: each waits for the one before. */
+const controlQueues = new Map<string, Promise<void>>();
+
+/**
+ * Writes one message to conmon's control FIFO without ever blocking (ENXIO when conmon is
+ * gone). Messages to one FIFO go one at a time, each once conmon has read the one before:
+ * conmon 2.1.6 (Debian 12's) applies only the first message of a read that holds several, so
+ * kubectl's attach resize pair (size+1, then size) would leave the terminal one size too big.
+ */
+export function writeControl(ctlPath: string, line: string): Promise<void> {
+  const prev = controlQueues.get(ctlPath) ?? Promise.resolve();
+  const next = prev.catch(() => {}).then(() => writeControlAlone(ctlPath, line));
+  controlQueues.set(ctlPath, next);
+  const forget = () => {
+    if (controlQueues.get(ctlPath) === next) controlQueues.delete(ctlPath);
+  };
+  next.then(forget, forget);
+  return next;
+}
+
+/** How long a control write waits for conmon to read the previous one before it goes anyway. */
+const CONTROL_DRAIN_WAIT_MS = 2000;
+
+async function writeControlAlone(ctlPath: string, line: string): Promise<void> {
   const fh = await open(ctlPath, constants.O_WRONLY | constants.O_NONBLOCK);
   try {
+    const deadline = Date.now() + CONTROL_DRAIN_WAIT_MS;
+    while (native().pendingBytes(fh.fd) > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
     await fh.write(line);
   } finally {
     await fh.close();

@@ -190,6 +190,12 @@ describe(`kubectl ${kubectl ? `1.${kubectl.minor}` : ""} against berthd's stream
       assert.equal(lastUpgrade()?.upgrade, expectedUpgrade(t));
     });
 
+    it(`exec over ${t}: a command that cannot start is an error naming it`, async () => {
+      const r = await kc(t, ["exec", POD, "-c", "httpd", "--", "/no/such/binary"]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /\/no\/such\/binary/);
+    });
+
     it(`exec -i over ${t}: stdin through cat, EOF ends it`, async () => {
       const input = "line one\nline two\n".repeat(2000);
       const r = await kc(t, ["exec", "-i", POD, "-c", "httpd", "--", "cat"], input);

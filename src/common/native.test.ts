@@ -325,9 +325,8 @@ test("tryLockExclusive: flock is per open file description", async () => {
 });
 
 test("pendingBytes: what a pipe holds unread, seen from either end", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "berth-native-fifo-"));
-  const fifo = join(dir, "f");
-  try {
+  await withTempDir(async (dir) => {
+    const fifo = join(dir, "f");
     await promisify(execFile)("mkfifo", ["-m", "600", fifo]);
     const r = await open(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     const w = await open(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
@@ -341,9 +340,7 @@ test("pendingBytes: what a pipe holds unread, seen from either end", async () =>
     await w.close();
     await r.close();
     assert.throws(() => native().pendingBytes(closedFd), /EBADF/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("tryLockExclusive throws on a bad fd", () => {

@@ -375,7 +375,7 @@ async function writeControlAlone(ctlPath: string, line: string): Promise<void> {
   try {
     const deadline = Date.now() + CONTROL_DRAIN_WAIT_MS;
     while (native().pendingBytes(fh.fd) > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 2));
+      await sleep(2);
     }
     await fh.write(line);
   } finally {

@@ -6,7 +6,7 @@
  * uses too. SPDY, and WebSocket where the kubectl is 1.30 or newer. Skipped without kubectl.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { close, existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
@@ -14,16 +14,15 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { native } from "../common/native.js";
 import { ContainerConfig, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
+import { type RunResult, run } from "../runtime/process.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { removeAllPods, runtimeClient, waitExited } from "./harness/cri.js";
 import { FakeApiserver, type FakeContainer, type SeenUpgrade } from "./harness/fake-apiserver.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-const run = promisify(execFile);
 const BRIDGE = "berthkc0";
 const SUBNET = "10.249.0.0/24";
 const POD = "web";
@@ -47,12 +46,13 @@ async function findKubectl(): Promise<Kubectl | undefined> {
   }
   let best: Kubectl | undefined;
   for (const path of candidates.filter((p) => existsSync(p))) {
+    const r = await run(path, ["version", "--client", "-o", "json"]).catch(() => undefined);
+    if (r?.exitCode !== 0) continue; // not a working kubectl
     try {
-      const { stdout } = await run(path, ["version", "--client", "-o", "json"]);
-      const minor = Number.parseInt(JSON.parse(stdout).clientVersion.minor, 10);
+      const minor = Number.parseInt(JSON.parse(r.stdout).clientVersion.minor, 10);
       if (Number.isInteger(minor) && (!best || minor > best.minor)) best = { path, minor };
     } catch {
-      // not a working kubectl
+      // not kubectl's JSON
     }
   }
   return best;
@@ -63,12 +63,6 @@ const skip = process.getuid?.() !== 0 ? "needs root" : kubectl ? undefined : "no
 /** kubectl 1.30+ speaks WebSocket (v5.channel.k8s.io) for exec/attach unless told not to. */
 const transports = kubectl && kubectl.minor >= 30 ? (["spdy", "websocket"] as const) : (["spdy"] as const);
 type Transport = (typeof transports)[number];
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe(`kubectl ${kubectl ? `1.${kubectl.minor}` : ""} against berthd's streaming server`, {
   skip,
@@ -90,19 +84,9 @@ describe(`kubectl ${kubectl ? `1.${kubectl.minor}` : ""} against berthd's stream
     KUBECTL_PORT_FORWARD_WEBSOCKETS: "false",
   });
 
-  /** Runs kubectl with `input` on its stdin; resolves when it exits. */
-  const kc = async (t: Transport, args: string[], input?: string): Promise<Result> => {
-    const child = spawn(kubectl!.path, args, { env: env(t), stdio: ["pipe", "pipe", "pipe"] });
-    children.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    if (input !== undefined) child.stdin.end(input);
-    const [code] = (await once(child, "exit")) as [number | null];
-    children.delete(child);
-    return { code, stdout, stderr };
-  };
+  /** Runs kubectl with `input` on its stdin (the runner's timeout only guards against a hang). */
+  const kc = (t: Transport, args: string[], input?: string): Promise<RunResult> =>
+    run(kubectl!.path, args, { env: env(t), input, timeoutMs: 120_000 });
 
   /**
    * kubectl `args` on a 33×101 pty reaching a shell: checks that the shell sees that size, then
@@ -186,20 +170,20 @@ describe(`kubectl ${kubectl ? `1.${kubectl.minor}` : ""} against berthd's stream
       const r = await kc(t, ["exec", POD, "-c", "httpd", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
       assert.equal(r.stdout, "out\n");
       assert.match(r.stderr, /^err\n/);
-      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.exitCode, 3, r.stderr);
       assert.equal(lastUpgrade()?.upgrade, expectedUpgrade(t));
     });
 
     it(`exec over ${t}: a command that cannot start is an error naming it`, async () => {
       const r = await kc(t, ["exec", POD, "-c", "httpd", "--", "/no/such/binary"]);
-      assert.notEqual(r.code, 0);
+      assert.notEqual(r.exitCode, 0);
       assert.match(r.stderr, /\/no\/such\/binary/);
     });
 
     it(`exec -i over ${t}: stdin through cat, EOF ends it`, async () => {
       const input = "line one\nline two\n".repeat(2000);
       const r = await kc(t, ["exec", "-i", POD, "-c", "httpd", "--", "cat"], input);
-      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.exitCode, 0, r.stderr);
       assert.equal(r.stdout, input);
     });
 
@@ -216,7 +200,7 @@ describe(`kubectl ${kubectl ? `1.${kubectl.minor}` : ""} against berthd's stream
         { stdin: true },
       );
       const r = await kc(t, ["attach", "-i", POD, "-c", `echoer-${t}`], "one\ntwo\nquit\n");
-      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.exitCode, 0, r.stderr);
       assert.match(r.stdout, /got:one\ngot:two\ngot:quit\n/);
       assert.equal((await waitExited(rt, id)).exitCode, 0);
       assert.equal(lastUpgrade()?.subresource, "attach");

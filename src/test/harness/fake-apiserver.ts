@@ -31,8 +31,6 @@ export interface SeenUpgrade {
   subresource: string;
   /** "SPDY/3.1" or "websocket" (the Upgrade header). */
   upgrade: string;
-  /** X-Stream-Protocol-Version (SPDY) or Sec-WebSocket-Protocol (WebSocket). */
-  protocols: string;
 }
 
 const NAMESPACE = "default";
@@ -174,49 +172,14 @@ export class FakeApiserver {
   private async upgrade(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? "/", "http://x");
     const m = POD_PATH.exec(url.pathname);
-    const pod = m?.[3] ? this.pod(m[1] ?? "", m[2] ?? "") : undefined;
     const sub = m?.[3];
-    if (!pod || !sub) {
+    const pod = sub ? this.pod(m?.[1] ?? "", m?.[2] ?? "") : undefined;
+    const target = pod && sub ? await this.streamingUrl(pod, sub, url.searchParams) : undefined;
+    if (!pod || !sub || !target) {
       client.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
       return;
     }
-    const upgrade = String(req.headers.upgrade ?? "");
-    this.upgrades.push({
-      subresource: sub,
-      upgrade,
-      protocols: String(
-        req.headers["sec-websocket-protocol"] ?? req.headers["x-stream-protocol-version"] ?? "",
-      ),
-    });
-    const q = url.searchParams;
-    const flag = (k: string) => q.get(k) === "true" || q.get(k) === "1";
-    const containerName = q.get("container") ?? pod.containers[0]?.name;
-    const container = pod.containers.find((c) => c.name === containerName);
-    let target: string;
-    if (sub === "portforward") {
-      const ports = q.getAll("ports").map(Number);
-      target = (
-        await this.rt.call<{ url: string }>("portForward", { podSandboxId: pod.sandboxId, port: ports })
-      ).url;
-    } else {
-      if (!container) {
-        client.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
-        return;
-      }
-      const streams = {
-        stdin: flag("stdin"),
-        stdout: flag("stdout"),
-        stderr: flag("stderr"),
-        tty: flag("tty"),
-      };
-      target = (
-        await this.rt.call<{ url: string }>(sub, {
-          containerId: container.id,
-          ...(sub === "exec" ? { cmd: q.getAll("command") } : {}),
-          ...streams,
-        })
-      ).url;
-    }
+    this.upgrades.push({ subresource: sub, upgrade: String(req.headers.upgrade ?? "") });
     const dest = new URL(target);
     const upstream = net.connect(Number(dest.port), dest.hostname);
     this.sockets.add(upstream);
@@ -238,5 +201,26 @@ export class FakeApiserver {
     if (head.length > 0) upstream.write(head);
     upstream.pipe(client);
     client.pipe(upstream);
+  }
+
+  /** The CRI call the kubelet makes for `sub` (undefined for an unknown container). */
+  private async streamingUrl(pod: FakePod, sub: string, q: URLSearchParams): Promise<string | undefined> {
+    if (sub === "portforward") {
+      const port = q.getAll("ports").map(Number);
+      return (await this.rt.call<{ url: string }>("portForward", { podSandboxId: pod.sandboxId, port })).url;
+    }
+    const name = q.get("container") ?? pod.containers[0]?.name;
+    const container = pod.containers.find((c) => c.name === name);
+    if (!container) return undefined;
+    const flag = (k: string) => q.get(k) === "true" || q.get(k) === "1";
+    const req = {
+      containerId: container.id,
+      ...(sub === "exec" ? { cmd: q.getAll("command") } : {}),
+      stdin: flag("stdin"),
+      stdout: flag("stdout"),
+      stderr: flag("stderr"),
+      tty: flag("tty"),
+    };
+    return (await this.rt.call<{ url: string }>(sub, req)).url;
   }
 }

@@ -7,6 +7,14 @@
       "cflags": ["-Wall", "-Wextra"],
       "cflags_c": ["-std=gnu11"],
       "libraries": ["-lm", "-pthread"]
+    },
+    {
+      "target_name": "berth-pause",
+      "type": "executable",
+      "sources": ["pause.c"],
+      "cflags": ["-Wall", "-Wextra", "-Os"],
+      "cflags_c": ["-std=gnu11"],
+      "ldflags": ["-static", "-s"]
     }
   ]
 }

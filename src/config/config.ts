@@ -41,6 +41,11 @@ export interface RuntimeConfig {
   defaultHandler: string;
   conmonPath: string;
   handlers: Record<string, RuntimeHandlerEntry>;
+  /**
+   * RuntimeDefault seccomp for containers whose request names no profile (CRI-O's key of the
+   * same name). Off by default: the CRI says such a container is unconfined.
+   */
+  seccompUseDefaultWhenEmpty: boolean;
 }
 export interface CniConfig {
   confDirs: string[];
@@ -88,6 +93,7 @@ export function defaultConfig(): BerthConfig {
       defaultHandler: "runc",
       conmonPath: "/usr/bin/conmon",
       handlers: { runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/berth/runc" } },
+      seccompUseDefaultWhenEmpty: false,
     },
     cni: { confDirs: ["/etc/cni/net.d"], binDirs: ["/usr/lib/cni", "/opt/cni/bin"] },
     metrics: { address: "" },
@@ -204,7 +210,12 @@ function readRegistry(r: Reader): RegistryConfig {
 }
 
 function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
-  const rt = new Reader(r.subTable("runtime"), "runtime", ["default_handler", "conmon", "handlers"]);
+  const rt = new Reader(r.subTable("runtime"), "runtime", [
+    "default_handler",
+    "conmon",
+    "handlers",
+    "seccomp_use_default_when_empty",
+  ]);
   const handlers: Record<string, RuntimeHandlerEntry> = { ...d.handlers };
   for (const [name, value] of Object.entries(rt.subTable("handlers"))) {
     const prefix = `runtime.handlers."${name}"`;
@@ -221,7 +232,12 @@ function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
       `config: "runtime.default_handler" names "${defaultHandler}", which has no [runtime.handlers] entry`,
     );
   }
-  return { defaultHandler, conmonPath: absolutePath(rt, "conmon", d.conmonPath), handlers };
+  return {
+    defaultHandler,
+    conmonPath: absolutePath(rt, "conmon", d.conmonPath),
+    handlers,
+    seccompUseDefaultWhenEmpty: rt.bool("seccomp_use_default_when_empty", d.seccompUseDefaultWhenEmpty),
+  };
 }
 
 function readCni(r: Reader, d: CniConfig): CniConfig {

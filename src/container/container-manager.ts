@@ -77,6 +77,8 @@ export interface ContainerRecord {
 
 export interface ContainerManagerOptions {
   root: string;
+  /** RuntimeDefault seccomp when a request names no profile (config runtime.seccomp_use_default_when_empty). */
+  seccompUseDefaultWhenEmpty?: boolean;
   logger: Logger;
   images: ImageManager;
   pods: SandboxManager;
@@ -251,9 +253,8 @@ export class ContainerManager {
           oomScoreAdjMin: this.opts.oomScoreAdjMin,
           devices,
           allCapabilities: await boundingCapabilities(),
-          // Secure by default: a container that names no seccomp profile gets RuntimeDefault
-          // (CRI-O's seccomp_use_default_when_empty), not Unconfined.
-          unsetSeccompProfile: "runtime/default",
+          // The CRI: no profile named means unconfined, unless the node opts in to RuntimeDefault.
+          unsetSeccompProfile: this.opts.seccompUseDefaultWhenEmpty ? "runtime/default" : "unconfined",
         }),
       );
       await writeFile(join(rec.dir, "config.json"), JSON.stringify(spec));
@@ -285,32 +286,25 @@ export class ContainerManager {
   }
 
   /**
-   * Pid namespaces to join. Pods pin no pid namespace (that needs a living init), so pid mode
-   * POD joins the pid namespace of the pod's first running container, and TARGET that of the
-   * named container; the first container of a POD-mode pod gets a new one.
+   * Pid namespaces to join: TARGET joins the named container's; every other mode but CONTAINER
+   * joins the pod's shared one (its init's) when the pod has one (spec.ts applies the modes).
    */
   private async pidNamespaces(
     pod: PodRecord,
     config: ContainerConfig,
   ): Promise<{ pid?: string; targetPid?: string }> {
     const nsOpts = config.linux?.securityContext?.namespaceOptions;
-    const pidOf = async (c: ContainerRecord) => (await this.runtime(c).state(c.id))?.pid ?? 0;
     if (nsOpts && nsOpts.pid === NamespaceMode.TARGET) {
       const target = this.store.resolve(nsOpts.targetId);
-      const pid = await pidOf(target);
+      const pid = (await this.runtime(target).state(target.id))?.pid ?? 0;
       if (target.podId !== pod.id || pid <= 0) {
         throw failedPrecondition(`target container ${nsOpts.targetId} is not running in pod ${pod.id}`);
       }
       return { targetPid: `/proc/${pid}/ns/pid` };
     }
-    if ((nsOpts?.pid ?? NamespaceMode.POD) === NamespaceMode.POD) {
-      for (const c of this.listInPod(pod.id)) {
-        if (c.state !== "CONTAINER_RUNNING") continue;
-        const pid = await pidOf(c);
-        if (pid > 0) return { pid: `/proc/${pid}/ns/pid` };
-      }
-    }
-    return {};
+    if (nsOpts?.pid === NamespaceMode.CONTAINER) return {};
+    const pid = await this.opts.pods.pidNamespace(pod);
+    return pid ? { pid } : {};
   }
 
   async start(id: string): Promise<void> {

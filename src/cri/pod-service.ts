@@ -47,7 +47,7 @@ export function toPodStatus(p: PodRecord): PodSandboxStatus {
   const mode = (host: boolean) => (host ? NamespaceMode.NODE : NamespaceMode.POD);
   const pidMode = p.hostPid
     ? NamespaceMode.NODE
-    : (decodePodConfig(p).linux?.securityContext?.namespaceOptions?.pid ?? NamespaceMode.CONTAINER);
+    : (decodePodConfig(p).linux?.securityContext?.namespaceOptions?.pid ?? NamespaceMode.POD);
   return {
     id: p.id,
     metadata: p.metadata,

@@ -9,7 +9,7 @@ import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
 import type { ContainerManager } from "../container/container-manager.js";
 import type { SandboxManager } from "../pod/sandbox-manager.js";
-import { forwardInNetns } from "../streaming/portforward.js";
+import { forwardInNetns, forwardOnHost } from "../streaming/portforward.js";
 import { StreamingServer } from "../streaming/server.js";
 import { unary } from "./boundary.js";
 import {
@@ -38,12 +38,10 @@ export function createStreamingServer(opts: StreamingServiceOptions): StreamingS
       attach: (req, io) => containers.attach(req.containerId, io),
       portForward: (req, fwd) => {
         const pod = pods.store.resolve(req.podSandboxId);
-        return forwardInNetns({
-          netnsPath: pod.namespaces.net ?? "/proc/1/ns/net",
-          port: fwd.port,
-          stream: fwd.stream,
-          signal: fwd.signal,
-        });
+        const conn = { port: fwd.port, stream: fwd.stream, signal: fwd.signal };
+        // A host-network pod listens in berthd's own network namespace.
+        const netnsPath = pod.hostNetwork ? undefined : pod.namespaces.net;
+        return netnsPath ? forwardInNetns({ ...conn, netnsPath }) : forwardOnHost(conn);
       },
     },
   });

@@ -23,6 +23,7 @@ import { ImageManager } from "../image/image-manager.js";
 import { Metrics } from "../metrics/registry.js";
 import { startMetricsServer } from "../metrics/server.js";
 import { CniClient } from "../network/cni.js";
+import { PodInits } from "../pod/pod-init.js";
 import { SandboxManager } from "../pod/sandbox-manager.js";
 import { RuntimeHandlers } from "../runtime/oci-runtime.js";
 import type { StreamingServer } from "../streaming/server.js";
@@ -37,6 +38,7 @@ export class Daemon {
   readonly cni: CniClient;
   readonly handlers: RuntimeHandlers;
   readonly pods: SandboxManager;
+  private readonly inits: PodInits;
   readonly events = new EventBus<ContainerRecord>();
   readonly metrics: Metrics;
   private containers: ContainerManager | undefined;
@@ -74,12 +76,14 @@ export class Daemon {
       ),
       logger,
     });
+    this.inits = new PodInits({ root: config.root, handlers: this.handlers });
     this.pods = new SandboxManager({
       root: config.root,
       state: config.state,
       logger: logger.child({ component: "pods" }),
       cni: this.cni,
       handlers: this.handlers,
+      inits: this.inits,
       observePhase: this.observePhase,
     });
   }
@@ -102,6 +106,7 @@ export class Daemon {
     await mkdir(config.state, { recursive: true, mode: 0o711 });
     await this.lockRoot();
     await this.images.init();
+    await this.inits.prepare();
     // Containers may not ask for an oom_score_adj below berthd's own (no CAP_SYS_RESOURCE needed).
     const oomScoreAdjMin = Number((await readFile("/proc/self/oom_score_adj", "utf8")).trim()) || 0;
     const containers = new ContainerManager({
@@ -111,6 +116,7 @@ export class Daemon {
       pods: this.pods,
       handlers: this.handlers,
       oomScoreAdjMin,
+      seccompUseDefaultWhenEmpty: config.runtime.seccompUseDefaultWhenEmpty,
       events: this.events,
       observePhase: this.observePhase,
     });

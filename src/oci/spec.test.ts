@@ -557,11 +557,50 @@ describe("buildContainerSpec: namespaces and sysctls", () => {
     assert.deepEqual(types(await withNs(0, NamespaceMode.CONTAINER, 0, { namespaces: ns })), [
       { type: "pid" },
     ]);
-    assert.deepEqual(types(await withNs(0, NamespaceMode.NODE, 0, { namespaces: ns })), []);
+    // A container may not widen: NODE in a pod that is not NODE joins the pod's pid namespace.
+    assert.deepEqual(types(await withNs(0, NamespaceMode.NODE, 0, { namespaces: ns })), [
+      { type: "pid", path: ns.pid },
+    ]);
     assert.deepEqual(types(await withNs(0, NamespaceMode.TARGET, 0, { namespaces: ns })), [
       { type: "pid", path: ns.targetPid },
     ]);
     await assert.rejects(withNs(0, NamespaceMode.TARGET, 0), isInvalid);
+    // A pod without a pid namespace of its own (no init): POD gets a new one.
+    assert.deepEqual(types(await withNs(0, NamespaceMode.POD, 0)), [{ type: "pid" }]);
+  });
+
+  const hostPod = (network: NamespaceMode, pid: NamespaceMode, ipc: NamespaceMode) => {
+    const sandbox = sandboxConfig();
+    sandbox.linux!.securityContext!.namespaceOptions = { network, pid, ipc, targetId: "" };
+    return { sandboxConfig: sandbox };
+  };
+
+  it("the pod's namespace options decide, whatever the container's say", async () => {
+    const types = (s: Spec) => s.linux.namespaces.map((n) => n.type);
+    const N = NamespaceMode.NODE;
+    const P = NamespaceMode.POD;
+    const C = NamespaceMode.CONTAINER;
+    // Host network + IPC + PID pod; the container asks for its own namespaces of every kind.
+    assert.deepEqual(types(await withNs(P, C, P, hostPod(N, N, N))), ["mount"]);
+    assert.deepEqual(types(await withNs(P, P, P, hostPod(N, C, P))), ["mount", "ipc", "pid"]);
+    assert.deepEqual(types(await withNs(P, P, P, hostPod(P, C, N))), ["mount", "network", "uts", "pid"]);
+    // A container asking for the host's namespaces in a pod that has its own gets the pod's.
+    const own = await withNs(N, N, N, hostPod(P, P, P));
+    assert.deepEqual(
+      own.linux.namespaces.filter((n) => n.type !== "mount"),
+      [
+        { type: "network", path: POD_NS.net },
+        { type: "uts", path: POD_NS.uts },
+        { type: "ipc", path: POD_NS.ipc },
+        { type: "pid" },
+      ],
+    );
+  });
+
+  it("refuses unknown namespace modes", async () => {
+    await assert.rejects(withNs(99 as NamespaceMode, 0, 0), isInvalid);
+    await assert.rejects(withNs(0, 7 as NamespaceMode, 0), isInvalid);
+    await assert.rejects(withNs(0, 0, 0, hostPod(0, 0, 42 as NamespaceMode)), isInvalid);
   });
 
   it("host network / ipc drop those namespaces and their sysctls", async () => {
@@ -593,7 +632,7 @@ describe("buildContainerSpec: namespaces and sysctls", () => {
             targetId: "",
           },
         },
-        withSysctls({}),
+        withSysctls(hostPod(NamespaceMode.NODE, NamespaceMode.CONTAINER, NamespaceMode.NODE)),
       ),
     );
     assert.deepEqual(

@@ -93,42 +93,61 @@ export interface ContainerSpecInput {
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
+const NAMESPACE_MODES: readonly NamespaceMode[] = [
+  NamespaceMode.POD,
+  NamespaceMode.CONTAINER,
+  NamespaceMode.NODE,
+  NamespaceMode.TARGET,
+];
+
+function checkMode(what: string, mode: NamespaceMode): NamespaceMode {
+  if (!NAMESPACE_MODES.includes(mode)) throw invalidArgument(`unknown ${what} namespace mode ${mode}`);
+  return mode;
+}
+
+/**
+ * The pod's namespace options decide: a container of a host-network (or host-IPC, host-PID)
+ * pod runs in the host's namespace whatever its own options say, and a container may only
+ * narrow its pid namespace (CONTAINER, TARGET); asking for POD (or NODE in a pod that is not
+ * NODE) joins the pod's pid namespace when the pod has one (its init), else gets a new one.
+ */
 function namespaces(input: ContainerSpecInput): {
   list: LinuxNamespace[];
   hostNetwork: boolean;
   hostIpc: boolean;
 } {
-  const nsOpts = input.config.linux?.securityContext?.namespaceOptions;
-  const network = nsOpts?.network ?? NamespaceMode.POD;
-  const ipc = nsOpts?.ipc ?? NamespaceMode.POD;
-  const pid = nsOpts?.pid ?? NamespaceMode.POD;
+  const podNs = input.sandboxConfig.linux?.securityContext?.namespaceOptions;
+  const ctrNs = input.config.linux?.securityContext?.namespaceOptions;
+  if (ctrNs) {
+    checkMode("network", ctrNs.network);
+    checkMode("ipc", ctrNs.ipc);
+    checkMode("pid", ctrNs.pid);
+  }
+  const hostNetwork = checkMode("network", podNs?.network ?? NamespaceMode.POD) === NamespaceMode.NODE;
+  const hostIpc = checkMode("ipc", podNs?.ipc ?? NamespaceMode.POD) === NamespaceMode.NODE;
+  const hostPid = checkMode("pid", podNs?.pid ?? NamespaceMode.POD) === NamespaceMode.NODE;
   const paths = input.namespaces ?? {};
   const ns = (type: LinuxNamespace["type"], path?: string): LinuxNamespace =>
     path ? { type, path } : { type };
   const list: LinuxNamespace[] = [ns("mount")];
-  const hostNetwork = network === NamespaceMode.NODE;
-  const hostIpc = ipc === NamespaceMode.NODE;
   if (!hostNetwork) {
     list.push(ns("network", paths.net));
     list.push(ns("uts", paths.uts));
   }
   if (!hostIpc) list.push(ns("ipc", paths.ipc));
-  switch (pid) {
-    case NamespaceMode.POD:
-      list.push(ns("pid", paths.pid));
-      break;
-    case NamespaceMode.CONTAINER:
-      list.push(ns("pid"));
-      break;
-    case NamespaceMode.NODE:
-      break;
-    case NamespaceMode.TARGET:
-      if (!paths.targetPid)
-        throw invalidArgument("pid namespace mode TARGET requires the target's namespace");
-      list.push(ns("pid", paths.targetPid));
-      break;
-    default:
-      throw invalidArgument(`unknown pid namespace mode ${pid}`);
+  if (!hostPid) {
+    switch (ctrNs?.pid ?? NamespaceMode.POD) {
+      case NamespaceMode.CONTAINER:
+        list.push(ns("pid"));
+        break;
+      case NamespaceMode.TARGET:
+        if (!paths.targetPid)
+          throw invalidArgument("pid namespace mode TARGET requires the target's namespace");
+        list.push(ns("pid", paths.targetPid));
+        break;
+      default:
+        list.push(ns("pid", paths.pid));
+    }
   }
   return { list, hostNetwork, hostIpc };
 }

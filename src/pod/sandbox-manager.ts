@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
+import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
 import { errnoCode, failedPrecondition, invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
@@ -23,6 +24,7 @@ import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
 import { RecordStore } from "../store/record-store.js";
 import { bandwidthFromAnnotations } from "./bandwidth.js";
 import { hostsFile, resolvConf } from "./files.js";
+import { type PodInits, sharesPidNamespace } from "./pod-init.js";
 
 export type PodState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
 
@@ -51,6 +53,11 @@ export interface PodRecord {
   /** Start-up phases of RunPodSandbox. */
   timeline?: PhaseSpan[];
   /**
+   * The pod shares one pid namespace, whose PID 1 is the pod's init (a root container with the
+   * pod's id). Set before the init is started, so a teardown after any failure removes it.
+   */
+  init?: boolean;
+  /**
    * Set by StopPodSandbox once the network, namespaces and shm are gone, so RemovePodSandbox
    * skips a second CNI DEL. Written after the teardown: a crash in between only repeats it.
    */
@@ -63,6 +70,7 @@ export interface SandboxManagerOptions {
   logger: Logger;
   cni: CniClient;
   handlers: RuntimeHandlers;
+  inits: PodInits;
   /** Size of each pod's /dev/shm tmpfs. */
   shmSizeBytes?: number;
   observePhase?: PhaseObserver;
@@ -92,8 +100,8 @@ export class SandboxManager {
       if (
         pod.phase === "ready" &&
         pod.state === "SANDBOX_READY" &&
-        pod.namespaces.net &&
-        !(await isNsfs(pod.namespaces.net))
+        ((pod.namespaces.net && !(await isNsfs(pod.namespaces.net))) ||
+          (pod.init && !(await this.opts.inits.running(pod).catch(() => false))))
       ) {
         await this.store.update(pod.id, (p) => ({ ...p, state: "SANDBOX_NOTREADY" }));
       }
@@ -143,7 +151,8 @@ export class SandboxManager {
     const tl = new Timeline("pod", this.opts.observePhase);
     try {
       pod = await this.store.put(pod);
-      const hostname = config.hostname || md.name;
+      // As containerd and CRI-O: a pod that names no hostname gets the node's (kubelet always sends one).
+      const hostname = config.hostname || nodeHostname();
       await tl.phase("files", async () => {
         await mkdir(pod.dir, { recursive: true, mode: 0o755 });
         await writeFile(join(pod.dir, "resolv.conf"), await resolvConf(config.dnsConfig), { mode: 0o644 });
@@ -166,9 +175,14 @@ export class SandboxManager {
           sysctls: config.linux?.sysctls ?? {},
         }),
       );
-      pod = await this.store.update(id, (p) => ({ ...p, namespaces }));
+      const init = sharesPidNamespace(config) && !hostPid;
+      pod = await this.store.update(id, (p) => ({ ...p, namespaces, ...(init && { init }) }));
+      // The init and the network are independent: both start at once, and both are waited for
+      // before a failure of either is reported (the teardown must not race a running step).
+      const startInit = init ? tl.phase("init", () => this.opts.inits.start(pod, config)) : Promise.resolve();
       let ips: string[] = [];
-      if (!hostNetwork && namespaces.net) {
+      const network = async () => {
+        if (hostNetwork || !namespaces.net) return;
         const net = namespaces.net;
         const res = await tl.phase("cni_add", () =>
           this.opts.cni.setUpPod({
@@ -184,7 +198,10 @@ export class SandboxManager {
           }),
         );
         ips = res.ips;
-      }
+      };
+      const [initDone, networkDone] = await Promise.allSettled([startInit, network()]);
+      if (initDone.status === "rejected") throw initDone.reason;
+      if (networkDone.status === "rejected") throw networkDone.reason;
       await writeFile(join(pod.dir, "hosts"), hostsFile(hostname, ips), { mode: 0o644 });
       pod = await this.store.update(id, (p) => ({
         ...p,
@@ -215,6 +232,7 @@ export class SandboxManager {
 
   /** Releases the pod's network, namespaces and shm. Idempotent; the record stays. */
   async teardown(pod: PodRecord): Promise<void> {
+    if (pod.init) await this.opts.inits.remove(pod);
     if (!pod.hostNetwork && pod.namespaces.net) {
       await this.opts.cni.tearDownPod({ ...this.identity(pod), netns: pod.namespaces.net });
     }
@@ -243,6 +261,11 @@ export class SandboxManager {
     if (!pod.released) await this.teardown(pod);
     await rm(pod.dir, { recursive: true, force: true });
     await this.store.delete(id);
+  }
+
+  /** The pod's shared pid namespace (its init's), or undefined when the pod has none. */
+  async pidNamespace(pod: PodRecord): Promise<string | undefined> {
+    return pod.init ? this.opts.inits.pidNamespace(pod) : undefined;
   }
 
   requireReady(id: string): PodRecord {

@@ -11,6 +11,7 @@
  * connects to 127.0.0.1:<port> in the pod and pipes its stdin/stdout to the socket.
  */
 import { spawn } from "node:child_process";
+import net from "node:net";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { SpdyConnection, SpdyStream } from "./spdy/connection.js";
@@ -240,6 +241,36 @@ export function forwardInNetns(o: NetnsForwardOptions): Promise<void> {
         return;
       }
       reject(new Error(stderr.trim() || `port-forward helper exited with ${code ?? signal}`));
+    });
+  });
+}
+
+/**
+ * Forwards `stream` to 127.0.0.1:port in berthd's own network namespace: the handler for pods
+ * on the host's network, which have no namespace to enter. Same half-close semantics as the
+ * helper: each direction ends at its EOF; resolves when the socket is closed.
+ */
+export function forwardOnHost(o: Pick<NetnsForwardOptions, "port" | "stream" | "signal">): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sock = net.connect({ port: o.port, host: "127.0.0.1", allowHalfOpen: true });
+    sock.setNoDelay(true);
+    let connected = false;
+    const abort = () => sock.destroy();
+    o.signal.addEventListener("abort", abort, { once: true });
+    sock.once("connect", () => {
+      connected = true;
+      o.stream.pipe(sock);
+      sock.pipe(o.stream);
+    });
+    sock.once("error", (err) => {
+      o.signal.removeEventListener("abort", abort);
+      const what = connected ? "connection to" : "failed to connect to";
+      reject(new Error(`${what} 127.0.0.1:${o.port} on the host network: ${err.message}`));
+    });
+    sock.once("close", (hadError) => {
+      o.signal.removeEventListener("abort", abort);
+      o.stream.unpipe(sock);
+      if (!hadError) resolve();
     });
   });
 }

@@ -505,6 +505,35 @@ export class ContainerManager {
     return (await readPidFile(join(rt.containerDir(c.id), "pidfile"))) ?? 0;
   }
 
+  /**
+   * The verbose ContainerStatus info, shaped as containerd's (sandboxID, pid, snapshot,
+   * runtimeType/Options, config, runtimeSpec) plus Berth's bundle, rootfs and start-up timeline.
+   */
+  async verboseInfo(c: ContainerRecord): Promise<Record<string, unknown>> {
+    const rt = this.runtime(c);
+    const state = c.state === "CONTAINER_RUNNING" ? await rt.state(c.id).catch(() => undefined) : undefined;
+    const spec = await readFile(join(c.dir, "config.json"), "utf8").then(
+      (t) => JSON.parse(t) as unknown,
+      () => undefined,
+    );
+    return {
+      sandboxID: c.podId,
+      pid: state?.pid ?? 0,
+      removing: false,
+      snapshotKey: c.id,
+      snapshotter: "overlayfs",
+      runtimeHandler: c.runtimeHandler,
+      ...rt.description,
+      config: decodeContainerConfig(c),
+      runtimeSpec: spec,
+      bundle: c.dir,
+      rootfs: join(c.dir, "rootfs"),
+      imageId: c.imageId,
+      logPath: c.logPath,
+      timeline: c.timeline ?? [],
+    };
+  }
+
   listInPod(podId: string): ContainerRecord[] {
     return this.store.list().filter((c) => c.podId === podId);
   }

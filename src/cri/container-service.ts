@@ -31,6 +31,7 @@ import {
   type UpdateContainerResourcesRequest,
   UpdateContainerResourcesResponse,
 } from "./gen/runtime/v1/api.js";
+import { verboseInfo } from "./verbose-info.js";
 
 const STATES: Record<ContainerRecord["state"], ContainerState> = {
   CONTAINER_CREATED: ContainerState.CONTAINER_CREATED,
@@ -92,15 +93,7 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
     containerStatus: unary(logger, "ContainerStatus", async (req: ContainerStatusRequest) => {
       const c = await containers.refresh(containers.store.resolve(req.containerId).id);
       if (!c) throw invalidArgument(`container ${req.containerId} vanished`);
-      const info: Record<string, string> = {};
-      if (req.verbose) {
-        info["info"] = JSON.stringify({
-          dir: c.dir,
-          runtimeHandler: c.runtimeHandler,
-          imageId: c.imageId,
-          timeline: c.timeline ?? [],
-        });
-      }
+      const info = req.verbose ? verboseInfo(await containers.verboseInfo(c)) : {};
       return ContainerStatusResponse.fromPartial({ status: toStatus(c), info });
     }),
     listContainers: unary(logger, "ListContainers", async (req: ListContainersRequest) => {

@@ -21,6 +21,7 @@ import {
   type StopPodSandboxRequest,
   StopPodSandboxResponse,
 } from "./gen/runtime/v1/api.js";
+import { verboseInfo } from "./verbose-info.js";
 
 export interface PodServiceOptions {
   logger: Logger;
@@ -94,21 +95,7 @@ export function podService(opts: PodServiceOptions) {
     }),
     podSandboxStatus: unary(logger, "PodSandboxStatus", async (req: PodSandboxStatusRequest) => {
       const pod = pods.store.resolve(req.podSandboxId);
-      const info: Record<string, string> = {};
-      if (req.verbose) {
-        info["info"] = JSON.stringify(
-          {
-            namespaces: pod.namespaces,
-            ips: pod.ips,
-            runtimeHandler: pod.runtimeHandler,
-            dir: pod.dir,
-            shm: pod.shm,
-            timeline: pod.timeline ?? [],
-            config: decodePodConfig(pod),
-          },
-          (_k, v) => (typeof v === "bigint" ? v.toString() : v),
-        );
-      }
+      const info = req.verbose ? verboseInfo(await pods.verboseInfo(pod)) : {};
       return PodSandboxStatusResponse.fromPartial({ status: toPodStatus(pod), info });
     }),
     listPodSandbox: unary(logger, "ListPodSandbox", async (req: ListPodSandboxRequest) => {

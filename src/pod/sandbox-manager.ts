@@ -5,7 +5,7 @@
  * at the next start; it becomes READY only when every piece exists.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
 import { errnoCode, failedPrecondition, invalidArgument } from "../common/errors.js";
@@ -261,6 +261,40 @@ export class SandboxManager {
     if (!pod.released) await this.teardown(pod);
     await rm(pod.dir, { recursive: true, force: true });
     await this.store.delete(id);
+  }
+
+  /**
+   * The verbose PodSandboxStatus info, shaped as containerd's (pid and processStatus of the
+   * pod's init, netNamespaceClosed, runtimeType/Options, config, runtimeSpec of the init, CNI
+   * result) plus Berth's pinned namespace paths, pod directory and start-up timeline.
+   */
+  async verboseInfo(pod: PodRecord): Promise<Record<string, unknown>> {
+    const rt = this.opts.handlers.get(pod.runtimeHandler);
+    const init = pod.init ? await rt.state(pod.id).catch(() => undefined) : undefined;
+    const initSpec = pod.init
+      ? await readFile(join(pod.dir, "init", "config.json"), "utf8").then(
+          (t) => JSON.parse(t) as unknown,
+          () => undefined,
+        )
+      : undefined;
+    const cni = await this.opts.cni.cachedAttachment(pod.id).catch(() => null);
+    return {
+      pid: init?.pid ?? 0,
+      processStatus: pod.init ? (init?.status ?? "deleted") : "",
+      netNamespaceClosed: pod.hostNetwork
+        ? false
+        : !(pod.namespaces.net && (await isNsfs(pod.namespaces.net))),
+      runtimeHandler: pod.runtimeHandler,
+      ...rt.description,
+      config: decodePodConfig(pod),
+      ...(initSpec !== undefined && { runtimeSpec: initSpec }),
+      cniResult: cni?.result ?? null,
+      namespaces: pod.namespaces,
+      ips: pod.ips,
+      dir: pod.dir,
+      shm: pod.shm,
+      timeline: pod.timeline ?? [],
+    };
   }
 
   /** The pod's shared pid namespace (its init's), or undefined when the pod has none. */

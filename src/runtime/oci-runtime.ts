@@ -42,8 +42,15 @@ export interface ContainerCreateSpec {
 
 export type ExitStatus = ExitFile;
 
+/** What a handler runs, for verbose status (containerd's runtimeType / runtimeOptions). */
+export interface RuntimeDescription {
+  runtimeType: string;
+  runtimeOptions: { binaryName: string; root: string; monitor: string };
+}
+
 export interface OciRuntime {
   readonly handler: string;
+  readonly description: RuntimeDescription;
   /** Creates (not starts) the container under a daemonized conmon; resolves with its init pid. */
   create(spec: ContainerCreateSpec): Promise<CreatedContainer>;
   start(id: string): Promise<void>;
@@ -122,6 +129,17 @@ export class ConmonOciRuntime implements OciRuntime {
       o.runner ? { runner: o.runner } : {},
     );
     this.log = (o.logger ?? pino({ level: "silent" })).child({ component: "runtime", handler: o.handler });
+  }
+
+  get description(): RuntimeDescription {
+    return {
+      runtimeType: "oci",
+      runtimeOptions: {
+        binaryName: this.o.runtimePath,
+        root: this.o.runtimeRoot,
+        monitor: this.o.conmonPath ?? DEFAULT_CONMON_PATH,
+      },
+    };
   }
 
   get exitDir(): string {

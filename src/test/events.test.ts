@@ -114,7 +114,7 @@ describe("container events", { timeout: SUITE_TIMEOUT_MS }, () => {
     const podPhases = (JSON.parse(pod.info["info"] ?? "{}").timeline as Array<{ phase: string }>).map(
       (p) => p.phase,
     );
-    assert.deepEqual(podPhases, ["files", "namespaces"]);
+    assert.deepEqual(podPhases, ["files", "namespaces", "init"]);
     const ctr = await rt.call<{ info: Record<string, string> }>("containerStatus", {
       containerId,
       verbose: true,

@@ -1,0 +1,13 @@
+/**
+ * The `info` map of a verbose status answer: one JSON document under "info", as containerd
+ * writes it (crictl inspect prints it). 64-bit integers become decimal strings, bytes base64.
+ */
+export function verboseInfo(value: Record<string, unknown>): Record<string, string> {
+  return {
+    info: JSON.stringify(value, (_k, v: unknown) => {
+      if (typeof v === "bigint") return v.toString();
+      if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
+      return v;
+    }),
+  };
+}

@@ -14,6 +14,8 @@ apt-get install -y -q --no-install-recommends \
   g++ make python3 protobuf-compiler \
   busybox-static zstd openssl ca-certificates \
   docker-registry containerd runc conmon containernetworking-plugins iproute2 iptables util-linux
+# scripts/conformance.sh: what cri-tools' critest-images.sh builds critest's images with.
+apt-get install -y -q --no-install-recommends curl jq gcc libc6-dev catatonit procps
 # kubectl drives berthd's streaming server as a Go client in the tests. Machines that come
 # with one (e.g. the Google Cloud CLI's) keep it; elsewhere Debian's kubectl 1.20 (SPDY only).
 if ! command -v kubectl >/dev/null; then

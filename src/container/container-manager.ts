@@ -482,6 +482,12 @@ export class ContainerManager {
     if (!resources) return;
     // The same mapping as at create: memory+swap follows the memory limit, so raising it works.
     await this.runtime(c).update(c.id, buildResources(resources) ?? {});
+    // Kept with the config, so ContainerStatus reports the resources in force (as containerd).
+    await this.store.update(c.id, (r) => {
+      const config = decodeContainerConfig(r);
+      config.linux = { ...(config.linux ?? { securityContext: undefined }), resources };
+      return { ...r, config: Buffer.from(ContainerConfig.encode(config).finish()).toString("base64") };
+    });
   }
 
   /**

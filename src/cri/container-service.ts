@@ -65,6 +65,7 @@ export function toStatus(c: ContainerRecord): ContainerStatus {
     message: c.message,
     mounts: config.mounts,
     logPath: c.logPath,
+    ...(config.linux?.resources && { resources: { linux: config.linux.resources } }),
   } as ContainerStatus;
 }
 

@@ -7,16 +7,11 @@
 import { randomBytes } from "node:crypto";
 import { type FSWatcher, watch } from "node:fs";
 import { access, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, join } from "node:path";
 import { SingleFlight } from "../common/concurrency.js";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
-import {
-  ContainerConfig,
-  type LinuxContainerResources,
-  NamespaceMode,
-  type PodSandboxConfig,
-} from "../cri/gen/runtime/v1/api.js";
+import { ContainerConfig, type LinuxContainerResources, NamespaceMode } from "../cri/gen/runtime/v1/api.js";
 import type { EventBus } from "../events/bus.js";
 import type { ImageManager } from "../image/image-manager.js";
 import type { ImageConfig } from "../image/registry/oci.js";
@@ -37,6 +32,7 @@ import {
 } from "./host-resources.js";
 import { mountRootfs, removeRootfs } from "./rootfs.js";
 import { rootfsReader } from "./rootfs-reader.js";
+import { checkArgv, confineLogPath, validateContainerConfig } from "./validate.js";
 
 export type ContainerState =
   | "CONTAINER_CREATED"
@@ -178,26 +174,23 @@ export class ContainerManager {
     for (const w of this.watchers) w.close();
   }
 
-  async create(
-    podId: string,
-    config: ContainerConfig,
-    sandboxConfig: PodSandboxConfig | undefined,
-  ): Promise<ContainerRecord> {
+  /**
+   * CreateContainer. The pod's own stored config decides (log directory, privileges, namespaces,
+   * cgroup parent), as containerd does, not the copy a request carries.
+   */
+  async create(podId: string, config: ContainerConfig): Promise<ContainerRecord> {
+    validateContainerConfig(config);
     const pod = this.opts.pods.requireReady(podId);
-    const md = config.metadata;
-    if (!md || md.name === "") throw invalidArgument("container metadata needs a name");
+    const md = config.metadata!;
     const imageRef = config.image?.image ?? "";
     if (imageRef === "") throw invalidArgument("container image is required");
     const img = this.opts.images.find(imageRef);
     if (!img) throw notFound(`image "${imageRef}" not found: pull it first`);
-    if (config.logPath !== "" && isAbsolute(config.logPath)) {
-      throw invalidArgument(`log_path "${config.logPath}" must be relative to the pod's log directory`);
-    }
-    const podConfig = sandboxConfig ?? decodePodConfig(pod);
+    const podConfig = decodePodConfig(pod);
+    const confinedLogPath = await confineLogPath(podConfig.logDirectory, config.logPath);
     const id = randomBytes(32).toString("hex");
     const name = `${md.name}_${pod.metadata.name}_${pod.metadata.namespace}_${pod.metadata.uid}_${md.attempt}`;
     this.store.reserveName(name, id);
-    const logDir = podConfig.logDirectory;
     const tl = new Timeline("container", this.opts.observePhase);
     const imageConfig = (await tl.phase("image_config", () =>
       this.opts.images.readConfig(img),
@@ -219,7 +212,7 @@ export class ContainerManager {
       exitCode: 0,
       reason: "",
       message: "",
-      logPath: logDir && config.logPath ? join(logDir, config.logPath) : "",
+      logPath: confinedLogPath,
       dir: join(this.opts.root, "containers", id),
       runtimeHandler: pod.runtimeHandler,
       stopSignal: imageConfig.config?.StopSignal ?? "SIGTERM",
@@ -281,6 +274,13 @@ export class ContainerManager {
       await this.destroy(rec).catch((e: unknown) =>
         this.opts.logger.error({ err: e }, "container cleanup failed"),
       );
+      // The pod went away under us (StopPodSandbox/RemovePodSandbox racing this call): the
+      // runtime's failure to join its namespaces is the caller's race, not an internal error.
+      if (this.opts.pods.store.get(pod.id)?.state !== "SANDBOX_READY") {
+        throw failedPrecondition(
+          `pod sandbox ${pod.id} was stopped or removed while container ${md.name} was created`,
+        );
+      }
       throw err;
     }
   }
@@ -384,8 +384,10 @@ export class ContainerManager {
     return c;
   }
 
+  /** StopContainer: a container that is not there is stopped (OK); an ambiguous id is an error. */
   async stop(id: string, timeoutSec: number): Promise<void> {
-    const c = this.store.get(id) ?? this.store.resolve(id);
+    const c = this.store.find(id);
+    if (!c) return;
     const cur = await this.refresh(c.id);
     if (cur?.state !== "CONTAINER_RUNNING") return;
     this.killing.add(cur.id);
@@ -409,17 +411,9 @@ export class ContainerManager {
   }
 
   async remove(id: string): Promise<void> {
-    const c = this.store.get(id) ?? this.lookup(id);
+    const c = this.store.find(id);
     if (!c) return;
     await this.destroy(c);
-  }
-
-  private lookup(id: string): ContainerRecord | undefined {
-    try {
-      return this.store.resolve(id);
-    } catch {
-      return undefined;
-    }
   }
 
   /** Kills, deletes from the runtime, unmounts and forgets a container. Idempotent. */
@@ -459,6 +453,7 @@ export class ContainerManager {
   /** The running container and the process to exec in it: its whole spec (user, caps, env…) but the command. */
   private async execTarget(id: string, cmd: string[]): Promise<{ c: ContainerRecord; process: OciProcess }> {
     if (cmd.length === 0) throw invalidArgument("exec command is empty");
+    checkArgv("exec command", cmd);
     const c = await this.requireRunning(id);
     const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: OciProcess };
     return { c, process: { ...spec.process, args: cmd } };

@@ -74,7 +74,7 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
   return {
     createContainer: unary(logger, "CreateContainer", async (req: CreateContainerRequest) => {
       if (!req.config) throw invalidArgument("CreateContainer needs a config");
-      const c = await containers.create(req.podSandboxId, req.config, req.sandboxConfig);
+      const c = await containers.create(req.podSandboxId, req.config);
       return CreateContainerResponse.fromPartial({ containerId: c.id });
     }),
     startContainer: unary(logger, "StartContainer", async (req: StartContainerRequest) => {
@@ -82,9 +82,7 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
       return StartContainerResponse.fromPartial({});
     }),
     stopContainer: unary(logger, "StopContainer", async (req: StopContainerRequest) => {
-      if (containers.store.get(req.containerId) || tryResolve(containers, req.containerId)) {
-        await containers.stop(req.containerId, Number(req.timeout));
-      }
+      await containers.stop(req.containerId, Number(req.timeout));
       return StopContainerResponse.fromPartial({});
     }),
     removeContainer: unary(logger, "RemoveContainer", async (req: RemoveContainerRequest) => {
@@ -107,6 +105,7 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
     }),
     execSync: unary(logger, "ExecSync", async (req: ExecSyncRequest) => {
       const timeout = Number(req.timeout);
+      if (timeout < 0) throw invalidArgument(`ExecSync timeout ${timeout} is negative`);
       const res = await containers.execSync(req.containerId, req.cmd, timeout);
       if (res.timedOut)
         throw deadlineExceeded(`command ${JSON.stringify(req.cmd)} timed out after ${timeout}s`);
@@ -125,12 +124,4 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
       },
     ),
   };
-}
-
-function tryResolve(containers: ContainerManager, id: string): ContainerRecord | undefined {
-  try {
-    return containers.store.resolve(id);
-  } catch {
-    return undefined;
-  }
 }

@@ -81,12 +81,12 @@ export function podService(opts: PodServiceOptions) {
       return RunPodSandboxResponse.fromPartial({ podSandboxId: pod.id });
     }),
     stopPodSandbox: unary(logger, "StopPodSandbox", async (req: StopPodSandboxRequest) => {
-      const pod = pods.store.get(req.podSandboxId) ?? tryResolve(pods, req.podSandboxId);
+      const pod = pods.store.find(req.podSandboxId);
       if (pod) await stopPod(pod.id);
       return StopPodSandboxResponse.fromPartial({});
     }),
     removePodSandbox: unary(logger, "RemovePodSandbox", async (req: RemovePodSandboxRequest) => {
-      const pod = pods.store.get(req.podSandboxId) ?? tryResolve(pods, req.podSandboxId);
+      const pod = pods.store.find(req.podSandboxId);
       if (pod) {
         for (const c of containers.listInPod(pod.id)) await containers.remove(c.id);
         await pods.remove(pod.id);
@@ -106,12 +106,4 @@ export function podService(opts: PodServiceOptions) {
       return ListPodSandboxResponse.fromPartial({ items: items.map(toPodSandbox) });
     }),
   };
-}
-
-function tryResolve(pods: SandboxManager, id: string): PodRecord | undefined {
-  try {
-    return pods.store.resolve(id);
-  } catch {
-    return undefined;
-  }
 }

@@ -29,29 +29,52 @@ export function clampOomScoreAdj(requested: bigint, min: number | undefined): nu
 }
 
 const PAGE_SIZE = /^[1-9]\d*[KMGTP]?B$/;
+/** A cpuset list: "0-3,6,8-9". */
+const CPUSET = /^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?){0,1023}$/;
+
+function inRange(v: bigint, what: string, min: number, max: number): number {
+  const n = num(v, what);
+  if (n < min || n > max) throw invalidArgument(`${what} ${n} is outside [${min}, ${max}]`);
+  return n;
+}
+
+/** -1 (unlimited) or a value the kernel takes: CFS quotas start at 1 ms. */
+function cpuQuota(v: bigint): number {
+  return v === -1n ? -1 : inRange(v, "cpu_quota", 1000, Number.MAX_SAFE_INTEGER);
+}
+
+function cpuset(v: string, what: string): string {
+  if (!CPUSET.test(v)) throw invalidArgument(`${what} ${JSON.stringify(v)} is not a list like "0-3,6"`);
+  return v;
+}
+
+/** -1 (unlimited) or a byte count. */
+function swapLimit(v: bigint): number {
+  return v === -1n ? -1 : nonNegative(v, "memory_swap_limit_in_bytes");
+}
 
 /** Cgroup resources (without devices) from the CRI request. */
 export function buildResources(r: LinuxContainerResources | undefined): Omit<LinuxResources, "devices"> {
   const out: Omit<LinuxResources, "devices"> = {};
   if (!r) return out;
   const cpu: NonNullable<LinuxResources["cpu"]> = {};
-  if (r.cpuShares !== 0n) cpu.shares = nonNegative(r.cpuShares, "cpu_shares");
-  if (r.cpuQuota !== 0n) cpu.quota = num(r.cpuQuota, "cpu_quota");
-  if (r.cpuPeriod !== 0n) cpu.period = nonNegative(r.cpuPeriod, "cpu_period");
-  if (r.cpusetCpus !== "") cpu.cpus = r.cpusetCpus;
-  if (r.cpusetMems !== "") cpu.mems = r.cpusetMems;
+  // The kernel's bounds: shares 2–262144, CFS period 1 ms–1 s.
+  if (r.cpuShares !== 0n) cpu.shares = inRange(r.cpuShares, "cpu_shares", 2, 262144);
+  if (r.cpuQuota !== 0n) cpu.quota = cpuQuota(r.cpuQuota);
+  if (r.cpuPeriod !== 0n) cpu.period = inRange(r.cpuPeriod, "cpu_period", 1000, 1_000_000);
+  if (r.cpusetCpus !== "") cpu.cpus = cpuset(r.cpusetCpus, "cpuset_cpus");
+  if (r.cpusetMems !== "") cpu.mems = cpuset(r.cpusetMems, "cpuset_mems");
   if (Object.keys(cpu).length > 0) out.cpu = cpu;
 
   if (r.memoryLimitInBytes !== 0n) {
     const limit = nonNegative(r.memoryLimitInBytes, "memory_limit_in_bytes");
     // Memory and memory+swap equal by default: no swapping unless a swap limit is given.
-    const swap =
-      r.memorySwapLimitInBytes !== 0n ? num(r.memorySwapLimitInBytes, "memory_swap_limit_in_bytes") : limit;
+    const swap = r.memorySwapLimitInBytes !== 0n ? swapLimit(r.memorySwapLimitInBytes) : limit;
     if (swap >= 0 && swap < limit)
       throw invalidArgument("memory_swap_limit_in_bytes is below memory_limit_in_bytes");
     out.memory = { limit, swap };
   } else if (r.memorySwapLimitInBytes !== 0n) {
-    out.memory = { swap: num(r.memorySwapLimitInBytes, "memory_swap_limit_in_bytes") };
+    out.memory = { swap: swapLimit(r.memorySwapLimitInBytes) };
   }
 
   if (r.hugepageLimits.length > 0) {
@@ -64,7 +87,7 @@ export function buildResources(r: LinuxContainerResources | undefined): Omit<Lin
   const unified = Object.entries(r.unified);
   if (unified.length > 0) {
     for (const [k] of unified) {
-      if (k === "" || k.includes("/"))
+      if (!/^[a-z][a-z0-9_.]{0,127}$/.test(k))
         throw invalidArgument(`invalid unified cgroup key ${JSON.stringify(k)}`);
     }
     out.unified = Object.fromEntries(unified);

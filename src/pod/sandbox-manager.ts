@@ -5,10 +5,10 @@
  * at the next start; it becomes READY only when every piece exists.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
-import { errnoCode, failedPrecondition, invalidArgument } from "../common/errors.js";
+import { errnoCode, failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { MNT_DETACH, native } from "../common/native.js";
 import { NamespaceMode, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
@@ -25,6 +25,7 @@ import { RecordStore } from "../store/record-store.js";
 import { bandwidthFromAnnotations } from "./bandwidth.js";
 import { hostsFile, resolvConf } from "./files.js";
 import { type PodInits, sharesPidNamespace } from "./pod-init.js";
+import { validatePodConfig } from "./validate.js";
 
 export type PodState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
 
@@ -76,6 +77,14 @@ export interface SandboxManagerOptions {
   observePhase?: PhaseObserver;
 }
 
+async function unmountIfMounted(path: string): Promise<void> {
+  try {
+    await native().umount2(path, MNT_DETACH);
+  } catch (err) {
+    if (errnoCode(err) !== "EINVAL" && errnoCode(err) !== "ENOENT") throw err;
+  }
+}
+
 export function decodePodConfig(pod: PodRecord): PodSandboxConfig {
   return PodSandboxConfig.decode(Buffer.from(pod.config, "base64"));
 }
@@ -113,13 +122,37 @@ export class SandboxManager {
         await this.store.delete(pod.id);
       }
     }
+    await this.sweepOrphans();
+  }
+
+  /**
+   * Removes pod files and pinned namespaces that no pod record owns: what a crash between
+   * making them and recording them left (a record is written first, so this is rare).
+   */
+  private async sweepOrphans(): Promise<void> {
+    const owned = (id: string) => this.store.get(id) !== undefined;
+    const podsDir = join(this.opts.state, "pods");
+    for (const id of await readdir(podsDir).catch(() => [] as string[])) {
+      if (owned(id)) continue;
+      this.opts.logger.warn({ podSandboxId: id }, "removing the files of a pod that has no record");
+      await unmountIfMounted(join(podsDir, id, "shm")).catch(() => {});
+      await rm(join(podsDir, id), { recursive: true, force: true }).catch(() => {});
+    }
+    for (const kind of ["net", "ipc", "uts"]) {
+      const dir = join(this.nsDir, kind);
+      for (const id of await readdir(dir).catch(() => [] as string[])) {
+        if (owned(id)) continue;
+        this.opts.logger.warn({ podSandboxId: id, kind }, "removing a pinned namespace that no pod owns");
+        await removePodNamespaces([join(dir, id)]).catch((err: unknown) =>
+          this.opts.logger.error({ err, podSandboxId: id }, "cannot remove an orphan namespace pin"),
+        );
+      }
+    }
   }
 
   async run(config: PodSandboxConfig, runtimeHandler: string): Promise<PodRecord> {
-    const md = config.metadata;
-    if (!md || md.name === "" || md.namespace === "" || md.uid === "") {
-      throw invalidArgument("pod sandbox metadata needs name, namespace and uid");
-    }
+    validatePodConfig(config); // everything that can be refused is refused before anything is made
+    const md = config.metadata!;
     const handler = runtimeHandler || this.opts.handlers.defaultHandler;
     const bandwidth = bandwidthFromAnnotations(config.annotations); // bad quantities fail up front
     this.opts.handlers.get(handler); // unknown handler: a clear error before anything is made
@@ -213,8 +246,9 @@ export class SandboxManager {
       return pod;
     } catch (err) {
       await this.teardown(pod).catch((e: unknown) =>
-        this.opts.logger.error({ err: e }, "pod cleanup failed"),
+        this.opts.logger.error({ err: e, podSandboxId: id }, "pod cleanup failed"),
       );
+      await rm(pod.dir, { recursive: true, force: true }).catch(() => {});
       await this.store.delete(id).catch(() => {});
       this.store.releaseName(name, id);
       throw err;
@@ -230,20 +264,24 @@ export class SandboxManager {
     };
   }
 
-  /** Releases the pod's network, namespaces and shm. Idempotent; the record stays. */
+  /**
+   * Releases the pod's init, network, namespaces and shm. Idempotent; the record stays. Each
+   * step runs whatever the others did (a failed CNI DEL must not leave the pins mounted); the
+   * first failure is reported once all have run.
+   */
   async teardown(pod: PodRecord): Promise<void> {
-    if (pod.init) await this.opts.inits.remove(pod);
-    if (!pod.hostNetwork && pod.namespaces.net) {
-      await this.opts.cni.tearDownPod({ ...this.identity(pod), netns: pod.namespaces.net });
+    const steps: Array<() => Promise<unknown>> = [];
+    if (pod.init) steps.push(() => this.opts.inits.remove(pod));
+    const net = pod.namespaces.net;
+    if (!pod.hostNetwork && net) {
+      steps.push(() => this.opts.cni.tearDownPod({ ...this.identity(pod), netns: net }));
     }
-    await removePodNamespaces(pod.namespaces);
-    if (pod.shm) {
-      try {
-        await native().umount2(pod.shm, MNT_DETACH);
-      } catch (err) {
-        if (errnoCode(err) !== "EINVAL" && errnoCode(err) !== "ENOENT") throw err;
-      }
-    }
+    steps.push(() => removePodNamespaces(pod.namespaces));
+    const shm = pod.shm;
+    if (shm) steps.push(() => unmountIfMounted(shm));
+    const failures: unknown[] = [];
+    for (const step of steps) await step().catch((err: unknown) => failures.push(err));
+    if (failures.length > 0) throw failures[0];
   }
 
   /** StopPodSandbox after the containers are stopped: network and namespaces go; idempotent. */

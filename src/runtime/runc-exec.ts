@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { close } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -115,6 +115,7 @@ export async function runcExec(o: RuncExecOptions, io: ExecIO): Promise<number> 
 
 /** What conmon reports for an exec that timed out (its TimedOutMessage), kept for probes. */
 export const EXEC_TIMED_OUT_MESSAGE = "command timed out";
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Cap on the output ExecSync keeps per stream (as CRI-O's maxExecSyncSize). */
 export const MAX_EXEC_SYNC_OUTPUT = 16 * 1024 * 1024;
 
@@ -160,17 +161,27 @@ export async function runcExecSync(
   const stdout = new CappedSink(MAX_EXEC_SYNC_OUTPUT);
   const stderr = new CappedSink(MAX_EXEC_SYNC_OUTPUT);
   const timeout = new AbortController();
-  const timer = timeoutSec > 0 ? setTimeout(() => timeout.abort(), timeoutSec * 1000) : undefined;
+  // Node's timers hold at most 2^31-1 ms (~24.8 days); a longer timeout is that long.
+  const ms = Math.min(timeoutSec * 1000, MAX_TIMER_MS);
+  const timer = timeoutSec > 0 ? setTimeout(() => timeout.abort(), ms) : undefined;
+  const timedOut: ExecSyncResult = {
+    stdout: Buffer.alloc(0),
+    stderr: Buffer.from(EXEC_TIMED_OUT_MESSAGE),
+    exitCode: -1,
+    timedOut: true,
+  };
+  // Once timed out, the answer does not wait for the killed process's runc for long: a probe
+  // must not hang on a process that will not die (e.g. in uninterruptible sleep).
+  const deadline = new Promise<"late">((resolve) =>
+    timeout.signal.addEventListener("abort", () => setTimeout(() => resolve("late"), 2000).unref(), {
+      once: true,
+    }),
+  );
   try {
-    const exitCode = await runcExec({ ...o, tty: false }, { stdout, stderr, signal: timeout.signal });
-    if (timeout.signal.aborted) {
-      return {
-        stdout: Buffer.alloc(0),
-        stderr: Buffer.from(EXEC_TIMED_OUT_MESSAGE),
-        exitCode: -1,
-        timedOut: true,
-      };
-    }
+    const run = runcExec({ ...o, tty: false }, { stdout, stderr, signal: timeout.signal });
+    run.catch(() => {});
+    const exitCode = await Promise.race([run, deadline]);
+    if (exitCode === "late" || timeout.signal.aborted) return timedOut;
     return { stdout: stdout.data, stderr: stderr.data, exitCode, timedOut: false };
   } finally {
     if (timer) clearTimeout(timer);
@@ -267,15 +278,41 @@ async function ttyExec(runtimePath: string, args: string[], pidFile: string, io:
   }
 }
 
+/** Pids of the processes below `pid` (from /proc/<pid>/task/<tid>/children). */
+async function descendants(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && out.length < 4096) {
+    const p = queue.shift()!;
+    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
+    for (const t of tasks) {
+      const children = await readFile(`/proc/${p}/task/${t}/children`, "utf8").catch(() => "");
+      for (const c of children.split(" ")) {
+        const n = Number.parseInt(c, 10);
+        if (n > 0 && !out.includes(n)) {
+          out.push(n);
+          queue.push(n);
+        }
+      }
+    }
+  }
+  return out;
+}
+
 async function killExec(pidFile: string, runcPid: number | undefined): Promise<void> {
   // The pid file appears once runc has started the process; give it a moment if we are early.
   for (let i = 0; i < 20; i++) {
     const pid = Number.parseInt(await readFile(pidFile, "utf8").catch(() => ""), 10);
     if (pid > 0) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
+      // The process and what it started (`sh -c "sleep 20; echo"`: the sleep holds the output
+      // pipes, and runc waits for them): children first would let them be re-parented, so the
+      // whole tree is collected, then killed.
+      for (const p of [pid, ...(await descendants(pid))]) {
+        try {
+          process.kill(p, "SIGKILL");
+        } catch {
+          // already gone
+        }
       }
       return;
     }

@@ -5,7 +5,7 @@
  */
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { alreadyExists, invalidArgument, notFound } from "../common/errors.js";
+import { alreadyExists, invalidArgument, isBerthError, notFound } from "../common/errors.js";
 import { SerialQueue, syncDir, writeFileAtomic } from "./atomic.js";
 
 export interface StoredRecord {
@@ -65,6 +65,19 @@ export class RecordStore<T extends StoredRecord> {
       );
     }
     throw notFound(`${this.kind} "${idOrPrefix}" not found`);
+  }
+
+  /**
+   * As resolve(), but undefined when nothing matches: for the idempotent stop/remove RPCs,
+   * where "not found" is success but an empty or ambiguous id is still the caller's error.
+   */
+  find(idOrPrefix: string): T | undefined {
+    try {
+      return this.resolve(idOrPrefix);
+    } catch (err) {
+      if (isBerthError(err) && err.code === "NotFound") return undefined;
+      throw err;
+    }
   }
 
   /** Reserves `name` for `id`; AlreadyExists names the holder, as kubelet expects. */

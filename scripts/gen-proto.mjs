@@ -1,4 +1,4 @@
-// Generates typed TypeScript (ts-proto, grpc-js services) from proto/ into src/cri/gen.
+// Generates typed TypeScript (ts-proto, grpc-js services) from proto/ into src/api/gen.
 // The output is committed; CI regenerates it and fails if it differs (`--check`).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -7,7 +7,7 @@ import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const check = process.argv.includes("--check");
-const outDir = check ? mkdtempSync(join(tmpdir(), "berth-gen-")) : join(root, "src/cri/gen");
+const outDir = check ? mkdtempSync(join(tmpdir(), "berth-gen-")) : join(root, "src/api/gen");
 const protos = ["runtime/v1/api.proto", "berth/v1/berth.proto"];
 const opts = [
   "outputServices=grpc-js",
@@ -34,7 +34,7 @@ execFileSync(
 );
 
 if (check) {
-  const committed = join(root, "src/cri/gen");
+  const committed = join(root, "src/api/gen");
   const files = (dir) =>
     readdirSync(dir).flatMap((f) =>
       statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)],
@@ -47,7 +47,7 @@ if (check) {
       old = readFileSync(join(committed, rel), "utf8");
     } catch {}
     if (old !== readFileSync(f, "utf8")) {
-      console.error(`src/cri/gen/${rel} is out of date: run npm run gen:proto`);
+      console.error(`src/api/gen/${rel} is out of date: run npm run gen:proto`);
       stale = true;
     }
   }

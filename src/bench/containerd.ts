@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CriClient } from "../cri/client.js";
+import { CriClient } from "../api/client.js";
 import type { RuntimeDriver, RuntimeInstance } from "./measure.js";
 import { type Cleanup, errorText, removeTree, run, sleep, terminate } from "./util.js";
 

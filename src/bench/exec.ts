@@ -12,7 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { Readable, Writable } from "node:stream";
-import type { CriClient } from "../cri/client.js";
+import type { CriClient } from "../api/client.js";
 import { execOverSpdy } from "../streaming/client.js";
 
 export const EXEC_KINDS = ["execSync", "exec", "execTty", "runcExec"] as const;

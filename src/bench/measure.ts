@@ -3,7 +3,7 @@
  * it, and the loop that runs every runtime's cold pulls interleaved (the machine may be shared:
  * alternating keeps a load change from favouring one runtime), then the warm pulls.
  */
-import type { CriClient } from "../cri/client.js";
+import type { CriClient } from "../api/client.js";
 import { RssSampler, readCpuMs, readMem } from "./rss.js";
 import { errorText, log, sleep, syncDisks } from "./util.js";
 

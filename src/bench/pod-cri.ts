@@ -3,14 +3,14 @@
  * with `fromPartial`, so unset fields are proto defaults). Works against any CRI v1 endpoint:
  * berthd and containerd alike.
  */
-import type { CriClient } from "../cri/client.js";
+import type { CriClient } from "../api/client.js";
 import type {
   ContainerConfig,
   ContainerStatusResponse,
   ListPodSandboxResponse,
   PodSandboxConfig,
   PodSandboxStatusResponse,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
 
 export class PodCri {
   constructor(

@@ -31,7 +31,7 @@ import {
   NamespaceMode,
   PodSandboxConfig,
   SecurityProfile_ProfileType,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
 import { pushImage } from "../test/harness/images.js";
 import { startRegistry } from "../test/harness/registry.js";
 import { busyboxLayer } from "../tools/busybox-image.js";

@@ -1,7 +1,7 @@
 /** The berth CLI commands: a CRI client with crictl's verbs and docker-like output. */
 import { lstat } from "node:fs/promises";
-import type { CriClient } from "../cri/client.js";
-import type { Image } from "../cri/gen/runtime/v1/api.js";
+import type { CriClient } from "../api/client.js";
+import type { Image } from "../api/gen/runtime/v1/api.js";
 import { humanSize, splitRepoTag, table, toJson } from "./format.js";
 import { packDirectory } from "./pack.js";
 

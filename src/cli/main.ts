@@ -1,8 +1,8 @@
 /** berth: a CRI client for any CRI endpoint (berthd, containerd, CRI-O). */
 import { parseArgs } from "node:util";
 import { type ServiceError, status } from "@grpc/grpc-js";
+import { CriClient, DEFAULT_ENDPOINT } from "../api/client.js";
 import { BERTH_VERSION } from "../common/version.js";
-import { CriClient, DEFAULT_ENDPOINT } from "../cri/client.js";
 import { commands as imageCommands, UsageError } from "./commands.js";
 import { runtimeCommands } from "./runtime-commands.js";
 

@@ -6,8 +6,8 @@
  */
 import { lstat, mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { Device, Mount } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, invalidArgument } from "../common/errors.js";
-import type { Device, Mount } from "../cri/gen/runtime/v1/api.js";
 import { capabilityNamesFromMask } from "../oci/defaults.js";
 import type { ResolvedDevice } from "../oci/resources.js";
 

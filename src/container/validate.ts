@@ -5,9 +5,9 @@
  */
 import { lstat } from "node:fs/promises";
 import { isAbsolute, join, normalize, relative, sep } from "node:path";
+import type { ContainerConfig } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, invalidArgument } from "../common/errors.js";
 import { checkList, checkName, checkNoNul, checkStringMap, LIMITS } from "../common/limits.js";
-import type { ContainerConfig } from "../cri/gen/runtime/v1/api.js";
 
 const ENV_KEY = /^[^=\0]+$/;
 

@@ -1,10 +1,10 @@
 /** berth.v1.Images: Berth's own image RPCs (offline import), served beside the CRI. */
 import { Readable } from "node:stream";
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import { type ImportRequest, ImportResponse } from "../api/gen/berth/v1/berth.js";
 import type { Logger } from "../common/logger.js";
 import type { ImageManager } from "../image/image-manager.js";
 import { clientStreaming } from "./boundary.js";
-import { type ImportRequest, ImportResponse } from "./gen/berth/v1/berth.js";
 
 export function berthImagesService(opts: {
   logger: Logger;

@@ -1,13 +1,5 @@
 /** RuntimeService container RPCs: thin handlers over the ContainerManager. */
-import { deadlineExceeded, invalidArgument } from "../common/errors.js";
-import type { Logger } from "../common/logger.js";
-import {
-  type ContainerManager,
-  type ContainerRecord,
-  decodeContainerConfig,
-} from "../container/container-manager.js";
-import { unary } from "./boundary.js";
-import { selectContainers } from "./filters.js";
+
 import {
   type Container,
   ContainerState,
@@ -30,7 +22,16 @@ import {
   StopContainerResponse,
   type UpdateContainerResourcesRequest,
   UpdateContainerResourcesResponse,
-} from "./gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
+import { deadlineExceeded, invalidArgument } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import {
+  type ContainerManager,
+  type ContainerRecord,
+  decodeContainerConfig,
+} from "../container/container-manager.js";
+import { unary } from "./boundary.js";
+import { selectContainers } from "./filters.js";
 import { verboseInfo } from "./verbose-info.js";
 
 const STATES: Record<ContainerRecord["state"], ContainerState> = {

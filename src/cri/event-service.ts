@@ -1,6 +1,11 @@
 /** GetContainerEvents: a server stream of container lifecycle events for kubelet's evented PLEG. */
 import { once } from "node:events";
 import type { handleServerStreamingCall } from "@grpc/grpc-js";
+import {
+  type ContainerEventResponse,
+  ContainerEventType,
+  type GetEventsRequest,
+} from "../api/gen/runtime/v1/api.js";
 import { unavailable } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { ContainerRecord } from "../container/container-manager.js";
@@ -8,11 +13,6 @@ import type { ContainerEvent, EventBus } from "../events/bus.js";
 import type { SandboxManager } from "../pod/sandbox-manager.js";
 import { toGrpcError } from "./boundary.js";
 import { toStatus } from "./container-service.js";
-import {
-  type ContainerEventResponse,
-  ContainerEventType,
-  type GetEventsRequest,
-} from "./gen/runtime/v1/api.js";
 import { toPodStatus } from "./pod-service.js";
 
 const TYPES = {

@@ -1,10 +1,5 @@
 /** runtime.v1.ImageService: thin handlers over the ImageManager. */
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
-import { invalidArgument } from "../common/errors.js";
-import type { Logger } from "../common/logger.js";
-import type { ImageManager } from "../image/image-manager.js";
-import type { ImageRecord } from "../image/image-store.js";
-import { unary } from "./boundary.js";
 import {
   type Image,
   type ImageFsInfoRequest,
@@ -18,7 +13,12 @@ import {
   PullImageResponse,
   type RemoveImageRequest,
   RemoveImageResponse,
-} from "./gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
+import { invalidArgument } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import type { ImageManager } from "../image/image-manager.js";
+import type { ImageRecord } from "../image/image-store.js";
+import { unary } from "./boundary.js";
 
 export interface ImageServiceOptions {
   logger: Logger;

@@ -1,10 +1,5 @@
 /** RuntimeService pod sandbox RPCs: thin handlers over the SandboxManager. */
-import { invalidArgument } from "../common/errors.js";
-import type { Logger } from "../common/logger.js";
-import type { ContainerManager } from "../container/container-manager.js";
-import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
-import { unary } from "./boundary.js";
-import { selectPods } from "./filters.js";
+
 import {
   type ListPodSandboxRequest,
   ListPodSandboxResponse,
@@ -20,7 +15,13 @@ import {
   RunPodSandboxResponse,
   type StopPodSandboxRequest,
   StopPodSandboxResponse,
-} from "./gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
+import { invalidArgument } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import type { ContainerManager } from "../container/container-manager.js";
+import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
+import { unary } from "./boundary.js";
+import { selectPods } from "./filters.js";
 import { verboseInfo } from "./verbose-info.js";
 
 export interface PodServiceOptions {

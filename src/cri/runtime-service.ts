@@ -4,17 +4,6 @@
  * stats, events) answer UNIMPLEMENTED.
  */
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
-import type { Logger } from "../common/logger.js";
-import { BERTH_VERSION, CRI_API_VERSION, RUNTIME_NAME } from "../common/version.js";
-import type { BerthConfig } from "../config/config.js";
-import type { ContainerManager, ContainerRecord } from "../container/container-manager.js";
-import type { EventBus } from "../events/bus.js";
-import type { CniClient } from "../network/cni.js";
-import type { SandboxManager } from "../pod/sandbox-manager.js";
-import type { StreamingServer } from "../streaming/server.js";
-import { notYet, notYetStreaming, unary } from "./boundary.js";
-import { containerService } from "./container-service.js";
-import { eventService } from "./event-service.js";
 import {
   CgroupDriver,
   ListMetricDescriptorsResponse,
@@ -27,7 +16,18 @@ import {
   UpdateRuntimeConfigResponse,
   type VersionRequest,
   VersionResponse,
-} from "./gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
+import type { Logger } from "../common/logger.js";
+import { BERTH_VERSION, CRI_API_VERSION, RUNTIME_NAME } from "../common/version.js";
+import type { BerthConfig } from "../config/config.js";
+import type { ContainerManager, ContainerRecord } from "../container/container-manager.js";
+import type { EventBus } from "../events/bus.js";
+import type { CniClient } from "../network/cni.js";
+import type { SandboxManager } from "../pod/sandbox-manager.js";
+import type { StreamingServer } from "../streaming/server.js";
+import { notYet, notYetStreaming, unary } from "./boundary.js";
+import { containerService } from "./container-service.js";
+import { eventService } from "./event-service.js";
 import { podService } from "./pod-service.js";
 import { statsService } from "./stats-service.js";
 import { streamingService } from "./streaming-service.js";

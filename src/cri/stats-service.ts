@@ -1,16 +1,6 @@
 /** ContainerStats, ListContainerStats, PodSandboxStats and ListPodSandboxStats over src/stats. */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { unavailable } from "../common/errors.js";
-import type { Logger } from "../common/logger.js";
-import type { ContainerManager, ContainerRecord } from "../container/container-manager.js";
-import { rootfsPaths } from "../container/rootfs.js";
-import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
-import { containerStats, podStats } from "../stats/collect.js";
-import { CpuRateCache } from "../stats/cpu-rate.js";
-import { DirUsageCache } from "../stats/fs-usage.js";
-import { unary } from "./boundary.js";
-import { selectContainers, selectPods } from "./filters.js";
 import {
   type ContainerStats,
   type ContainerStatsRequest,
@@ -23,7 +13,17 @@ import {
   type PodSandboxStats,
   type PodSandboxStatsRequest,
   PodSandboxStatsResponse,
-} from "./gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
+import { unavailable } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import type { ContainerManager, ContainerRecord } from "../container/container-manager.js";
+import { rootfsPaths } from "../container/rootfs.js";
+import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
+import { containerStats, podStats } from "../stats/collect.js";
+import { CpuRateCache } from "../stats/cpu-rate.js";
+import { DirUsageCache } from "../stats/fs-usage.js";
+import { unary } from "./boundary.js";
+import { selectContainers, selectPods } from "./filters.js";
 
 export interface StatsServiceOptions {
   logger: Logger;

@@ -4,6 +4,15 @@
  * sessions run through the container manager: exec via the OCI runtime (with or without a
  * terminal), attach via the container's conmon.
  */
+
+import {
+  type AttachRequest,
+  AttachResponse,
+  type ExecRequest,
+  ExecResponse,
+  type PortForwardRequest,
+  PortForwardResponse,
+} from "../api/gen/runtime/v1/api.js";
 import { failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
@@ -12,14 +21,6 @@ import type { SandboxManager } from "../pod/sandbox-manager.js";
 import { forwardInNetns, forwardOnHost } from "../streaming/portforward.js";
 import { StreamingServer } from "../streaming/server.js";
 import { unary } from "./boundary.js";
-import {
-  type AttachRequest,
-  AttachResponse,
-  type ExecRequest,
-  ExecResponse,
-  type PortForwardRequest,
-  PortForwardResponse,
-} from "./gen/runtime/v1/api.js";
 
 export interface StreamingServiceOptions {
   logger: Logger;

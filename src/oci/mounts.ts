@@ -5,8 +5,8 @@
  * sorted by destination depth so parents are mounted before children.
  */
 import { posix } from "node:path";
+import { type Mount as CriMount, MountPropagation } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
-import { type Mount as CriMount, MountPropagation } from "../cri/gen/runtime/v1/api.js";
 import { defaultMounts } from "./defaults.js";
 import type { Mount } from "./types.js";
 

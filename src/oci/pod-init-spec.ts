@@ -5,8 +5,8 @@
  * annotations mark it as the pod's root container, as containerd marks the pause container.
  */
 import { posix } from "node:path";
+import type { PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
-import type { PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
 import { DEFAULT_PATH_ENV } from "./defaults.js";
 import { Annotations } from "./spec.js";
 import { type LinuxNamespace, OCI_VERSION, type Spec } from "./types.js";

@@ -3,8 +3,9 @@
  * Entrypoint + Cmd, env merge, working directory, and user / group resolution against the
  * container rootfs's /etc/passwd and /etc/group.
  */
+
+import type { Int64Value, KeyValue } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
-import type { Int64Value, KeyValue } from "../cri/gen/runtime/v1/api.js";
 import type { ContainerConfig as ImageRuntimeConfig } from "../image/registry/oci.js";
 import { DEFAULT_PATH_ENV } from "./defaults.js";
 

@@ -1,8 +1,9 @@
 /**
  * Cgroup resources, devices, oom_score_adj and sysctls of a container spec.
  */
+
+import type { LinuxContainerResources } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
-import type { LinuxContainerResources } from "../cri/gen/runtime/v1/api.js";
 import { defaultDeviceRules, isNamespacedSysctl } from "./defaults.js";
 import type { LinuxDevice, LinuxDeviceCgroup, LinuxResources } from "./types.js";
 

@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import type { ContainerConfig, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
-import { SecurityProfile_ProfileType } from "../cri/gen/runtime/v1/api.js";
+import type { ContainerConfig, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
+import { SecurityProfile_ProfileType } from "../api/gen/runtime/v1/api.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { buildContainerSpec } from "./spec.js";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { SecurityProfile_ProfileType as PT } from "../api/gen/runtime/v1/api.js";
 import { isBerthError } from "../common/errors.js";
-import { SecurityProfile_ProfileType as PT } from "../cri/gen/runtime/v1/api.js";
 import {
   ALL_CAPABILITIES,
   capabilityMask,

@@ -3,12 +3,13 @@
  * the choice of seccomp profile (new SecurityProfile field first, then the deprecated path form)
  * and the AppArmor selection (parsed and validated; not applied on hosts without AppArmor).
  */
-import { invalidArgument } from "../common/errors.js";
+
 import {
   type Capability,
   type SecurityProfile,
   SecurityProfile_ProfileType,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
+import { invalidArgument } from "../common/errors.js";
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from "./defaults.js";
 import type { Capabilities } from "./types.js";
 

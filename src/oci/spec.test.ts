@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isBerthError } from "../common/errors.js";
 import {
   type ContainerConfig,
   type LinuxContainerResources,
@@ -9,7 +8,8 @@ import {
   NamespaceMode,
   type PodSandboxConfig,
   SecurityProfile_ProfileType,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
+import { isBerthError } from "../common/errors.js";
 import type { ImageConfig } from "../image/registry/oci.js";
 import {
   ALL_CAPABILITIES,

@@ -6,8 +6,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
+import { type ContainerConfig, NamespaceMode, type PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
-import { type ContainerConfig, NamespaceMode, type PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
 import type { ImageConfig } from "../image/registry/oci.js";
 import {
   ALL_CAPABILITIES,

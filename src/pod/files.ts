@@ -3,8 +3,8 @@
  * CRI DNSConfig, else the host's), /etc/hosts and /etc/hostname.
  */
 import { readFile } from "node:fs/promises";
+import type { DNSConfig } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
-import type { DNSConfig } from "../cri/gen/runtime/v1/api.js";
 
 export async function resolvConf(
   dns: DNSConfig | undefined,

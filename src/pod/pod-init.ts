@@ -8,8 +8,8 @@
 import { copyFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NamespaceMode, type PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, failedPrecondition } from "../common/errors.js";
-import { NamespaceMode, type PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
 import { buildPodInitSpec, POD_INIT_PATH } from "../oci/pod-init-spec.js";
 import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
 

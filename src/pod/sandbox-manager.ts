@@ -8,10 +8,10 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
+import { NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { MNT_DETACH, native } from "../common/native.js";
-import { NamespaceMode, PodSandboxConfig } from "../cri/gen/runtime/v1/api.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
 import type { CniClient } from "../network/cni.js";
 import {

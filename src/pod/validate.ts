@@ -5,9 +5,9 @@
  */
 import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
+import { NamespaceMode, type PodSandboxConfig, Protocol } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkList, checkName, checkStringMap, LIMITS } from "../common/limits.js";
-import { NamespaceMode, type PodSandboxConfig, Protocol } from "../cri/gen/runtime/v1/api.js";
 import { buildCniArgs } from "../network/cni-args.js";
 import { HOSTNAME_RE, planSysctls } from "../network/namespaces.js";
 

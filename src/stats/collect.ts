@@ -13,7 +13,7 @@ import type {
   LinuxPodSandboxStats,
   MemoryUsage,
   ProcessUsage,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
 import {
   type CgroupPaths,
   type CgroupSample,

@@ -6,7 +6,7 @@
  * As containerd's CRI plugin: loopback is left out, the default interface is eth0 (else the
  * first interface).
  */
-import type { NetworkInterfaceUsage, NetworkUsage } from "../cri/gen/runtime/v1/api.js";
+import type { NetworkInterfaceUsage, NetworkUsage } from "../api/gen/runtime/v1/api.js";
 import { runProcess } from "../network/exec.js";
 import { readOptional } from "./cgroups.js";
 

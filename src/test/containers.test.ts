@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
-import { ContainerState, Protocol } from "../cri/gen/runtime/v1/api.js";
+import { ContainerState, Protocol } from "../api/gen/runtime/v1/api.js";
 import { busyboxEntries, busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, buildLayer, ociArchive } from "../tools/oci-builder.js";
 import type { BerthdProcess } from "./harness/berthd.js";

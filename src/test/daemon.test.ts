@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
+import { grpcAddress } from "../api/client.js";
+import { CheckpointContainerRequest, RuntimeServiceClient } from "../api/gen/runtime/v1/api.js";
 import { BERTH_VERSION } from "../common/version.js";
-import { grpcAddress } from "../cri/client.js";
-import { CheckpointContainerRequest, RuntimeServiceClient } from "../cri/gen/runtime/v1/api.js";
 import { BERTHD, BerthdProcess } from "./harness/berthd.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 

@@ -11,7 +11,7 @@ import {
   ContainerEventType,
   ContainerState,
   GetEventsRequest,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";

@@ -18,7 +18,7 @@ import {
   NamespaceMode,
   PodSandboxConfig,
   type Protocol,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { execSync, removeAllPods, runtimeClient } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";

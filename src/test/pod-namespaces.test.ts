@@ -19,7 +19,7 @@ import {
   NamespaceMode,
   PodSandboxConfig,
   PodSandboxState,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { containerStatus, execSync, removeAllPods, runtimeClient, waitExited } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";

@@ -19,7 +19,7 @@ import {
   NamespaceMode,
   PodSandboxConfig,
   PodSandboxState,
-} from "../cri/gen/runtime/v1/api.js";
+} from "../api/gen/runtime/v1/api.js";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import { execOverWebSocket, portForwardOverWebSocket } from "../streaming/websocket/client.js";
 import type { BerthdProcess } from "./harness/berthd.js";

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import type { ContainerStats, PodSandboxStats } from "../cri/gen/runtime/v1/api.js";
+import type { ContainerStats, PodSandboxStats } from "../api/gen/runtime/v1/api.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";

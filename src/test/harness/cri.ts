@@ -4,8 +4,8 @@
  * (so unset fields are proto defaults, never undefined). Plus small helpers the container
  * tests share: ExecSync with text output, waiting for a container to exit, CRI log parsing.
  */
-import { CriClient } from "../../cri/client.js";
-import { ContainerState } from "../../cri/gen/runtime/v1/api.js";
+import { CriClient } from "../../api/client.js";
+import { ContainerState } from "../../api/gen/runtime/v1/api.js";
 
 /** What a failed call rejects with (a grpc-js ServiceError). */
 export interface GrpcError extends Error {

@@ -5,7 +5,6 @@
  * state of the others is re-read from the runtime and conmon's exit files.
  */
 import { randomBytes } from "node:crypto";
-import { type FSWatcher, watch } from "node:fs";
 import { access, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ContainerConfig, type LinuxContainerResources, NamespaceMode } from "../api/gen/runtime/v1/api.js";
@@ -19,7 +18,6 @@ import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timelin
 import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
-import { REOPEN_LOG_MESSAGE, readPidFile, writeControl } from "../runtime/conmon.js";
 import { type OciRuntime, observeExit, type RuntimeHandlers } from "../runtime/oci-runtime.js";
 import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
 import { RecordStore } from "../store/record-store.js";
@@ -146,7 +144,7 @@ export class ContainerManager {
     await this.watchExits();
   }
 
-  private readonly watchers: FSWatcher[] = [];
+  private readonly watchers: Array<() => void> = [];
 
   /**
    * conmon writes `<exit dir>/<id>` when a container exits: watching those directories turns
@@ -154,24 +152,18 @@ export class ContainerManager {
    */
   private async watchExits(): Promise<void> {
     for (const name of this.opts.handlers.names()) {
-      const dir = (this.opts.handlers.get(name) as { exitDir?: string }).exitDir;
-      if (!dir) continue;
-      await mkdir(dir, { recursive: true });
-      const w = watch(dir, (_event, file) => {
-        const id = file?.toString();
-        if (id && this.store.get(id)) {
-          this.refresh(id).catch((err: unknown) =>
-            this.opts.logger.warn({ err, containerId: id }, "exit refresh failed"),
-          );
-        }
+      const stop = await this.opts.handlers.get(name).watchExits((id) => {
+        if (!this.store.get(id)) return;
+        this.refresh(id).catch((err: unknown) =>
+          this.opts.logger.warn({ err, containerId: id }, "exit refresh failed"),
+        );
       });
-      w.unref();
-      this.watchers.push(w);
+      this.watchers.push(stop);
     }
   }
 
   close(): void {
-    for (const w of this.watchers) w.close();
+    for (const stop of this.watchers) stop();
   }
 
   /**
@@ -447,7 +439,7 @@ export class ContainerManager {
   /** Connects a streaming session to the running container's stdio (through its conmon). */
   async attach(id: string, io: ExecIO): Promise<number> {
     const c = await this.requireRunning(id);
-    return this.runtime(c).attach(c.id, c.dir, io);
+    return this.runtime(c).attach(c.id, io);
   }
 
   /** The running container and the process to exec in it: its whole spec (user, caps, env…) but the command. */
@@ -491,7 +483,7 @@ export class ContainerManager {
    */
   async reopenLog(id: string): Promise<void> {
     const c = await this.requireRunning(id);
-    await writeControl(join(c.dir, "ctl"), REOPEN_LOG_MESSAGE);
+    await this.runtime(c).reopenLog(c.id);
     for (let i = 0; i < 250; i++) {
       if (await exists(c.logPath)) return;
       await new Promise((r) => setTimeout(r, 20));
@@ -501,9 +493,7 @@ export class ContainerManager {
 
   /** The container's init pid from conmon's pid file (0 when unknown). */
   async initPid(c: ContainerRecord): Promise<number> {
-    const rt = this.runtime(c) as { containerDir?: (id: string) => string };
-    if (!rt.containerDir) return 0;
-    return (await readPidFile(join(rt.containerDir(c.id), "pidfile"))) ?? 0;
+    return this.runtime(c).initPid(c.id);
   }
 
   /**

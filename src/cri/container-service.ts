@@ -1,9 +1,5 @@
-/** RuntimeService container RPCs: thin handlers over the ContainerManager. */
-
+/** RuntimeService container RPCs: thin handlers over the container backend. */
 import {
-  type Container,
-  ContainerState,
-  type ContainerStatus,
   type ContainerStatusRequest,
   ContainerStatusResponse,
   type CreateContainerRequest,
@@ -23,60 +19,19 @@ import {
   type UpdateContainerResourcesRequest,
   UpdateContainerResourcesResponse,
 } from "../api/gen/runtime/v1/api.js";
+import type { ContainerBackend } from "../backend/backend.js";
 import { deadlineExceeded, invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
-import {
-  type ContainerManager,
-  type ContainerRecord,
-  decodeContainerConfig,
-} from "../container/container-manager.js";
 import { unary } from "./boundary.js";
-import { selectContainers } from "./filters.js";
-import { verboseInfo } from "./verbose-info.js";
 
-const STATES: Record<ContainerRecord["state"], ContainerState> = {
-  CONTAINER_CREATED: ContainerState.CONTAINER_CREATED,
-  CONTAINER_RUNNING: ContainerState.CONTAINER_RUNNING,
-  CONTAINER_EXITED: ContainerState.CONTAINER_EXITED,
-  CONTAINER_UNKNOWN: ContainerState.CONTAINER_UNKNOWN,
-};
-
-function toContainer(c: ContainerRecord): Container {
-  return {
-    id: c.id,
-    podSandboxId: c.podId,
-    metadata: c.metadata,
-    image: { image: c.image, annotations: {}, userSpecifiedImage: c.image, runtimeHandler: "" },
-    imageRef: c.imageId,
-    state: STATES[c.state],
-    createdAt: BigInt(c.createdAtNs),
-    labels: c.labels,
-    annotations: c.annotations,
-  };
-}
-
-export function toStatus(c: ContainerRecord): ContainerStatus {
-  const config = decodeContainerConfig(c);
-  return {
-    ...toContainer(c),
-    startedAt: BigInt(c.startedAtNs),
-    finishedAt: BigInt(c.finishedAtNs),
-    exitCode: c.exitCode,
-    reason: c.reason,
-    message: c.message,
-    mounts: config.mounts,
-    logPath: c.logPath,
-    ...(config.linux?.resources && { resources: { linux: config.linux.resources } }),
-  } as ContainerStatus;
-}
-
-export function containerService(opts: { logger: Logger; containers: ContainerManager }) {
+export function containerService(opts: { logger: Logger; containers: ContainerBackend }) {
   const { logger, containers } = opts;
   return {
     createContainer: unary(logger, "CreateContainer", async (req: CreateContainerRequest) => {
       if (!req.config) throw invalidArgument("CreateContainer needs a config");
-      const c = await containers.create(req.podSandboxId, req.config);
-      return CreateContainerResponse.fromPartial({ containerId: c.id });
+      // The request's copy of the pod config is not trusted: the backend uses the pod's own.
+      const containerId = await containers.create(req.podSandboxId, req.config);
+      return CreateContainerResponse.fromPartial({ containerId });
     }),
     startContainer: unary(logger, "StartContainer", async (req: StartContainerRequest) => {
       await containers.start(req.containerId);
@@ -90,20 +45,12 @@ export function containerService(opts: { logger: Logger; containers: ContainerMa
       await containers.remove(req.containerId);
       return RemoveContainerResponse.fromPartial({});
     }),
-    containerStatus: unary(logger, "ContainerStatus", async (req: ContainerStatusRequest) => {
-      const c = await containers.refresh(containers.store.resolve(req.containerId).id);
-      if (!c) throw invalidArgument(`container ${req.containerId} vanished`);
-      const info = req.verbose ? verboseInfo(await containers.verboseInfo(c)) : {};
-      return ContainerStatusResponse.fromPartial({ status: toStatus(c), info });
-    }),
-    listContainers: unary(logger, "ListContainers", async (req: ListContainersRequest) => {
-      const f = req.filter;
-      // States are current without a refresh here: exits arrive through conmon's exit files.
-      const list = selectContainers(containers.store.list(), f).filter(
-        (c) => f?.state === undefined || STATES[c.state] === f.state.state,
-      );
-      return ListContainersResponse.fromPartial({ containers: list.map(toContainer) });
-    }),
+    containerStatus: unary(logger, "ContainerStatus", async (req: ContainerStatusRequest) =>
+      ContainerStatusResponse.fromPartial(await containers.status(req.containerId, req.verbose)),
+    ),
+    listContainers: unary(logger, "ListContainers", async (req: ListContainersRequest) =>
+      ListContainersResponse.fromPartial({ containers: await containers.list(req.filter) }),
+    ),
     execSync: unary(logger, "ExecSync", async (req: ExecSyncRequest) => {
       const timeout = Number(req.timeout);
       if (timeout < 0) throw invalidArgument(`ExecSync timeout ${timeout} is negative`);

@@ -1,7 +1,7 @@
 /**
- * runtime.v1.RuntimeService: Version, Status and RuntimeConfig here, pods and containers in
- * pod-service.ts and container-service.ts. RPCs whose issue has not landed yet (streaming,
- * stats, events) answer UNIMPLEMENTED.
+ * runtime.v1.RuntimeService: Version, Status and RuntimeConfig here; pods, containers, stats,
+ * streaming and events in their own files, all over the backend interfaces. An RPC Berth does
+ * not implement (CheckpointContainer) answers UNIMPLEMENTED.
  */
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
@@ -17,13 +17,10 @@ import {
   type VersionRequest,
   VersionResponse,
 } from "../api/gen/runtime/v1/api.js";
+import type { ContainerBackend, SandboxBackend } from "../backend/backend.js";
 import type { Logger } from "../common/logger.js";
 import { BERTH_VERSION, CRI_API_VERSION, RUNTIME_NAME } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
-import type { ContainerManager, ContainerRecord } from "../container/container-manager.js";
-import type { EventBus } from "../events/bus.js";
-import type { CniClient } from "../network/cni.js";
-import type { SandboxManager } from "../pod/sandbox-manager.js";
 import type { StreamingServer } from "../streaming/server.js";
 import { notYet, notYetStreaming, unary } from "./boundary.js";
 import { containerService } from "./container-service.js";
@@ -35,21 +32,19 @@ import { streamingService } from "./streaming-service.js";
 export interface RuntimeServiceOptions {
   logger: Logger;
   config: BerthConfig;
-  cni: CniClient;
-  pods: SandboxManager;
-  containers: ContainerManager;
-  events: EventBus<ContainerRecord>;
+  sandboxes: SandboxBackend;
+  containers: ContainerBackend;
   server: StreamingServer;
 }
 
 export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImplementation {
-  const { logger, config, cni } = opts;
+  const { logger, config, sandboxes } = opts;
   let podCidr = "";
   const implemented: UntypedServiceImplementation = {
     ...podService(opts),
     ...containerService(opts),
     ...eventService(opts),
-    ...statsService({ ...opts, root: config.root }),
+    ...statsService(opts),
     ...streamingService(opts),
     updateRuntimeConfig: unary(logger, "UpdateRuntimeConfig", async (req: UpdateRuntimeConfigRequest) => {
       // The pod CIDR is the CNI config's business here (host-local ranges); record what kubelet said.
@@ -74,7 +69,7 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
       }),
     ),
     status: unary(logger, "Status", async (req: StatusRequest) => {
-      const net = await cni.networkStatus();
+      const net = await sandboxes.networkStatus();
       return StatusResponse.fromPartial({
         status: {
           conditions: [
@@ -96,7 +91,7 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
                 image: config.image,
                 registry: { mirrors: config.registry.mirrors, insecure: insecureHosts(config) },
                 runtime: config.runtime,
-                cni: { ...config.cni, network: net.networkName ?? null, source: net.source ?? null, podCidr },
+                cni: { ...config.cni, ...net.info, podCidr },
               }),
             }
           : {},

@@ -1,8 +1,7 @@
 /**
  * Exec, Attach and PortForward: the CRI answers with a single-use URL on berthd's streaming
  * server (loopback by default), which speaks remotecommand and portforward to the client. The
- * sessions run through the container manager: exec via the OCI runtime (with or without a
- * terminal), attach via the container's conmon.
+ * sessions run through the backend (native: exec via the OCI runtime, attach via conmon).
  */
 
 import {
@@ -13,54 +12,43 @@ import {
   type PortForwardRequest,
   PortForwardResponse,
 } from "../api/gen/runtime/v1/api.js";
+import type { ContainerBackend, SandboxBackend } from "../backend/backend.js";
 import { failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
-import type { BerthConfig } from "../config/config.js";
-import type { ContainerManager } from "../container/container-manager.js";
-import type { SandboxManager } from "../pod/sandbox-manager.js";
-import { forwardInNetns, forwardOnHost } from "../streaming/portforward.js";
+import type { StreamingConfig } from "../config/config.js";
 import { StreamingServer } from "../streaming/server.js";
 import { unary } from "./boundary.js";
 
 export interface StreamingServiceOptions {
   logger: Logger;
-  config: BerthConfig;
-  pods: SandboxManager;
-  containers: ContainerManager;
+  sandboxes: SandboxBackend;
+  containers: ContainerBackend;
 }
 
-export function createStreamingServer(opts: StreamingServiceOptions): StreamingServer {
-  const { config, pods, containers } = opts;
+export function createStreamingServer(
+  opts: StreamingServiceOptions & { config: StreamingConfig },
+): StreamingServer {
+  const { config, sandboxes, containers } = opts;
   return new StreamingServer({
-    address: config.streaming.address,
-    idleTimeoutMs: config.streaming.idleTimeoutSeconds * 1000,
+    address: config.address,
+    idleTimeoutMs: config.idleTimeoutSeconds * 1000,
     handlers: {
       exec: (req, io) => containers.exec(req.containerId, req.cmd, req.tty, io),
       attach: (req, io) => containers.attach(req.containerId, io),
-      portForward: (req, fwd) => {
-        const pod = pods.store.resolve(req.podSandboxId);
-        const conn = { port: fwd.port, stream: fwd.stream, signal: fwd.signal };
-        // A host-network pod listens in berthd's own network namespace.
-        const netnsPath = pod.hostNetwork ? undefined : pod.namespaces.net;
-        return netnsPath ? forwardInNetns({ ...conn, netnsPath }) : forwardOnHost(conn);
-      },
+      portForward: (req, fwd) =>
+        sandboxes.portForward(req.podSandboxId, { port: fwd.port, stream: fwd.stream, signal: fwd.signal }),
     },
   });
 }
 
 export function streamingService(opts: StreamingServiceOptions & { server: StreamingServer }) {
-  const { logger, server, containers, pods } = opts;
-  const running = (id: string) => {
-    const c = containers.store.resolve(id);
-    if (c.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${c.id} is not running`);
-    return c;
-  };
+  const { logger, server, containers, sandboxes } = opts;
   return {
     exec: unary(logger, "Exec", async (req: ExecRequest) => {
-      const c = running(req.containerId);
+      const { id } = await containers.streamTarget(req.containerId);
       return ExecResponse.fromPartial({
         url: server.execUrl({
-          containerId: c.id,
+          containerId: id,
           cmd: req.cmd,
           tty: req.tty,
           stdin: req.stdin,
@@ -70,14 +58,13 @@ export function streamingService(opts: StreamingServiceOptions & { server: Strea
       });
     }),
     attach: unary(logger, "Attach", async (req: AttachRequest) => {
-      const c = running(req.containerId);
-      const stdio = containers.stdioConfig(c.id);
+      const { id, stdio } = await containers.streamTarget(req.containerId);
       if (req.stdin && !stdio.stdin)
-        throw failedPrecondition(`container ${c.id} was created without stdin: cannot attach stdin`);
+        throw failedPrecondition(`container ${id} was created without stdin: cannot attach stdin`);
       // The terminal is the container's (as containerd does): with one, there is no stderr.
       return AttachResponse.fromPartial({
         url: server.attachUrl({
-          containerId: c.id,
+          containerId: id,
           tty: stdio.tty,
           stdin: req.stdin,
           stdout: req.stdout,
@@ -86,10 +73,9 @@ export function streamingService(opts: StreamingServiceOptions & { server: Strea
       });
     }),
     portForward: unary(logger, "PortForward", async (req: PortForwardRequest) => {
-      const pod = pods.store.resolve(req.podSandboxId);
-      if (pod.state !== "SANDBOX_READY") throw failedPrecondition(`pod sandbox ${pod.id} is not ready`);
+      const podSandboxId = await sandboxes.portForwardTarget(req.podSandboxId);
       return PortForwardResponse.fromPartial({
-        url: server.portForwardUrl({ podSandboxId: pod.id, port: req.port }),
+        url: server.portForwardUrl({ podSandboxId, port: req.port }),
       });
     }),
   };

@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ImagesService } from "../api/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../api/gen/runtime/v1/api.js";
+import { nativeRuntimeBackend } from "../backend/native/index.js";
 import { failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { native } from "../common/native.js";
@@ -125,7 +126,14 @@ export class Daemon {
       this.metrics.requests.inc({ method, code });
       this.metrics.requestSeconds.observe({ method }, seconds);
     });
-    const streaming = createStreamingServer({ logger, config, pods: this.pods, containers });
+    const runtime = nativeRuntimeBackend({
+      root: config.root,
+      pods: this.pods,
+      containers,
+      cni: this.cni,
+      events: this.events,
+    });
+    const streaming = createStreamingServer({ logger, config: config.streaming, ...runtime });
     const { url } = await streaming.start();
     this.streaming = streaming;
     logger.info({ url }, "streaming server listening");
@@ -144,15 +152,7 @@ export class Daemon {
     const rpcLog = logger.child({ component: "cri" });
     server.addService(
       RuntimeServiceService,
-      runtimeService({
-        logger: rpcLog,
-        config,
-        cni: this.cni,
-        pods: this.pods,
-        containers,
-        events: this.events,
-        server: streaming,
-      }),
+      runtimeService({ logger: rpcLog, config, ...runtime, server: streaming }),
     );
     server.addService(ImageServiceService, imageService({ logger: rpcLog, images: this.images }));
     server.addService(ImagesService, berthImagesService({ logger: rpcLog, images: this.images }));

@@ -7,10 +7,11 @@
  *   attach/                     conmon --socket-dir-path (attach sockets)
  *   containers/<id>/            conmon --persist-dir: pidfile, conmon.pid, conmon.stderr
  */
-import { rm } from "node:fs/promises";
+import { watch } from "node:fs";
+import { mkdir, readlink, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type Logger, pino } from "pino";
-import { invalidArgument, isBerthError, notFound, unavailable } from "../common/errors.js";
+import { errnoCode, invalidArgument, isBerthError, notFound, unavailable } from "../common/errors.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
 import { attachContainer } from "./attach.js";
 import {
@@ -19,8 +20,10 @@ import {
   createContainer,
   DEFAULT_CONMON_PATH,
   type ExitFile,
+  REOPEN_LOG_MESSAGE,
   readExitFile,
   readPidFile,
+  writeControl,
 } from "./conmon.js";
 import type { Runner } from "./process.js";
 import { type OciState, RuncCli } from "./runc.js";
@@ -70,7 +73,13 @@ export interface OciRuntime {
   /** Runs a process in the container wired to a streaming session; resolves with its exit code. */
   exec(id: string, processSpec: OciProcess, tty: boolean, io: ExecIO): Promise<number>;
   /** Connects a streaming session to the container's stdio until it exits or the client leaves. */
-  attach(id: string, bundle: string, io: ExecIO): Promise<number>;
+  attach(id: string, io: ExecIO): Promise<number>;
+  /** Makes the monitor reopen the container's log file (after the kubelet rotated it). */
+  reopenLog(id: string): Promise<void>;
+  /** The container's init pid as the monitor recorded it; 0 when unknown. */
+  initPid(id: string): Promise<number>;
+  /** Calls `onExit(id)` whenever a container of this handler exits; returns the stop function. */
+  watchExits(onExit: (id: string) => void): Promise<() => void>;
   update(id: string, resources: object): Promise<void>;
   /** The exit status conmon recorded, or undefined while running / never started. */
   exitStatus(id: string): Promise<ExitStatus | undefined>;
@@ -178,8 +187,37 @@ export class ConmonOciRuntime implements OciRuntime {
       ...(this.o.conmonLogLevel ? { conmonLogLevel: this.o.conmonLogLevel } : {}),
       ...(this.o.runner ? { runner: this.o.runner } : {}),
     });
+    // Where conmon's control FIFO lives, for attach and reopen-log later (also after a restart).
+    await symlink(spec.bundle, join(dir, "bundle")).catch((err: unknown) => {
+      if (errnoCode(err) !== "EEXIST") throw err;
+    });
     this.log.debug({ id: spec.id, pid: created.pid, conmonPid: created.conmonPid }, "container created");
     return created;
+  }
+
+  private async bundleOf(id: string): Promise<string> {
+    const link = await readlink(join(this.containerDir(id), "bundle")).catch(() => undefined);
+    const bundle = link ?? (await this.runc.state(id))?.bundle;
+    if (!bundle) throw notFound(`container ${id} has no bundle known to its runtime`);
+    return bundle;
+  }
+
+  async reopenLog(id: string): Promise<void> {
+    await writeControl(join(await this.bundleOf(id), "ctl"), REOPEN_LOG_MESSAGE);
+  }
+
+  async initPid(id: string): Promise<number> {
+    return (await readPidFile(join(this.containerDir(id), "pidfile"))) ?? 0;
+  }
+
+  async watchExits(onExit: (id: string) => void): Promise<() => void> {
+    await mkdir(this.exitDir, { recursive: true });
+    const w = watch(this.exitDir, (_event, file) => {
+      const id = file?.toString();
+      if (id) onExit(id);
+    });
+    w.unref();
+    return () => w.close();
   }
 
   async start(id: string): Promise<void> {
@@ -285,8 +323,9 @@ export class ConmonOciRuntime implements OciRuntime {
     return runcExec({ runtimePath: path, runtimeRoot: root, containerId: id, processSpec, tty }, io);
   }
 
-  attach(id: string, bundle: string, io: ExecIO): Promise<number> {
-    return attachContainer({ socketDir: join(this.socketDir, id), ctlPath: join(bundle, "ctl") }, io);
+  async attach(id: string, io: ExecIO): Promise<number> {
+    const ctlPath = join(await this.bundleOf(id), "ctl");
+    return attachContainer({ socketDir: join(this.socketDir, id), ctlPath }, io);
   }
 
   async update(id: string, resources: object): Promise<void> {

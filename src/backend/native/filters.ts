@@ -1,6 +1,6 @@
 /** Matching rules shared by ListPodSandbox, ListContainers and the stats lists. */
-import type { ContainerRecord } from "../container/container-manager.js";
-import type { PodRecord } from "../pod/sandbox-manager.js";
+import type { ContainerRecord } from "../../container/container-manager.js";
+import type { PodRecord } from "../../pod/sandbox-manager.js";
 
 /** Every selector label must be present with the same value (kubelet's label selectors). */
 export function matchesLabels(

@@ -6,8 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
@@ -20,8 +19,8 @@ import {
   type Protocol,
 } from "../api/gen/runtime/v1/api.js";
 import type { BerthdProcess } from "./harness/berthd.js";
-import { execSync, removeAllPods, runtimeClient } from "./harness/cri.js";
-import { importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { execSync, runtimeClient } from "./harness/cri.js";
+import { startPodSuite, stopPodSuite } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
@@ -92,20 +91,15 @@ describe("hostile input", { timeout: SUITE_TIMEOUT_MS }, () => {
   let pod: string; // a host-network pod for the container cases
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "berth-hostile-"));
-    berthd = await startPodEnv({ dir, network: { name: "berth-hostile", bridge: BRIDGE, subnet: SUBNET } });
-    rt = runtimeClient(berthd.socket);
-    await importBusybox(berthd, dir, image);
+    ({ dir, berthd, rt } = await startPodSuite(
+      "berth-hostile-",
+      { name: "berth-hostile", bridge: BRIDGE, subnet: SUBNET },
+      image,
+    ));
     pod = await runPod(podConfig(HOST_NS));
   });
 
-  after(async () => {
-    if (rt) await removeAllPods(rt);
-    rt?.client.close();
-    await berthd?.stop();
-    await run("ip", ["link", "del", BRIDGE]).catch(() => {});
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => stopPodSuite({ dir, berthd, rt }, BRIDGE));
 
   describe("RunPodSandbox", () => {
     it("refuses before creating anything: CNI_ARGS, sysctls, ports, DNS, hostname, enums", async () => {

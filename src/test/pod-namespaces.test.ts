@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readlink, rm } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { readlink } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
@@ -21,12 +21,12 @@ import {
   PodSandboxState,
 } from "../api/gen/runtime/v1/api.js";
 import type { BerthdProcess } from "./harness/berthd.js";
-import { containerStatus, execSync, removeAllPods, runtimeClient, waitExited } from "./harness/cri.js";
-import { importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { containerStatus, execSync, runtimeClient, waitExited } from "./harness/cri.js";
+import { startPodSuite, stopPodSuite } from "./harness/pod-env.js";
 import { processesWithArgs } from "./harness/processes.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-const run = promisify(execFile);
+const _run = promisify(execFile);
 const BRIDGE = "berthns0";
 const SUBNET = "10.252.0.0/24";
 const PAUSE = ["/pause"];
@@ -84,19 +84,14 @@ describe("pod namespaces", { timeout: SUITE_TIMEOUT_MS }, () => {
   };
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "berth-podns-"));
-    berthd = await startPodEnv({ dir, network: { name: "berth-ns", bridge: BRIDGE, subnet: SUBNET } });
-    rt = runtimeClient(berthd.socket);
-    await importBusybox(berthd, dir, image);
+    ({ dir, berthd, rt } = await startPodSuite(
+      "berth-podns-",
+      { name: "berth-ns", bridge: BRIDGE, subnet: SUBNET },
+      image,
+    ));
   });
 
-  after(async () => {
-    if (rt) await removeAllPods(rt);
-    rt?.client.close();
-    await berthd?.stop();
-    await run("ip", ["link", "del", BRIDGE]).catch(() => {});
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => stopPodSuite({ dir, berthd, rt }, BRIDGE));
 
   it("a pod that names no hostname gets the node's; a bad one is refused, leaving no pod", async () => {
     const cfg = podConfig("nohostname");

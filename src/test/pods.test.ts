@@ -6,8 +6,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, readlink, rename, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, readlink, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable, Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
@@ -23,8 +22,8 @@ import {
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import { execOverWebSocket, portForwardOverWebSocket } from "../streaming/websocket/client.js";
 import type { BerthdProcess } from "./harness/berthd.js";
-import { containerStatus, removeAllPods, runtimeClient, waitExited } from "./harness/cri.js";
-import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
+import { httpGet, startPodSuite, stopPodSuite } from "./harness/pod-env.js";
 import { processesWithArgs } from "./harness/processes.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
@@ -69,20 +68,14 @@ describe("pods and containers", { timeout: SUITE_TIMEOUT_MS }, () => {
     });
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "berth-pods-"));
-    berthd = await startPodEnv({ dir, network: { name: "berth-it", bridge: BRIDGE, subnet: SUBNET } });
-    rt = runtimeClient(berthd.socket);
-    await importBusybox(berthd, dir, image);
+    ({ dir, berthd, rt } = await startPodSuite(
+      "berth-pods-",
+      { name: "berth-it", bridge: BRIDGE, subnet: SUBNET },
+      image,
+    ));
   });
 
-  after(async () => {
-    // Remove every pod through the runtime, then whatever a failure left behind.
-    if (rt) await removeAllPods(rt);
-    rt?.client.close();
-    await berthd?.stop();
-    await run("ip", ["link", "del", BRIDGE]).catch(() => {});
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => stopPodSuite({ dir, berthd, rt }, BRIDGE));
 
   it("reports NetworkReady once a CNI config exists, and the cgroup driver", async () => {
     const s = await berthd.client.status();

@@ -2,12 +2,16 @@
  * The set-up the pod and container tests share: a berthd whose CNI config is a test-only
  * bridge (or none), whose runc state lives in the test's directory, and a busybox image.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { busyboxLayer } from "../../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../../tools/oci-builder.js";
 import { BerthdProcess } from "./berthd.js";
+import { type RuntimeClient, removeAllPods, runtimeClient } from "./cri.js";
 
 export interface PodEnvOptions {
   /** The test's own temp directory. */
@@ -68,4 +72,32 @@ export function httpGet(url: string, timeoutMs = 5000): Promise<string> {
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.end();
   });
+}
+
+export interface PodSuite {
+  dir: string;
+  berthd: BerthdProcess;
+  rt: RuntimeClient;
+}
+
+/** A pod suite's before(): a temp dir, berthd on a test-only bridge, the busybox image. */
+export async function startPodSuite(
+  prefix: string,
+  network: NonNullable<PodEnvOptions["network"]>,
+  image: string,
+): Promise<PodSuite> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const berthd = await startPodEnv({ dir, network });
+  const rt = runtimeClient(berthd.socket);
+  await importBusybox(berthd, dir, image);
+  return { dir, berthd, rt };
+}
+
+/** A pod suite's after(): every pod removed through the runtime, then what a failure left. */
+export async function stopPodSuite(s: Partial<PodSuite>, bridge: string): Promise<void> {
+  if (s.rt) await removeAllPods(s.rt);
+  s.rt?.client.close();
+  await s.berthd?.stop();
+  await promisify(execFile)("ip", ["link", "del", bridge]).catch(() => {});
+  if (s.dir) await rm(s.dir, { recursive: true, force: true });
 }

@@ -11,13 +11,14 @@ import { ContainerConfig, type LinuxContainerResources, NamespaceMode } from "..
 import { SingleFlight } from "../common/concurrency.js";
 import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { dateToNs, epochNowNs } from "../common/time.js";
 import type { EventBus } from "../events/bus.js";
 import type { ImageManager } from "../image/image-manager.js";
 import type { ImageConfig } from "../image/registry/oci.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
 import { buildResources } from "../oci/resources.js";
 import { buildContainerSpec } from "../oci/spec.js";
-import { decodePodConfig, nowNs, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
+import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
 import { type OciRuntime, observeExit, type RuntimeHandlers } from "../runtime/oci-runtime.js";
 import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
 import { RecordStore } from "../store/record-store.js";
@@ -88,7 +89,6 @@ export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
   return ContainerConfig.decode(Buffer.from(c.config, "base64"));
 }
 
-const msToNs = (d: Date) => (BigInt(d.getTime()) * 1_000_000n).toString();
 const exists = (p: string) =>
   access(p).then(
     () => true,
@@ -198,7 +198,7 @@ export class ContainerManager {
       config: Buffer.from(ContainerConfig.encode(config).finish()).toString("base64"),
       state: "CONTAINER_CREATED",
       phase: "creating",
-      createdAtNs: nowNs(),
+      createdAtNs: epochNowNs().toString(),
       startedAtNs: "0",
       finishedAtNs: "0",
       exitCode: 0,
@@ -313,7 +313,7 @@ export class ContainerManager {
       await this.transition(c.id, "stopped", (r) => ({
         ...r,
         state: "CONTAINER_EXITED",
-        finishedAtNs: nowNs(),
+        finishedAtNs: epochNowNs().toString(),
         exitCode: 128,
         reason: "StartError",
         message: (err as Error).message,
@@ -325,7 +325,7 @@ export class ContainerManager {
     await this.transition(c.id, "started", (r) => ({
       ...r,
       state: "CONTAINER_RUNNING",
-      startedAtNs: nowNs(),
+      startedAtNs: epochNowNs().toString(),
       timeline: [...(r.timeline ?? []), { phase: "runtime_start", startMs: t0, durationMs }],
     }));
   }
@@ -356,7 +356,7 @@ export class ContainerManager {
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: 255,
-        finishedAtNs: nowNs(),
+        finishedAtNs: epochNowNs().toString(),
         reason: "Error",
         message: "container monitor (conmon) is gone; exit code unknown",
       }));
@@ -369,7 +369,7 @@ export class ContainerManager {
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: exit.exitCode,
-        finishedAtNs: msToNs(exit.finishedAt),
+        finishedAtNs: dateToNs(exit.finishedAt).toString(),
         reason: r.reason || reason,
       }));
     }
@@ -394,7 +394,7 @@ export class ContainerManager {
         ...r,
         state: "CONTAINER_EXITED",
         exitCode,
-        finishedAtNs: exit ? msToNs(exit.finishedAt) : nowNs(),
+        finishedAtNs: exit ? dateToNs(exit.finishedAt).toString() : epochNowNs().toString(),
         reason: r.reason || reason,
       }));
     } finally {

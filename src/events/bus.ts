@@ -3,6 +3,7 @@
  * waits on a subscriber: each has a bounded queue, and one that falls too far behind (or went
  * away without saying so) is dropped; kubelet then relists, as it does after any stream error.
  */
+import { epochNowNs } from "../common/time.js";
 export type ContainerEventKind = "created" | "started" | "stopped" | "deleted";
 
 export interface ContainerEvent<T> {
@@ -32,7 +33,7 @@ export class EventBus<T> {
       kind,
       containerId,
       podId,
-      atNs: BigInt(Date.now()) * 1_000_000n,
+      atNs: epochNowNs(),
       record,
     };
     for (const s of this.subs) s.push(event, this.maxQueued);

@@ -3,6 +3,7 @@
  * kept with the record (shown in verbose status) and observed into a histogram, so a slow
  * start can be explained without guessing.
  */
+import { elapsedMs } from "../common/time.js";
 export interface PhaseSpan {
   phase: string;
   /** Milliseconds since the epoch. */
@@ -27,7 +28,7 @@ export class Timeline {
     try {
       return await fn();
     } finally {
-      const durationMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      const durationMs = elapsedMs(t0);
       this.spans.push({ phase, startMs, durationMs: Math.round(durationMs * 1000) / 1000 });
       this.observe?.(this.object, phase, durationMs / 1000);
     }

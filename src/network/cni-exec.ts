@@ -12,7 +12,7 @@ import {
   failedPrecondition,
   internal,
 } from "../common/errors.js";
-import { runProcess, tail } from "./exec.js";
+import { run, tail } from "../common/process.js";
 
 export const DEFAULT_BIN_DIRS: readonly string[] = ["/usr/lib/cni", "/opt/cni/bin"];
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "VERSION";
@@ -109,9 +109,9 @@ async function runAndParse(
   input: string,
   timeoutMs: number,
 ): Promise<unknown> {
-  let res: Awaited<ReturnType<typeof runProcess>>;
+  let res: Awaited<ReturnType<typeof run>>;
   try {
-    res = await runProcess(pluginPath, [], { env, input, timeoutMs });
+    res = await run(pluginPath, [], { env, input, timeoutMs, maxOutput: 4 * 1024 * 1024 });
   } catch (err) {
     throw internal(
       `CNI plugin ${type} ${command}: cannot execute ${pluginPath}: ${(err as Error).message}`,
@@ -120,7 +120,7 @@ async function runAndParse(
   }
   if (res.timedOut) throw deadlineExceeded(`CNI plugin ${type} ${command} timed out after ${timeoutMs} ms`);
   const out = res.stdout.trim();
-  if (res.code !== 0) throw pluginFailure(type, command, out, res.stderr, res.code ?? res.signal);
+  if (res.exitCode !== 0) throw pluginFailure(type, command, out, res.stderr, res.exitCode ?? res.signal);
   if (out === "") return undefined;
   try {
     return JSON.parse(out) as unknown;

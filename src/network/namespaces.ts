@@ -14,7 +14,7 @@ import { mkdir, open, readdir, readFile, realpath, statfs, unlink } from "node:f
 import { join } from "node:path";
 import { alreadyExists, errnoCode, internal, invalidArgument } from "../common/errors.js";
 import { MNT_DETACH, MS_BIND, native } from "../common/native.js";
-import { runProcess, tail } from "./exec.js";
+import { run, tail } from "../common/process.js";
 
 const MS_REC = 0x4000;
 const MS_PRIVATE = 0x40000;
@@ -119,11 +119,11 @@ export async function createPodNamespaces(opts: CreatePodNamespacesOptions): Pro
     const args = kinds.map((k) => `--${k}=${paths[k]}`);
     args.push("--", "/bin/sh", "-c", PIN_SCRIPT, "berth-pinns", hostname, opts.net ? "1" : "0");
     for (const [p, v] of sysctls) args.push(p, v);
-    const res = await runProcess("unshare", args, { timeoutMs: opts.timeoutMs ?? 30_000 });
+    const res = await run("unshare", args, { timeoutMs: opts.timeoutMs ?? 30_000 });
     if (res.timedOut) throw internal(`pinning namespaces for pod ${opts.id}: unshare timed out`);
-    if (res.code !== 0) {
+    if (res.exitCode !== 0) {
       throw internal(
-        `pinning namespaces for pod ${opts.id}: unshare exited ${res.code ?? res.signal}: ${tail(res.stderr)}`,
+        `pinning namespaces for pod ${opts.id}: unshare exited ${res.exitCode ?? res.signal}: ${tail(res.stderr)}`,
       );
     }
     for (const kind of kinds) {

@@ -12,6 +12,7 @@ import { NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { MNT_DETACH, native } from "../common/native.js";
+import { epochNowNs } from "../common/time.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
 import type { CniClient } from "../network/cni.js";
 import {
@@ -87,10 +88,6 @@ async function unmountIfMounted(path: string): Promise<void> {
 
 export function decodePodConfig(pod: PodRecord): PodSandboxConfig {
   return PodSandboxConfig.decode(Buffer.from(pod.config, "base64"));
-}
-
-export function nowNs(): string {
-  return (BigInt(Date.now()) * 1_000_000n).toString();
 }
 
 export class SandboxManager {
@@ -169,7 +166,7 @@ export class SandboxManager {
       metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
       state: "SANDBOX_NOTREADY",
       phase: "creating",
-      createdAtNs: nowNs(),
+      createdAtNs: epochNowNs().toString(),
       config: Buffer.from(PodSandboxConfig.encode(config).finish()).toString("base64"),
       runtimeHandler: handler,
       namespaces: {},

@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { deadlineExceeded, errnoCode, internal } from "../common/errors.js";
 import { native } from "../common/native.js";
-import { describeExit, type Runner, run } from "./process.js";
+import { describeExit, type Runner, run } from "../common/process.js";
 import { RuncCli, type RuntimeBinary, runtimeError } from "./runc.js";
 
 export const DEFAULT_CONMON_PATH = "/usr/bin/conmon";

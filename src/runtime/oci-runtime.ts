@@ -12,6 +12,7 @@ import { mkdir, readlink, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type Logger, pino } from "pino";
 import { errnoCode, invalidArgument, isBerthError, notFound, unavailable } from "../common/errors.js";
+import type { Runner } from "../common/process.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
 import { attachContainer } from "./attach.js";
 import {
@@ -25,7 +26,6 @@ import {
   readPidFile,
   writeControl,
 } from "./conmon.js";
-import type { Runner } from "./process.js";
 import { type OciState, RuncCli } from "./runc.js";
 import { type ExecSyncResult, type OciProcess, runcExec, runcExecSync } from "./runc-exec.js";
 

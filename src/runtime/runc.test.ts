@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { isBerthError } from "../common/errors.js";
+import { type Runner, type RunOptions, type RunResult, run } from "../common/process.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
-import { type Runner, type RunOptions, type RunResult, run } from "./process.js";
 import { classifyRuntimeMessage, OciRuntimeError, parseRuntimeMessage, RuncCli } from "./runc.js";
 import { RUNC, skipReason } from "./testutil.js";
 

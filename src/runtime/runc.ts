@@ -3,7 +3,7 @@
  * instance per RuntimeClass handler: a binary path plus its `--root` state directory.
  */
 import { BerthError, type ErrorCode } from "../common/errors.js";
-import { describeExit, type Runner, type RunResult, run } from "./process.js";
+import { describeExit, type Runner, type RunResult, run } from "../common/process.js";
 
 export interface RuntimeBinary {
   /** Absolute path of the runtime executable, e.g. /usr/sbin/runc. */

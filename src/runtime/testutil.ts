@@ -6,8 +6,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, rm, rmdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { run } from "../common/process.js";
 import { readPidFile } from "./conmon.js";
-import { run } from "./process.js";
 
 export const RUNC = "/usr/sbin/runc";
 export const CONMON = "/usr/bin/conmon";

@@ -14,6 +14,7 @@ import type {
   MemoryUsage,
   ProcessUsage,
 } from "../api/gen/runtime/v1/api.js";
+import { epochNowNs } from "../common/time.js";
 import {
   type CgroupPaths,
   type CgroupSample,
@@ -25,7 +26,6 @@ import {
 import { type CpuRateCache, podRateKey } from "./cpu-rate.js";
 import { type DirUsageCache, dirUsage } from "./fs-usage.js";
 import { networkUsage, readPodNetDev } from "./network.js";
-import { epochNowNs } from "./time.js";
 
 export type ContainerStatsBody = Omit<ContainerStats, "attributes">;
 export type PodStatsBody = Omit<LinuxPodSandboxStats, "containers">;

@@ -9,7 +9,7 @@ import type { BigIntStats } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoCode } from "../common/errors.js";
-import { epochNowNs } from "./time.js";
+import { epochNowNs } from "../common/time.js";
 
 export interface DirUsage {
   bytes: bigint;

@@ -7,7 +7,7 @@
  * first interface).
  */
 import type { NetworkInterfaceUsage, NetworkUsage } from "../api/gen/runtime/v1/api.js";
-import { runProcess } from "../network/exec.js";
+import { run } from "../common/process.js";
 import { readOptional } from "./cgroups.js";
 
 export interface InterfaceCounters {
@@ -59,10 +59,10 @@ export async function readNetDevOfNetns(
   timeoutMs = 5000,
 ): Promise<InterfaceCounters[] | undefined> {
   try {
-    const r = await runProcess("nsenter", [`--net=${nsPath}`, "--", "cat", "/proc/self/net/dev"], {
+    const r = await run("nsenter", [`--net=${nsPath}`, "--", "cat", "/proc/self/net/dev"], {
       timeoutMs,
     });
-    return r.code === 0 ? parseNetDev(r.stdout) : undefined;
+    return r.exitCode === 0 ? parseNetDev(r.stdout) : undefined;
   } catch {
     return undefined;
   }

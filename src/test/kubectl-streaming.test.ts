@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ContainerConfig, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { native } from "../common/native.js";
-import { type RunResult, run } from "../runtime/process.js";
+import { type RunResult, run } from "../common/process.js";
 import type { BerthdProcess } from "./harness/berthd.js";
 import { removeAllPods, runtimeClient, waitExited } from "./harness/cri.js";
 import { FakeApiserver, type FakeContainer, type SeenUpgrade } from "./harness/fake-apiserver.js";

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ContainerStats, NamespaceMode, type PodSandboxStats } from "../../api/gen/runtime/v1/api.js";
 import { unavailable } from "../../common/errors.js";
+import { epochNowNs } from "../../common/time.js";
 import type { ContainerManager, ContainerRecord } from "../../container/container-manager.js";
 import { rootfsPaths } from "../../container/rootfs.js";
 import { decodePodConfig, type PodRecord } from "../../pod/sandbox-manager.js";
@@ -84,7 +85,7 @@ export class NativeStats {
         p.hostNetwork || config.linux?.securityContext?.namespaceOptions?.network === NamespaceMode.NODE,
       rates: this.rates,
     });
-    this.rates.prune(BigInt(Date.now()) * 1_000_000n);
+    this.rates.prune(epochNowNs());
     return {
       attributes: { id: p.id, metadata: p.metadata, labels: p.labels, annotations: p.annotations },
       linux: { ...body, containers: stats },

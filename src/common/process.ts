@@ -1,10 +1,11 @@
 /**
- * The one process-runner seam of src/runtime: every runc and conmon invocation goes through a
- * `Runner`, so tests can inject a fake and the real one lives in one place.
+ * The one process runner: every one-shot runc, conmon, unshare, nsenter and CNI plugin
+ * invocation goes through a `Runner` (no shell), so tests can inject a fake and the real one
+ * lives in one place. (A streamed exec's runc is the exception: its stdio is the session's.)
  */
 import { spawn } from "node:child_process";
 import type { Duplex } from "node:stream";
-import { errnoCode, failedPrecondition, internal } from "../common/errors.js";
+import { errnoCode, failedPrecondition, internal } from "./errors.js";
 
 /** Where a child's stdout/stderr goes: captured ("pipe"), /dev/null ("ignore") or an open fd we own. */
 export type OutputTarget = "pipe" | "ignore" | number;
@@ -25,6 +26,8 @@ export interface RunOptions {
    * `onSpawn`; the runner does not wait for them to close (a daemonizing child may keep them).
    */
   extraPipes?: number;
+  /** Bytes kept of each captured stream (default 16 MiB); the rest is read and dropped. */
+  maxOutput?: number;
   /** Called once the child has been spawned, before it exits. */
   onSpawn?: (child: SpawnedChild) => void;
 }
@@ -66,6 +69,11 @@ export const run: Runner = (cmd, args, opts = {}) =>
 
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    const max = opts.maxOutput ?? 16 * 1024 * 1024;
+    const keep = (into: Buffer[], d: Buffer) => {
+      const room = max - into.reduce((n, b) => n + b.length, 0);
+      if (room > 0) into.push(d.length > room ? d.subarray(0, room) : d);
+    };
     let pending = 1; // 'exit' plus each captured stream's 'close'
     let exitCode: number | null = null;
     let exitSignal: NodeJS.Signals | null = null;
@@ -88,12 +96,12 @@ export const run: Runner = (cmd, args, opts = {}) =>
 
     if (child.stdout) {
       pending++;
-      child.stdout.on("data", (d: Buffer) => out.push(d));
+      child.stdout.on("data", (d: Buffer) => keep(out, d));
       child.stdout.on("close", finish);
     }
     if (child.stderr) {
       pending++;
-      child.stderr.on("data", (d: Buffer) => err.push(d));
+      child.stderr.on("data", (d: Buffer) => keep(err, d));
       child.stderr.on("close", finish);
     }
     child.on("error", (e) => {
@@ -129,6 +137,12 @@ export const run: Runner = (cmd, args, opts = {}) =>
       finish();
     });
   });
+
+/** The last `n` characters of s, trimmed, for error messages. */
+export function tail(s: string, n = 2000): string {
+  const t = s.trim();
+  return t.length <= n ? t : `…${t.slice(t.length - n)}`;
+}
 
 /** "exit status 3" / "killed by SIGKILL" for messages. */
 export function describeExit(r: RunResult): string {

@@ -5,7 +5,7 @@
  * state of the others is re-read from the runtime and conmon's exit files.
  */
 import { randomBytes } from "node:crypto";
-import { access, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ContainerConfig, type LinuxContainerResources, NamespaceMode } from "../api/gen/runtime/v1/api.js";
 import { SingleFlight } from "../common/concurrency.js";
@@ -16,11 +16,11 @@ import type { EventBus } from "../events/bus.js";
 import type { ImageManager } from "../image/image-manager.js";
 import type { ImageConfig } from "../image/registry/oci.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
-import { buildResources } from "../oci/resources.js";
-import { buildContainerSpec } from "../oci/spec.js";
 import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
 import { type OciRuntime, observeExit, type RuntimeHandlers } from "../runtime/oci-runtime.js";
 import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
+import { buildResources } from "../runtime-spec/resources.js";
+import { buildContainerSpec } from "../runtime-spec/spec.js";
 import { RecordStore } from "../store/record-store.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
 import {
@@ -527,11 +527,6 @@ export class ContainerManager {
 
   listInPod(podId: string): ContainerRecord[] {
     return this.store.list().filter((c) => c.podId === podId);
-  }
-
-  /** Deletes the container's files that live outside the bundle (its log stays with the pod). */
-  async purge(c: ContainerRecord): Promise<void> {
-    await rm(c.dir, { recursive: true, force: true });
   }
 }
 

@@ -8,8 +8,8 @@ import { lstat, mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Device, Mount } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, invalidArgument } from "../common/errors.js";
-import { capabilityNamesFromMask } from "../oci/defaults.js";
-import type { ResolvedDevice } from "../oci/resources.js";
+import { capabilityNamesFromMask } from "../runtime-spec/defaults.js";
+import type { ResolvedDevice } from "../runtime-spec/resources.js";
 
 const major = (rdev: number) =>
   Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);

@@ -21,7 +21,7 @@ import { runtimeService } from "../cri/runtime-service.js";
 import { createStreamingServer } from "../cri/streaming-service.js";
 import { EventBus } from "../events/bus.js";
 import { ImageManager } from "../image/image-manager.js";
-import { Metrics } from "../metrics/registry.js";
+import { Metrics } from "../metrics/metrics.js";
 import { startMetricsServer } from "../metrics/server.js";
 import { CniClient } from "../network/cni.js";
 import { PodInits } from "../pod/pod-init.js";

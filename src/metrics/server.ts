@@ -1,6 +1,6 @@
 /** The optional Prometheus endpoint: GET /metrics on the configured address (loopback by default). */
 import { createServer, type Server } from "node:http";
-import type { Metrics } from "./registry.js";
+import type { Metrics } from "./metrics.js";
 
 export async function startMetricsServer(metrics: Metrics, address: string): Promise<Server> {
   const i = address.lastIndexOf(":");

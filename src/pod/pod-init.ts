@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NamespaceMode, type PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, failedPrecondition } from "../common/errors.js";
-import { buildPodInitSpec, POD_INIT_PATH } from "../oci/pod-init-spec.js";
 import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
+import { buildPodInitSpec, POD_INIT_PATH } from "../runtime-spec/pod-init-spec.js";
 
 /** Built from native/pause.c with the addon (statically linked). */
 export const POD_INIT_BINARY = fileURLToPath(

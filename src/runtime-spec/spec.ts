@@ -45,8 +45,8 @@ export const Annotations = {
   ImageName: "io.kubernetes.cri.image-name",
 } as const;
 
-/** Namespace files of the pod (e.g. pinned bind mounts of /proc/<pid>/ns/*). */
-export interface PodNamespacePaths {
+/** Namespace files a container joins: the pod's pins, its init's pid namespace, a target's. */
+export interface ContainerNamespacePaths {
   net?: string;
   ipc?: string;
   uts?: string;
@@ -69,7 +69,7 @@ export interface ContainerSpecInput {
   /** Reads files of the rootfs without escaping it (for /etc/passwd, /etc/group). */
   readRootfsFile: RootfsReader;
   /** Omitted namespaces are created new (NODE modes use the host's). */
-  namespaces?: PodNamespacePaths;
+  namespaces?: ContainerNamespacePaths;
   /** Cgroupfs parent; defaults to the sandbox's linux.cgroup_parent. */
   cgroupParent?: string;
   /** Hostname, set only when the container gets its own UTS namespace; defaults to the pod's. */

@@ -3,7 +3,7 @@
  * spec, minus the /run tmpfs and the NOFILE rlimit that the CRI plugin removes, plus the read-only
  * cgroupfs mount it adds).
  */
-import type { LinuxDeviceCgroup, Mount, Rlimit } from "./types.js";
+import type { LinuxDeviceCgroup, Mount } from "./types.js";
 
 /** containerd's default capability set (CapEff 0x00000000a80425fb). */
 export const DEFAULT_CAPABILITIES: readonly string[] = Object.freeze([
@@ -167,9 +167,6 @@ export function defaultDeviceRules(): LinuxDeviceCgroup[] {
     allow("c", 136, undefined, "rwm"), // /dev/pts/*
   ];
 }
-
-/** The CRI plugin removes containerd's RLIMIT_NOFILE=1024 default: containers inherit berthd's limits. */
-export const DEFAULT_RLIMITS: readonly Rlimit[] = Object.freeze([]);
 
 export const DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -6,7 +6,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BerthdProcess } from "../test/harness/berthd.js";
+import { BerthdProcess } from "../tools/berthd-process.js";
 import type { RuntimeDriver, RuntimeInstance } from "./measure.js";
 import { type Cleanup, pidsWithArg, removeTree, withTimeout } from "./util.js";
 

@@ -17,8 +17,8 @@ import { createGzip } from "node:zlib";
 import { DigestStream, sha256 } from "../image/digest.js";
 import { MediaType } from "../image/registry/media-types.js";
 import type { ImageConfig, ImageManifest } from "../image/registry/oci.js";
-import { pushBlob, pushManifest } from "../test/harness/registry.js";
 import { goArch } from "../tools/oci-builder.js";
+import { pushBlob, pushManifest } from "../tools/registry-server.js";
 
 /** Part of the cache key: change it whenever anything below changes the bytes. */
 export const IMAGE_VERSION = "large-v1";

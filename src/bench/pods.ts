@@ -32,10 +32,11 @@ import {
   PodSandboxConfig,
   SecurityProfile_ProfileType,
 } from "../api/gen/runtime/v1/api.js";
-import { pushImage } from "../test/harness/images.js";
-import { startRegistry } from "../test/harness/registry.js";
+import { defaultConflist } from "../network/default-conflist.js";
 import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../tools/oci-builder.js";
+import { pushImage } from "../tools/push-image.js";
+import { startRegistry } from "../tools/registry-server.js";
 import { startBerthd } from "./berth.js";
 import { CNI_BIN_DIR, containerdMissing, containerdVersion, startContainerd } from "./containerd.js";
 import { type ExecBenchResult, type ExecTarget, runExecBench } from "./exec.js";
@@ -222,30 +223,15 @@ export function serverDurations(logs: string): Record<PodRpc, number[]> {
 }
 
 function conflist(ipamDir: string): string {
-  return `${JSON.stringify(
-    {
-      cniVersion: "1.0.0",
-      name: NETWORK_NAME,
-      plugins: [
-        {
-          type: "bridge",
-          bridge: BRIDGE,
-          isGateway: true,
-          ipMasq: true,
-          promiscMode: true,
-          ipam: {
-            type: "host-local",
-            ranges: [[{ subnet: SUBNET }]],
-            routes: [{ dst: "0.0.0.0/0" }],
-            dataDir: ipamDir,
-          },
-        },
-        { type: "portmap", capabilities: { portMappings: true } },
-      ],
-    },
-    null,
-    2,
-  )}\n`;
+  const list = defaultConflist({
+    name: NETWORK_NAME,
+    bridge: BRIDGE,
+    subnet: SUBNET,
+    dataDir: ipamDir,
+    promiscMode: true,
+    bandwidth: false,
+  });
+  return `${JSON.stringify(list, null, 2)}\n`;
 }
 
 /** What kubelet would send, minus what neither runtime needs: pid namespace per container. */

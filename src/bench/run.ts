@@ -23,7 +23,7 @@ import { readFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startRegistry } from "../test/harness/registry.js";
+import { startRegistry } from "../tools/registry-server.js";
 import { berthDriver } from "./berth.js";
 import { containerdDriver, containerdMissing } from "./containerd.js";
 import { ensureBenchImage, pushBenchImage } from "./image.js";

@@ -6,10 +6,10 @@ import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { needsRoot } from "../test/harness/skip.js";
 import { MNT_DETACH, MS_BIND, MS_RDONLY, native, S_IFCHR, S_IFIFO } from "./native.js";
 
-const isRoot = process.getuid?.() === 0;
-const needsRoot = isRoot ? false : "needs root (CAP_MKNOD / CAP_SYS_ADMIN)";
+const skipUnlessRoot = needsRoot("CAP_MKNOD / CAP_SYS_ADMIN");
 const TMPFS_MAGIC = 0x01021994;
 
 /** Runs fn with a fresh temp dir that is removed afterwards, also on failure. */
@@ -76,7 +76,7 @@ test("the addon exports every function of the contract", () => {
   }
 });
 
-test("mknod creates character devices with the right rdev", { skip: needsRoot }, async () => {
+test("mknod creates character devices with the right rdev", { skip: skipUnlessRoot }, async () => {
   await withTempDir(async (dir) => {
     const zero = join(dir, "whiteout");
     await native().mknod(zero, S_IFCHR | 0o600, 0, 0);
@@ -95,7 +95,7 @@ test("mknod creates character devices with the right rdev", { skip: needsRoot },
   });
 });
 
-test("mknod creates fifos", { skip: needsRoot }, async () => {
+test("mknod creates fifos", { skip: skipUnlessRoot }, async () => {
   await withTempDir(async (dir) => {
     const fifo = join(dir, "fifo");
     await native().mknod(fifo, S_IFIFO | 0o644, 0, 0);
@@ -199,7 +199,7 @@ test("llistxattr on a file without xattrs is empty", async () => {
   });
 });
 
-test("trusted.overlay.opaque (what overlayfs reads)", { skip: needsRoot }, async (t) => {
+test("trusted.overlay.opaque (what overlayfs reads)", { skip: skipUnlessRoot }, async (t) => {
   await withTempDir(async (dir) => {
     const sub = join(dir, "opaque-dir");
     await mkdir(sub);
@@ -218,7 +218,7 @@ test("trusted.overlay.opaque (what overlayfs reads)", { skip: needsRoot }, async
   });
 });
 
-test("l*xattr calls act on a symlink itself, not its target", { skip: needsRoot }, async (t) => {
+test("l*xattr calls act on a symlink itself, not its target", { skip: skipUnlessRoot }, async (t) => {
   await withTempDir(async (dir) => {
     const target = join(dir, "target");
     const link = join(dir, "link");
@@ -240,7 +240,7 @@ test("l*xattr calls act on a symlink itself, not its target", { skip: needsRoot 
   });
 });
 
-test("mount a tmpfs and umount2 it", { skip: needsRoot }, async () => {
+test("mount a tmpfs and umount2 it", { skip: skipUnlessRoot }, async () => {
   await withTempDir(async (dir) => {
     const target = join(dir, "mnt");
     await mkdir(target);
@@ -262,7 +262,7 @@ test("mount a tmpfs and umount2 it", { skip: needsRoot }, async () => {
   });
 });
 
-test("bind mount with empty fstype/data, remount read-only", { skip: needsRoot }, async () => {
+test("bind mount with empty fstype/data, remount read-only", { skip: skipUnlessRoot }, async () => {
   await withTempDir(async (dir) => {
     const src = join(dir, "src");
     const dst = join(dir, "dst");
@@ -283,7 +283,7 @@ test("bind mount with empty fstype/data, remount read-only", { skip: needsRoot }
   });
 });
 
-test("mount/umount2 errors carry code, syscall and path", { skip: needsRoot }, async () => {
+test("mount/umount2 errors carry code, syscall and path", { skip: skipUnlessRoot }, async () => {
   await withTempDir(async (dir) => {
     await assert.rejects(native().umount2(dir, 0), {
       code: "EINVAL",
@@ -376,7 +376,7 @@ test("bad arguments throw synchronously", () => {
 });
 
 test("createFile writes data, owner, setuid mode and times; never over an existing entry", {
-  skip: needsRoot,
+  skip: skipUnlessRoot,
 }, async () => {
   await withTempDir(async (dir) => {
     const file = join(dir, "f");

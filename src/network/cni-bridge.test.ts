@@ -13,17 +13,18 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { MNT_DETACH, native } from "../common/native.js";
+import { needsRoot } from "../test/harness/skip.js";
 import { CniClient } from "./cni.js";
+import { defaultConflist } from "./default-conflist.js";
 import { createPodNamespaces, type PodNamespacePaths, removePodNamespaces } from "./namespaces.js";
 
 const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
 const BIN_DIRS = ["/usr/lib/cni", "/opt/cni/bin"];
 const haveBridge = await access("/usr/lib/cni/bridge").then(
   () => true,
   () => false,
 );
-const skip = !isRoot ? "needs root" : !haveBridge ? "containernetworking-plugins not installed" : false;
+const skip = needsRoot() || (!haveBridge ? "containernetworking-plugins not installed" : false);
 
 const BRIDGE = "berthtest0";
 const SUBNET = "10.250.0.0/24";
@@ -174,27 +175,16 @@ before(async () => {
   await mkdir(confDir);
   await writeFile(
     join(confDir, "10-berthtest.conflist"),
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "berthtest",
-      plugins: [
-        {
-          type: "bridge",
-          bridge: BRIDGE,
-          isGateway: true,
-          ipMasq: true,
-          hairpinMode: true,
-          ipam: {
-            type: "host-local",
-            ranges: [[{ subnet: SUBNET }]],
-            routes: [{ dst: "0.0.0.0/0" }],
-            dataDir: ipamDir,
-          },
-        },
-        { type: "portmap", capabilities: { portMappings: true } },
-        { type: "loopback" },
-      ],
-    }),
+    JSON.stringify(
+      defaultConflist({
+        name: "berthtest",
+        bridge: BRIDGE,
+        subnet: SUBNET,
+        dataDir: ipamDir,
+        bandwidth: false,
+        loopback: true,
+      }),
+    ),
   );
   const cacheDir = join(dir, "results");
   client = () => new CniClient({ confDirs: [confDir], binDirs: BIN_DIRS, cacheDir, pluginTimeoutMs: 30_000 });

@@ -24,6 +24,12 @@ export interface DefaultConflistOptions {
   bandwidth?: boolean;
   /** Masquerade traffic leaving the pod subnet (default true). */
   ipMasq?: boolean;
+  /** Add portmap for hostPorts (default true). */
+  portmap?: boolean;
+  /** The bridge in promiscuous mode (default false). */
+  promiscMode?: boolean;
+  /** Add the loopback plugin (default false: berthd brings lo up itself). */
+  loopback?: boolean;
 }
 
 export function defaultConflist(opts: DefaultConflistOptions = {}): Record<string, unknown> {
@@ -40,11 +46,13 @@ export function defaultConflist(opts: DefaultConflistOptions = {}): Record<strin
       isGateway: true,
       ipMasq: opts.ipMasq ?? true,
       hairpinMode: true,
+      ...(opts.promiscMode && { promiscMode: true }),
       ipam,
     },
-    { type: "portmap", capabilities: { portMappings: true } },
   ];
+  if (opts.portmap ?? true) plugins.push({ type: "portmap", capabilities: { portMappings: true } });
   if (opts.bandwidth ?? true) plugins.push({ type: "bandwidth", capabilities: { bandwidth: true } });
+  if (opts.loopback) plugins.push({ type: "loopback" });
   return { cniVersion: opts.cniVersion ?? DEFAULT_CNI_VERSION, name: opts.name ?? "berth", plugins };
 }
 

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { isBerthError } from "../common/errors.js";
 import { MNT_DETACH, native } from "../common/native.js";
+import { needsRoot } from "../test/harness/skip.js";
 import {
   createPodNamespaces,
   isNsfs,
@@ -18,8 +19,7 @@ import {
 } from "./namespaces.js";
 
 const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
-const needsRoot = isRoot ? false : "needs root (unshare, mount)";
+const skipUnlessRoot = needsRoot("unshare, mount");
 
 let dir: string;
 const created: PodNamespacePaths[] = [];
@@ -58,7 +58,7 @@ test("sysctls are checked against the namespaces being created", () => {
 });
 
 test("pins net/ipc/uts: hostname set, lo up, sysctls applied; survives without processes", {
-  skip: needsRoot,
+  skip: skipUnlessRoot,
 }, async () => {
   const paths = await createPodNamespaces({
     dir,
@@ -116,7 +116,7 @@ test("pins net/ipc/uts: hostname set, lo up, sysctls applied; survives without p
   assert.deepEqual(await listPinned(dir), []);
 });
 
-test("host network/IPC/UTS: only the private kinds are created", { skip: needsRoot }, async () => {
+test("host network/IPC/UTS: only the private kinds are created", { skip: skipUnlessRoot }, async () => {
   const paths = await createPodNamespaces({
     dir,
     id: "podB",
@@ -148,7 +148,7 @@ test("host network/IPC/UTS: only the private kinds are created", { skip: needsRo
   await removePodNamespaces([paths.ipc!, paths.uts!, join(dir, "net/never-existed")]);
 });
 
-test("a failing helper leaves no files or mounts behind", { skip: needsRoot }, async () => {
+test("a failing helper leaves no files or mounts behind", { skip: skipUnlessRoot }, async () => {
   await assert.rejects(
     createPodNamespaces({
       dir,

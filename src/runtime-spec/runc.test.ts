@@ -13,6 +13,7 @@ import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { ContainerConfig, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { SecurityProfile_ProfileType } from "../api/gen/runtime/v1/api.js";
+import { needsRoot } from "../test/harness/skip.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { buildContainerSpec } from "./spec.js";
 
@@ -20,14 +21,7 @@ const exec = promisify(execFile);
 const RUNC = "/usr/sbin/runc";
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
 const CGROUP_PARENT = "/berth-oci-test";
-const skip =
-  process.getuid?.() !== 0
-    ? "needs root"
-    : !existsSync(RUNC)
-      ? "runc missing"
-      : !BUSYBOX
-        ? "busybox missing"
-        : false;
+const skip = needsRoot() || (!existsSync(RUNC) ? "runc missing" : !BUSYBOX ? "busybox missing" : false);
 
 async function removeTestCgroups(): Promise<void> {
   const base = "/sys/fs/cgroup";

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, rm, rmdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../common/process.js";
+import { needsRoot } from "../test/harness/skip.js";
 import { readPidFile } from "./conmon.js";
 
 export const RUNC = "/usr/sbin/runc";
@@ -15,7 +16,8 @@ export const CGROUP_PARENT = "berth-rt-test";
 
 /** Why the integration tests cannot run here, or undefined if they can. */
 export function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root";
+  const root = needsRoot();
+  if (root) return root;
   for (const f of [RUNC, CONMON, "/bin/busybox"]) if (!existsSync(f)) return `needs ${f}`;
   return undefined;
 }

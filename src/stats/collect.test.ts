@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { errnoCode } from "../common/errors.js";
+import { needsRoot } from "../test/harness/skip.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { detectCgroupVersion } from "./cgroups.js";
 import { containerStats, podStats } from "./collect.js";
@@ -18,7 +19,6 @@ import { CpuRateCache } from "./cpu-rate.js";
 import { DirUsageCache } from "./fs-usage.js";
 
 const MiB = 1024n * 1024n;
-const isRoot = process.getuid?.() === 0;
 
 let dir: string;
 let upper: string;
@@ -106,7 +106,8 @@ describe("stats of something not running", () => {
 const CONTROLLERS = ["cpu", "cpuacct", "memory", "pids"] as const;
 
 async function integrationSkip(): Promise<string | false> {
-  if (!isRoot) return "needs root (creates cgroups)";
+  const root = needsRoot("creates cgroups");
+  if (root) return root;
   if ((await detectCgroupVersion()) !== 1) return "written for cgroup v1 hierarchies";
   for (const c of CONTROLLERS) {
     try {

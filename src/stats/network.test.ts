@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readlink } from "node:fs/promises";
 import { describe, it } from "node:test";
+import { needsRoot } from "../test/harness/skip.js";
 import { networkUsage, parseNetDev, readNetDevOfNetns, readNetDevOfPid, readPodNetDev } from "./network.js";
 
 const NET_DEV = `Inter-|   Receive                                                |  Transmit
@@ -12,8 +13,6 @@ const NET_DEV = `Inter-|   Receive                                              
 garbage line
   bad0: 1 2 3
 `;
-
-const isRoot = process.getuid?.() === 0;
 
 describe("network counters", () => {
   it("parses /proc/net/dev", () => {
@@ -60,7 +59,7 @@ describe("network counters", () => {
   });
 
   it("reads a netns by path when no pod process is alive", {
-    skip: isRoot ? false : "needs root (unshare)",
+    skip: needsRoot("unshare"),
   }, async () => {
     // A fresh netns holds only lo.
     const child = spawn("unshare", ["--net", "sleep", "30"], { stdio: "ignore" });

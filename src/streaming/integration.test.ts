@@ -16,6 +16,7 @@ import { createPodNamespaces, type PodNamespacePaths, removePodNamespaces } from
 import { runcExec } from "../runtime/runc-exec.js";
 import { cleanup, makeBundle, RUNC, skipReason, uniqueId } from "../runtime/testutil.js";
 import { processesWithArgs } from "../test/harness/processes.js";
+import { needsRoot } from "../test/harness/skip.js";
 import { connectPortForward, ExecError, execOverSpdy } from "./client.js";
 import { forwardInNetns, PORTFORWARD_HELPER } from "./portforward.js";
 import type { ExecRequest } from "./remotecommand.js";
@@ -41,7 +42,7 @@ const helpersGone = () => poll(async () => (await processesWithArgs(HELPER_9000)
 /** Per test: a hang is cancelled well before the file-level timeout, so after() still cleans up. */
 const T = { timeout: 30_000 };
 
-const skip = skipReason() ?? (process.getuid?.() === 0 ? undefined : "needs root");
+const skip = skipReason() ?? needsRoot();
 
 describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () => {
   let dir = "";
@@ -215,8 +216,10 @@ describe("streaming end to end (runc + netns)", { skip, timeout: 300_000 }, () =
     it(`tty over ${transport}: the command runs on a terminal; resizes reach it (stty size)`, T, async () => {
       const out = collect();
       // Waits (boundedly) for the size to arrive: the resize goes through runc's SIGWINCH handler.
+      // Only then `tty`: runc 1.1's `exec -t` starts the process while it is still setting the
+      // terminal up, so a first write can miss ONLCR and a first stty can fail (seen under load).
       const script =
-        'tty; i=0; while [ "$(stty size)" != "33 101" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty size; exit 4';
+        'i=0; while [ "$(stty size 2>/dev/null)" != "33 101" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; tty; stty size; exit 4';
       const url = server.execUrl(execReq(["sh", "-c", script], { tty: true, stderr: false }));
       const resize = Readable.from([{ width: 101, height: 33 }]);
       const code =

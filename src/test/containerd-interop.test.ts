@@ -20,8 +20,9 @@ import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import { execOverWebSocket, portForwardOverWebSocket } from "../streaming/websocket/client.js";
 import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage } from "../tools/oci-builder.js";
-import { pushImage } from "./harness/images.js";
-import { startRegistry } from "./harness/registry.js";
+import { pushImage } from "../tools/push-image.js";
+import { startRegistry } from "../tools/registry-server.js";
+import { needsRoot } from "./harness/skip.js";
 
 const CONTAINERD = "/usr/bin/containerd";
 const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
@@ -38,11 +39,8 @@ function sink(): { w: Writable; text: () => string } {
 }
 
 const skip =
-  process.getuid?.() !== 0
-    ? "needs root"
-    : (await import("node:fs")).existsSync(CONTAINERD)
-      ? undefined
-      : `${CONTAINERD} not installed`;
+  needsRoot() ||
+  ((await import("node:fs")).existsSync(CONTAINERD) ? undefined : `${CONTAINERD} not installed`);
 
 describe("streaming clients against containerd's (Go) streaming server", { skip, timeout: 300_000 }, () => {
   const cleanup = new Cleanup();

@@ -14,9 +14,9 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
 import { ContainerState, Protocol } from "../api/gen/runtime/v1/api.js";
+import type { BerthdProcess } from "../tools/berthd-process.js";
 import { busyboxEntries, busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, buildLayer, ociArchive } from "../tools/oci-builder.js";
-import type { BerthdProcess } from "./harness/berthd.js";
 import {
   containerStatus,
   execSync,

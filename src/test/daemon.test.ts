@@ -9,7 +9,7 @@ import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { grpcAddress } from "../api/client.js";
 import { CheckpointContainerRequest, RuntimeServiceClient } from "../api/gen/runtime/v1/api.js";
 import { BERTH_VERSION } from "../common/version.js";
-import { BERTHD, BerthdProcess } from "./harness/berthd.js";
+import { BERTHD, BerthdProcess } from "../tools/berthd-process.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 function runBerthd(args: string[]): Promise<{ code: number | null; output: string }> {

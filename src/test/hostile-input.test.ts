@@ -18,7 +18,7 @@ import {
   PodSandboxConfig,
   type Protocol,
 } from "../api/gen/runtime/v1/api.js";
-import type { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "../tools/berthd-process.js";
 import { execSync, runtimeClient } from "./harness/cri.js";
 import { startPodSuite, stopPodSuite } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";

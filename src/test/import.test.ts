@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
+import { BerthdProcess } from "../tools/berthd-process.js";
 import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, buildLayer, dockerSaveArchive, ociArchive, tarOf } from "../tools/oci-builder.js";
-import { BerthdProcess } from "./harness/berthd.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);

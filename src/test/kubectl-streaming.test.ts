@@ -17,10 +17,11 @@ import { after, before, describe, it } from "node:test";
 import { ContainerConfig, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { native } from "../common/native.js";
 import { type RunResult, run } from "../common/process.js";
-import type { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "../tools/berthd-process.js";
 import { removeAllPods, runtimeClient, waitExited } from "./harness/cri.js";
 import { FakeApiserver, type FakeContainer, type SeenUpgrade } from "./harness/fake-apiserver.js";
 import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
+import { needsRoot } from "./harness/skip.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const BRIDGE = "berthkc0";
@@ -58,8 +59,8 @@ async function findKubectl(): Promise<Kubectl | undefined> {
   return best;
 }
 
-const kubectl = process.getuid?.() === 0 ? await findKubectl() : undefined;
-const skip = process.getuid?.() !== 0 ? "needs root" : kubectl ? undefined : "no kubectl on this machine";
+const kubectl = needsRoot() === false ? await findKubectl() : undefined;
+const skip = needsRoot() || (kubectl ? undefined : "no kubectl on this machine");
 /** kubectl 1.30+ speaks WebSocket (v5.channel.k8s.io) for exec/attach unless told not to. */
 const transports = kubectl && kubectl.minor >= 30 ? (["spdy", "websocket"] as const) : (["spdy"] as const);
 type Transport = (typeof transports)[number];

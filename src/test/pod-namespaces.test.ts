@@ -20,7 +20,7 @@ import {
   PodSandboxConfig,
   PodSandboxState,
 } from "../api/gen/runtime/v1/api.js";
-import type { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "../tools/berthd-process.js";
 import { containerStatus, execSync, runtimeClient, waitExited } from "./harness/cri.js";
 import { startPodSuite, stopPodSuite } from "./harness/pod-env.js";
 import { processesWithArgs } from "./harness/processes.js";

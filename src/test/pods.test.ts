@@ -21,7 +21,7 @@ import {
 } from "../api/gen/runtime/v1/api.js";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
 import { execOverWebSocket, portForwardOverWebSocket } from "../streaming/websocket/client.js";
-import type { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "../tools/berthd-process.js";
 import { containerStatus, runtimeClient, waitExited } from "./harness/cri.js";
 import { httpGet, startPodSuite, stopPodSuite } from "./harness/pod-env.js";
 import { processesWithArgs } from "./harness/processes.js";

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { sha256 } from "../image/digest.js";
+import { BerthdProcess } from "../tools/berthd-process.js";
 import { type BuiltImage, buildImage, buildLayer } from "../tools/oci-builder.js";
-import { BerthdProcess } from "./harness/berthd.js";
-import { pushImage } from "./harness/images.js";
+import { pushImage } from "../tools/push-image.js";
 import {
   pushBlob,
   pushManifest,
@@ -19,7 +19,7 @@ import {
   startRegistry,
   TOKEN_PASSWORD,
   TOKEN_USER,
-} from "./harness/registry.js";
+} from "../tools/registry-server.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 /** Everything berthd keeps, apart from its lock file: must match after a failed pull. */

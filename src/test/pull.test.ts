@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { MNT_DETACH, native } from "../common/native.js";
+import { BerthdProcess } from "../tools/berthd-process.js";
 import {
   type BuiltImage,
   buildImage,
@@ -18,9 +19,8 @@ import {
   type Entry,
   goArch,
 } from "../tools/oci-builder.js";
-import { BerthdProcess } from "./harness/berthd.js";
-import { pushImage, pushIndex } from "./harness/images.js";
-import { type RegistryHandle, startRegistry } from "./harness/registry.js";
+import { pushImage, pushIndex } from "../tools/push-image.js";
+import { type RegistryHandle, startRegistry } from "../tools/registry-server.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const MTIME = new Date("2023-05-06T07:08:09Z");

@@ -7,7 +7,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { BerthdProcess } from "./harness/berthd.js";
+import { BerthdProcess } from "../tools/berthd-process.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 

@@ -24,7 +24,7 @@ import {
   type RegistryHandle,
   startRegistry,
   type TestDescriptor,
-} from "./harness/registry.js";
+} from "../tools/registry-server.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const skip = process.env["BERTH_UNIT_ONLY"] ? "BERTH_UNIT_ONLY is set" : false;

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, test } from "node:test";
 import { request } from "undici";
-import { type RegistryHandle, startRegistry } from "./harness/registry.js";
+import { type RegistryHandle, startRegistry } from "../tools/registry-server.js";
 
 const skip = process.env["BERTH_UNIT_ONLY"] ? "BERTH_UNIT_ONLY is set" : false;
 const started: RegistryHandle[] = [];

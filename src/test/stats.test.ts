@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { ContainerStats, PodSandboxStats } from "../api/gen/runtime/v1/api.js";
-import type { BerthdProcess } from "./harness/berthd.js";
+import type { BerthdProcess } from "../tools/berthd-process.js";
 import { type RuntimeClient, runtimeClient } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";

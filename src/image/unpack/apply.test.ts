@@ -6,6 +6,7 @@ import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { isBerthError } from "../../common/errors.js";
 import { native } from "../../common/native.js";
+import { needsRoot } from "../../test/harness/skip.js";
 import { applyLayer } from "./apply.js";
 import {
   buildTar,
@@ -18,11 +19,10 @@ import {
 } from "./tar-fixture.js";
 
 /** Ownership, devices and trusted.* xattrs need root. */
-const needsRoot = process.getuid?.() === 0 ? false : "needs root";
 
 const MTIME = new Date(1_500_000_000_000);
 
-describe("applyLayer", { skip: needsRoot }, () => {
+describe("applyLayer", { skip: needsRoot() }, () => {
   let box: Sandbox;
   beforeEach(async () => {
     box = await sandbox();

@@ -9,13 +9,13 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { isBerthError } from "../../common/errors.js";
 import { native } from "../../common/native.js";
+import { needsRoot } from "../../test/harness/skip.js";
 import { applyLayer } from "./apply.js";
 import { buildTar, chunked, type FixtureEntry, listTree, type Sandbox, sandbox } from "./tar-fixture.js";
 
 /** Ownership, devices and trusted.* xattrs need root. */
-const needsRoot = process.getuid?.() === 0 ? false : "needs root";
 
-describe("applyLayer on hostile layers", { skip: needsRoot }, () => {
+describe("applyLayer on hostile layers", { skip: needsRoot() }, () => {
   let box: Sandbox;
   beforeEach(async () => {
     box = await sandbox();

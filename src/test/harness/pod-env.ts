@@ -8,9 +8,10 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { defaultConflist } from "../../network/default-conflist.js";
+import { BerthdProcess } from "../../tools/berthd-process.js";
 import { busyboxLayer } from "../../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../../tools/oci-builder.js";
-import { BerthdProcess } from "./berthd.js";
 import { type RuntimeClient, removeAllPods, runtimeClient } from "./cri.js";
 
 export interface PodEnvOptions {
@@ -29,20 +30,17 @@ export async function startPodEnv(opts: PodEnvOptions): Promise<BerthdProcess> {
   if (net) {
     await writeFile(
       join(conf, "10-test.conflist"),
-      JSON.stringify({
-        cniVersion: "1.0.0",
-        name: net.name,
-        plugins: [
-          {
-            type: "bridge",
-            bridge: net.bridge,
-            isGateway: true,
-            ipMasq: false,
-            ipam: { type: "host-local", ranges: [[{ subnet: net.subnet }]], dataDir: join(opts.dir, "ipam") },
-          },
-          ...(net.portmap === false ? [] : [{ type: "portmap", capabilities: { portMappings: true } }]),
-        ],
-      }),
+      JSON.stringify(
+        defaultConflist({
+          name: net.name,
+          bridge: net.bridge,
+          subnet: net.subnet,
+          dataDir: join(opts.dir, "ipam"),
+          ipMasq: false,
+          bandwidth: false,
+          portmap: net.portmap ?? true,
+        }),
+      ),
     );
   }
   return BerthdProcess.start({

@@ -1,5 +1,5 @@
 /**
- * Test harness: a REAL registry (Debian's `docker-registry`, distribution 2.8) on 127.0.0.1 with
+ * A real registry (Debian's `docker-registry`, distribution 2.8) on 127.0.0.1 with
  * storage in a fresh temp dir, plus push helpers for tests and benchmarks. No assertions here.
  *
  * `tokenAuth: true` runs the registry with `auth.token` and starts a token server in this process

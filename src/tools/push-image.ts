@@ -1,6 +1,6 @@
 /** Pushes images built by tools/oci-builder to a test registry. */
-import type { BuiltImage, BuiltIndex } from "../../tools/oci-builder.js";
-import { pushBlob, pushManifest } from "./registry.js";
+import type { BuiltImage, BuiltIndex } from "./oci-builder.js";
+import { pushBlob, pushManifest } from "./registry-server.js";
 
 export async function pushImage(
   registryUrl: string,

@@ -6,10 +6,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CriClient } from "../../api/client.js";
-import { MNT_DETACH, native } from "../../common/native.js";
+import { CriClient } from "../api/client.js";
+import { MNT_DETACH, native } from "../common/native.js";
 
-export const BERTHD = new URL("../../bin/berthd.js", import.meta.url).pathname;
+export const BERTHD = new URL("../bin/berthd.js", import.meta.url).pathname;
 
 export interface BerthdOptions {
   /** Extra TOML appended to the generated config. */

@@ -17,7 +17,7 @@ import type { ImageManager } from "../image/image-manager.js";
 import type { ImageConfig } from "../image/registry/oci.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
 import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
-import { type OciRuntime, observeExit, type RuntimeHandlers } from "../runtime/oci-runtime.js";
+import { type HandlerLookup, type OciRuntime, observeExit } from "../runtime/oci-runtime.js";
 import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
 import { buildResources } from "../runtime-spec/resources.js";
 import { buildContainerSpec } from "../runtime-spec/spec.js";
@@ -77,7 +77,7 @@ export interface ContainerManagerOptions {
   logger: Logger;
   images: ImageManager;
   pods: SandboxManager;
-  handlers: RuntimeHandlers;
+  handlers: HandlerLookup;
   /** berthd's own oom_score_adj (requests below it are clamped). */
   oomScoreAdjMin: number;
   /** Where lifecycle events go (GetContainerEvents). */

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NamespaceMode, type PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, failedPrecondition } from "../common/errors.js";
-import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
+import type { HandlerLookup } from "../runtime/oci-runtime.js";
 import { buildPodInitSpec, POD_INIT_PATH } from "../runtime-spec/pod-init-spec.js";
 
 /** Built from native/pause.c with the addon (statically linked). */
@@ -36,7 +36,7 @@ export class PodInits {
   readonly rootfs: string;
   private oomScoreAdjMin = 0;
 
-  constructor(private readonly opts: { root: string; handlers: RuntimeHandlers; binary?: string }) {
+  constructor(private readonly opts: { root: string; handlers: HandlerLookup; binary?: string }) {
     this.rootfs = join(opts.root, "pod-init", "rootfs");
   }
 

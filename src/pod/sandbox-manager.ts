@@ -9,22 +9,16 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
 import { NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
-import { errnoCode, failedPrecondition } from "../common/errors.js";
+import { failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
-import { MNT_DETACH, native } from "../common/native.js";
 import { epochNowNs } from "../common/time.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
-import type { CniClient } from "../network/cni.js";
-import {
-  createPodNamespaces,
-  isNsfs,
-  type PodNamespacePaths,
-  removePodNamespaces,
-} from "../network/namespaces.js";
-import type { RuntimeHandlers } from "../runtime/oci-runtime.js";
+import type { PodNamespacePaths } from "../network/namespaces.js";
+import type { HandlerLookup } from "../runtime/oci-runtime.js";
 import { RecordStore } from "../store/record-store.js";
 import { bandwidthFromAnnotations } from "./bandwidth.js";
 import { hostsFile, resolvConf } from "./files.js";
+import { nodeHost, type PodHost, type PodNetwork } from "./host.js";
 import { type PodInits, sharesPidNamespace } from "./pod-init.js";
 import { validatePodConfig } from "./validate.js";
 
@@ -70,20 +64,14 @@ export interface SandboxManagerOptions {
   root: string;
   state: string;
   logger: Logger;
-  cni: CniClient;
-  handlers: RuntimeHandlers;
+  cni: PodNetwork;
+  /** Namespaces and mounts on the host; default the real one. */
+  host?: PodHost;
+  handlers: HandlerLookup;
   inits: PodInits;
   /** Size of each pod's /dev/shm tmpfs. */
   shmSizeBytes?: number;
   observePhase?: PhaseObserver;
-}
-
-async function unmountIfMounted(path: string): Promise<void> {
-  try {
-    await native().umount2(path, MNT_DETACH);
-  } catch (err) {
-    if (errnoCode(err) !== "EINVAL" && errnoCode(err) !== "ENOENT") throw err;
-  }
 }
 
 export function decodePodConfig(pod: PodRecord): PodSandboxConfig {
@@ -94,9 +82,12 @@ export class SandboxManager {
   readonly store: RecordStore<PodRecord>;
   private readonly nsDir: string;
 
+  private readonly host: PodHost;
+
   constructor(private readonly opts: SandboxManagerOptions) {
     this.store = new RecordStore<PodRecord>(join(opts.root, "pods"), "pod sandbox");
     this.nsDir = join(opts.state, "ns");
+    this.host = opts.host ?? nodeHost;
   }
 
   async init(): Promise<void> {
@@ -106,7 +97,7 @@ export class SandboxManager {
       if (
         pod.phase === "ready" &&
         pod.state === "SANDBOX_READY" &&
-        ((pod.namespaces.net && !(await isNsfs(pod.namespaces.net))) ||
+        ((pod.namespaces.net && !(await this.host.isPinned(pod.namespaces.net))) ||
           (pod.init && !(await this.opts.inits.running(pod).catch(() => false))))
       ) {
         await this.store.update(pod.id, (p) => ({ ...p, state: "SANDBOX_NOTREADY" }));
@@ -132,7 +123,7 @@ export class SandboxManager {
     for (const id of await readdir(podsDir).catch(() => [] as string[])) {
       if (owned(id)) continue;
       this.opts.logger.warn({ podSandboxId: id }, "removing the files of a pod that has no record");
-      await unmountIfMounted(join(podsDir, id, "shm")).catch(() => {});
+      await this.host.unmount(join(podsDir, id, "shm")).catch(() => {});
       await rm(join(podsDir, id), { recursive: true, force: true }).catch(() => {});
     }
     for (const kind of ["net", "ipc", "uts"]) {
@@ -140,9 +131,11 @@ export class SandboxManager {
       for (const id of await readdir(dir).catch(() => [] as string[])) {
         if (owned(id)) continue;
         this.opts.logger.warn({ podSandboxId: id, kind }, "removing a pinned namespace that no pod owns");
-        await removePodNamespaces([join(dir, id)]).catch((err: unknown) =>
-          this.opts.logger.error({ err, podSandboxId: id }, "cannot remove an orphan namespace pin"),
-        );
+        await this.host
+          .removeNamespaces([join(dir, id)])
+          .catch((err: unknown) =>
+            this.opts.logger.error({ err, podSandboxId: id }, "cannot remove an orphan namespace pin"),
+          );
       }
     }
   }
@@ -191,11 +184,11 @@ export class SandboxManager {
         if (pod.shm) {
           await mkdir(pod.shm, { mode: 0o1777 });
           const size = this.opts.shmSizeBytes ?? 64 * 1024 * 1024;
-          await native().mount("shm", pod.shm, "tmpfs", 0x2 | 0x4 | 0x8, `mode=1777,size=${size}`);
+          await this.host.mountShm(pod.shm, size);
         }
       });
       const namespaces = await tl.phase("namespaces", () =>
-        createPodNamespaces({
+        this.host.createNamespaces({
           dir: this.nsDir,
           id,
           net: !hostNetwork,
@@ -273,9 +266,9 @@ export class SandboxManager {
     if (!pod.hostNetwork && net) {
       steps.push(() => this.opts.cni.tearDownPod({ ...this.identity(pod), netns: net }));
     }
-    steps.push(() => removePodNamespaces(pod.namespaces));
+    steps.push(() => this.host.removeNamespaces(pod.namespaces));
     const shm = pod.shm;
-    if (shm) steps.push(() => unmountIfMounted(shm));
+    if (shm) steps.push(() => this.host.unmount(shm));
     const failures: unknown[] = [];
     for (const step of steps) await step().catch((err: unknown) => failures.push(err));
     if (failures.length > 0) throw failures[0];
@@ -318,7 +311,7 @@ export class SandboxManager {
       processStatus: pod.init ? (init?.status ?? "deleted") : "",
       netNamespaceClosed: pod.hostNetwork
         ? false
-        : !(pod.namespaces.net && (await isNsfs(pod.namespaces.net))),
+        : !(pod.namespaces.net && (await this.host.isPinned(pod.namespaces.net))),
       runtimeHandler: pod.runtimeHandler,
       ...rt.description,
       config: decodePodConfig(pod),

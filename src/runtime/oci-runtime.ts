@@ -356,6 +356,9 @@ export const DEFAULT_HANDLERS: Readonly<Record<string, RuntimeHandlerConfig>> = 
   runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/runc", runtimeType: "oci" },
 };
 
+/** What the managers use of the handlers (tests pass fakes). */
+export type HandlerLookup = Pick<RuntimeHandlers, "defaultHandler" | "get" | "names">;
+
 /** RuntimeClass handler name → OciRuntime, built from configuration. */
 export class RuntimeHandlers {
   readonly defaultHandler: string;

@@ -75,15 +75,29 @@ export interface ContainerManagerOptions {
   /** RuntimeDefault seccomp when a request names no profile (config runtime.seccomp_use_default_when_empty). */
   seccompUseDefaultWhenEmpty?: boolean;
   logger: Logger;
-  images: ImageManager;
+  images: ContainerImages;
   pods: SandboxManager;
   handlers: HandlerLookup;
+  /** Mounts and removes container root filesystems; default overlayfs (root). */
+  rootfs?: RootfsMounter;
   /** berthd's own oom_score_adj (requests below it are clamped). */
   oomScoreAdjMin: number;
   /** Where lifecycle events go (GetContainerEvents). */
   events?: EventBus<ContainerRecord>;
   observePhase?: PhaseObserver;
 }
+
+/** What the container manager uses of the image store. */
+export type ContainerImages = Pick<ImageManager, "find" | "readConfig"> & {
+  snapshots: Pick<ImageManager["snapshots"], "fsPath">;
+};
+
+export interface RootfsMounter {
+  mount(lowers: string[], dir: string): Promise<{ rootfs: string }>;
+  remove(dir: string): Promise<void>;
+}
+
+const overlayRootfs: RootfsMounter = { mount: mountRootfs, remove: removeRootfs };
 
 export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
   return ContainerConfig.decode(Buffer.from(c.config, "base64"));
@@ -110,8 +124,11 @@ async function exitReason(c: ContainerRecord, exitCode: number, killedByUs = fal
 export class ContainerManager {
   readonly store: RecordStore<ContainerRecord>;
 
+  private readonly rootfs: RootfsMounter;
+
   constructor(private readonly opts: ContainerManagerOptions) {
     this.store = new RecordStore<ContainerRecord>(join(opts.root, "containers-meta"), "container");
+    this.rootfs = opts.rootfs ?? overlayRootfs;
   }
 
   /** Updates a record and publishes the lifecycle event its new state stands for. */
@@ -217,7 +234,7 @@ export class ContainerManager {
       const privileged = config.linux?.securityContext?.privileged ?? false;
       const devices = privileged ? await allHostDevices() : await resolveDevices(config.devices);
       const lowers = img.layers.map((l) => this.opts.images.snapshots.fsPath(l.chainId));
-      const { rootfs } = await tl.phase("rootfs", () => mountRootfs(lowers, rec.dir));
+      const { rootfs } = await tl.phase("rootfs", () => this.rootfs.mount(lowers, rec.dir));
       const spec = await tl.phase("spec", async () =>
         buildContainerSpec({
           id,
@@ -417,7 +434,7 @@ export class ContainerManager {
       // a running or unknown one gets SIGKILL for all its processes first.
       if (c.state !== "CONTAINER_EXITED") await rt.kill(c.id, "SIGKILL", true).catch(() => {});
       await rt.delete(c.id);
-      await removeRootfs(c.dir);
+      await this.rootfs.remove(c.dir);
       await this.store.delete(c.id);
     } finally {
       this.killing.delete(c.id);

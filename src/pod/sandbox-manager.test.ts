@@ -10,91 +10,18 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { pino } from "pino";
 import { NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
-import { isBerthError, notFound } from "../common/errors.js";
-import type { PodNamespacePaths } from "../network/namespaces.js";
-import type { OciRuntime } from "../runtime/oci-runtime.js";
-import type { PodHost, PodNetwork } from "./host.js";
+import { isBerthError } from "../common/errors.js";
+import { FakeHost, FakeNetwork, FakeRuntime, fakeHandlers } from "../test/fakes.js";
 import { PodInits } from "./pod-init.js";
 import { SandboxManager } from "./sandbox-manager.js";
 
 const code = (c: string) => (err: unknown) => isBerthError(err) && err.code === c;
 
-class FakeHost implements PodHost {
-  readonly calls: string[] = [];
-  readonly pinned = new Set<string>();
-  async createNamespaces(o: { dir: string; id: string; net: boolean; ipc: boolean; uts: boolean }) {
-    this.calls.push(`create ${o.id}`);
-    const paths: PodNamespacePaths = {};
-    for (const kind of ["net", "ipc", "uts"] as const) {
-      if (!o[kind]) continue;
-      paths[kind] = join(o.dir, kind, o.id);
-      this.pinned.add(paths[kind]);
-    }
-    return paths;
-  }
-  async removeNamespaces(paths: PodNamespacePaths | readonly string[]) {
-    const files = Array.isArray(paths) ? paths : Object.values(paths as PodNamespacePaths);
-    for (const f of files) {
-      this.calls.push(`remove ${f}`);
-      this.pinned.delete(f);
-    }
-  }
-  async isPinned(path: string) {
-    return this.pinned.has(path);
-  }
-  async mountShm(path: string) {
-    this.calls.push(`shm ${path}`);
-  }
-  async unmount(path: string) {
-    this.calls.push(`unmount ${path}`);
-  }
-}
-
-class FakeNetwork implements PodNetwork {
-  failAdd = false;
-  failDel = false;
-  readonly added = new Set<string>();
-  deletes = 0;
-  async setUpPod(req: { podId: string }) {
-    if (this.failAdd) throw new Error("CNI ADD failed");
-    this.added.add(req.podId);
-    return { ips: ["10.9.0.7"] } as Awaited<ReturnType<PodNetwork["setUpPod"]>>;
-  }
-  async tearDownPod(req: { podId: string }) {
-    this.deletes++;
-    if (this.failDel) throw new Error("CNI DEL failed");
-    this.added.delete(req.podId);
-  }
-  async cachedAttachment() {
-    return null;
-  }
-}
-
-/** Only what the pod init uses: create, start, state, stop, delete. */
-function fakeRuntime(live: Set<string>): OciRuntime {
-  return {
-    handler: "runc",
-    create: async (spec) => {
-      live.add(spec.id);
-      return { pid: 100, conmonPid: 99 };
-    },
-    start: async () => {},
-    state: async (id) => (live.has(id) ? { status: "running", pid: 100 } : undefined),
-    stop: async (id) => {
-      live.delete(id);
-      return undefined;
-    },
-    delete: async (id) => {
-      live.delete(id);
-    },
-  } as Partial<OciRuntime> as OciRuntime;
-}
-
 describe("SandboxManager (fake host, CNI and runtime)", () => {
   let dir: string;
   let host: FakeHost;
   let net: FakeNetwork;
-  let inits: Set<string>;
+  let runtime: FakeRuntime;
   let pods: SandboxManager;
 
   const config = (name: string, pid: NamespaceMode = NamespaceMode.CONTAINER, over = {}) =>
@@ -106,15 +33,7 @@ describe("SandboxManager (fake host, CNI and runtime)", () => {
     });
 
   const manager = () => {
-    const runtime = fakeRuntime(inits);
-    const handlers = {
-      defaultHandler: "runc",
-      get: (name: string) => {
-        if (name !== "runc") throw notFound(`no runtime handler "${name}"`);
-        return runtime;
-      },
-      names: () => ["runc"],
-    };
+    const handlers = fakeHandlers(runtime);
     return new SandboxManager({
       root: join(dir, "root"),
       state: join(dir, "state"),
@@ -131,7 +50,7 @@ describe("SandboxManager (fake host, CNI and runtime)", () => {
     await writeFile(join(dir, "pause"), "not really a program");
     host = new FakeHost();
     net = new FakeNetwork();
-    inits = new Set();
+    runtime = new FakeRuntime();
     pods = manager();
     await pods.init();
   });
@@ -174,10 +93,10 @@ describe("SandboxManager (fake host, CNI and runtime)", () => {
     assert.equal(await pods.pidNamespace(own), undefined);
     const shared = await pods.run(config("shared", NamespaceMode.POD), "");
     assert.equal(shared.init, true);
-    assert.ok(inits.has(shared.id));
+    assert.ok(runtime.containers.has(shared.id));
     assert.equal(await pods.pidNamespace(shared), "/proc/100/ns/pid");
     await pods.stop(shared.id);
-    assert.ok(!inits.has(shared.id));
+    assert.ok(!runtime.containers.has(shared.id));
     await assert.rejects(pods.pidNamespace(shared), code("FailedPrecondition"));
   });
 

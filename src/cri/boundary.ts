@@ -27,6 +27,7 @@ const GRPC_CODES: Record<ErrorCode, status> = {
   ResourceExhausted: status.RESOURCE_EXHAUSTED,
   DataLoss: status.DATA_LOSS,
   Aborted: status.ABORTED,
+  Cancelled: status.CANCELLED,
   Internal: status.INTERNAL,
 };
 

@@ -32,6 +32,9 @@ export class Puller {
       hosts: deps.config.registry,
       logger: deps.logger,
       maxManifestBytes: deps.config.image.maxManifestBytes,
+      connectTimeoutMs: deps.config.image.connectTimeoutSeconds * 1000,
+      headersTimeoutMs: deps.config.image.responseHeaderTimeoutSeconds * 1000,
+      bodyTimeoutMs: deps.config.image.bodyIdleTimeoutSeconds * 1000,
     });
   }
 

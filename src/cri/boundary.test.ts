@@ -117,4 +117,24 @@ describe("call signals", () => {
     assert.equal(err, null);
     assert.deepEqual(res, { echo: "hi" });
   });
+
+  it("never logs the credentials of a reference or an AuthConfig", async () => {
+    const sink = logSink();
+    const request = {
+      image: { image: "user:s3cr3t@registry.example/app:v1" },
+      auth: { username: "user", password: "s3cr3t", auth: "dXNlcjpzM2NyM3Q=" },
+    };
+    await invoke(
+      async (_req, log) => {
+        (log as ReturnType<typeof createLogger>).info({ auth: request.auth }, "auth seen");
+        throw new BerthError("Unavailable", "cannot reach https://user:s3cr3t@mirror.example/v2");
+      },
+      new FakeCall(request),
+      sink.logger,
+    );
+    const text = sink.text();
+    assert.match(text, /<credentials>@registry\.example\/app:v1/);
+    assert.match(text, /https:\/\/<credentials>@mirror\.example/);
+    assert.doesNotMatch(text, /s3cr3t|dXNlcjpzM2NyM3Q=/);
+  });
 });

@@ -18,7 +18,8 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { BerthError, cancelled, deadlineExceeded, type ErrorCode, unimplemented } from "../common/errors.js";
-import type { Logger } from "../common/logger.js";
+import { type Logger, redactSecrets } from "../common/logger.js";
+import { redactReference } from "../image/reference.js";
 
 const GRPC_CODES: Record<ErrorCode, status> = {
   InvalidArgument: status.INVALID_ARGUMENT,
@@ -51,8 +52,10 @@ function requestFields(req: unknown): Record<string, unknown> {
   if (typeof req !== "object" || req === null) return out;
   for (const field of LOGGED_FIELDS) {
     const v = (req as Record<string, unknown>)[field];
-    if (typeof v === "string" && v !== "") out[field] = v;
-    else if (field === "image" && typeof v === "object" && v !== null && "image" in v) out[field] = v.image;
+    if (typeof v === "string" && v !== "") out[field] = field === "image" ? redactReference(v) : v;
+    else if (field === "image" && typeof v === "object" && v !== null && "image" in v) {
+      out[field] = typeof v.image === "string" ? redactReference(v.image) : v.image;
+    }
   }
   return out;
 }
@@ -130,7 +133,7 @@ function logOutcome(log: Logger, method: string, started: bigint, err?: unknown)
     log.debug({ durationMs: ms }, `${method} done`);
   } else if (err instanceof BerthError) {
     const level = err.code === "Internal" || err.code === "DataLoss" ? "error" : "info";
-    log[level]({ durationMs: ms, code: err.code, err: err.message }, `${method} failed`);
+    log[level]({ durationMs: ms, code: err.code, err: redactSecrets(err.message) }, `${method} failed`);
   } else {
     log.error({ durationMs: ms, err }, `${method} failed unexpectedly`);
   }
@@ -188,7 +191,7 @@ export function clientStreaming<Req, Res>(
 }
 
 function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return redactSecrets(err instanceof Error ? err.message : String(err));
 }
 
 /** A handler for an RPC whose issue has not landed yet: UNIMPLEMENTED at once, never a hang. */

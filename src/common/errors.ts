@@ -15,6 +15,7 @@ export type ErrorCode =
   | "ResourceExhausted"
   | "DataLoss"
   | "Aborted"
+  | "Cancelled"
   | "Internal";
 
 export class BerthError extends Error {
@@ -38,6 +39,8 @@ export const failedPrecondition = make("FailedPrecondition");
 export const unavailable = make("Unavailable");
 export const unimplemented = make("Unimplemented");
 export const deadlineExceeded = make("DeadlineExceeded");
+/** The caller gave up (its RPC was cancelled): gRPC CANCELLED. */
+export const cancelled = make("Cancelled");
 export const permissionDenied = make("PermissionDenied");
 export const unauthenticated = make("Unauthenticated");
 export const resourceExhausted = make("ResourceExhausted");
@@ -55,4 +58,14 @@ export function errnoCode(err: unknown): string | undefined {
     return typeof code === "string" ? code : undefined;
   }
   return undefined;
+}
+
+/**
+ * What an aborted operation throws: the signal's reason when it is a BerthError (the CRI
+ * boundary aborts with cancelled / deadlineExceeded / unavailable), else `Cancelled`.
+ */
+export function abortReason(signal: AbortSignal | undefined, cause?: unknown): BerthError {
+  const reason: unknown = signal?.reason;
+  if (reason instanceof BerthError) return reason;
+  return new BerthError("Cancelled", "operation cancelled", { cause: reason ?? cause });
 }

@@ -21,6 +21,9 @@ max_concurrent_downloads = 5
 discard_unpacked_layers = true
 platform = "linux/arm64"
 max_manifest_bytes = 2048
+connect_timeout_seconds = 5
+response_header_timeout_seconds = 7
+body_idle_timeout_seconds = 9
 [registry.mirrors."registry.k8s.io"]
 endpoints = ["http://127.0.0.1:5000/", "https://mirror.example"]
 [registry.configs."my.example:5000"]
@@ -42,6 +45,9 @@ idle_timeout_seconds = 60
       discardUnpackedLayers: true,
       platform: "linux/arm64",
       maxManifestBytes: 2048,
+      connectTimeoutSeconds: 5,
+      responseHeaderTimeoutSeconds: 7,
+      bodyIdleTimeoutSeconds: 9,
     });
     assert.deepEqual(c.registry.mirrors["registry.k8s.io"]?.endpoints, [
       "http://127.0.0.1:5000",
@@ -65,6 +71,15 @@ idle_timeout_seconds = 60
     ['[registry.mirrors."x"]\nendpoints = ["ftp://a"]', /must use http or https/],
     ['[registry.mirrors."x"]\nendpoint = ["http://a"]', /unknown key "registry\.mirrors\."x"\.endpoint"/],
     ['[registry.configs."x"]\ninsecure = "yes"', /"registry\.configs\."x"\.insecure" must be true or false/],
+    [
+      "[image]\nconnect_timeout_seconds = 0",
+      /"image\.connect_timeout_seconds" must be an integer from 1 to 3600/,
+    ],
+    [
+      "[image]\nresponse_header_timeout_seconds = 1.5",
+      /"image\.response_header_timeout_seconds" must be an integer/,
+    ],
+    ['[image]\nbody_idle_timeout_seconds = "60"', /"image\.body_idle_timeout_seconds" must be an integer/],
     ["[streaming]\nidle_timeout_seconds = 0", /"streaming\.idle_timeout_seconds" must be an integer from 1/],
     ["root = ", /t\.toml/],
   ];
@@ -101,6 +116,7 @@ idle_timeout_seconds = 60
     assert.equal(c.runtime.handlers["runc-debug"]?.runtimeRoot, "/run/berth/runc-debug");
     assert.deepEqual(c.registry.mirrors["registry.k8s.io"]?.endpoints, ["http://127.0.0.1:5000"]);
     assert.equal(c.cni.confDirs[0], "/etc/cni/net.d");
+    assert.equal(c.image.responseHeaderTimeoutSeconds, 30);
   });
 
   it("validates flag overrides the same way", () => {

@@ -31,6 +31,12 @@ export interface ImageConfig {
   platform: string;
   /** Largest manifest or config accepted from a registry, in bytes. */
   maxManifestBytes: number;
+  /** Time to connect to a registry (TCP and TLS). */
+  connectTimeoutSeconds: number;
+  /** Time a registry has to send the response headers of a request. */
+  responseHeaderTimeoutSeconds: number;
+  /** A download that receives no byte for this long fails. */
+  bodyIdleTimeoutSeconds: number;
 }
 export interface RuntimeHandlerEntry {
   runtimePath: string;
@@ -87,6 +93,9 @@ export function defaultConfig(): BerthConfig {
       discardUnpackedLayers: false,
       platform: "",
       maxManifestBytes: 4 * 1024 * 1024,
+      connectTimeoutSeconds: 30,
+      responseHeaderTimeoutSeconds: 30,
+      bodyIdleTimeoutSeconds: 60,
     },
     registry: { mirrors: {}, configs: {} },
     runtime: {
@@ -286,6 +295,9 @@ export function configFromToml(doc: Table): BerthConfig {
     "discard_unpacked_layers",
     "platform",
     "max_manifest_bytes",
+    "connect_timeout_seconds",
+    "response_header_timeout_seconds",
+    "body_idle_timeout_seconds",
   ]);
   const platform = img.string("platform", d.image.platform);
   if (platform !== "" && !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(platform)) {
@@ -301,6 +313,14 @@ export function configFromToml(doc: Table): BerthConfig {
       discardUnpackedLayers: img.bool("discard_unpacked_layers", d.image.discardUnpackedLayers),
       platform,
       maxManifestBytes: img.int("max_manifest_bytes", d.image.maxManifestBytes, 1024, 64 * 1024 * 1024),
+      connectTimeoutSeconds: img.int("connect_timeout_seconds", d.image.connectTimeoutSeconds, 1, 3600),
+      responseHeaderTimeoutSeconds: img.int(
+        "response_header_timeout_seconds",
+        d.image.responseHeaderTimeoutSeconds,
+        1,
+        3600,
+      ),
+      bodyIdleTimeoutSeconds: img.int("body_idle_timeout_seconds", d.image.bodyIdleTimeoutSeconds, 1, 3600),
     },
     registry: readRegistry(r),
     runtime: readRuntime(r, d.runtime),

@@ -2,8 +2,14 @@
  * The one error boundary between gRPC and Berth's domain code: every RPC handler is wrapped
  * here, which logs the call (method, ids, duration) and maps typed BerthErrors to gRPC status
  * codes. Anything else becomes INTERNAL and is logged with its stack.
+ *
+ * Each call gets an AbortSignal (the handler's third argument; handlers may ignore it) that
+ * aborts when the client cancels the call, when the call's deadline passes, or when berthd
+ * shuts down (`abortCalls`). A call whose signal aborted answers with the reason: CANCELLED,
+ * DEADLINE_EXCEEDED or UNAVAILABLE.
  */
 import {
+  type Deadline,
   type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
@@ -11,8 +17,9 @@ import {
   type ServerErrorResponse,
   status,
 } from "@grpc/grpc-js";
-import { BerthError, type ErrorCode, unimplemented } from "../common/errors.js";
-import type { Logger } from "../common/logger.js";
+import { BerthError, cancelled, deadlineExceeded, type ErrorCode, unimplemented } from "../common/errors.js";
+import { type Logger, redactSecrets } from "../common/logger.js";
+import { redactReference } from "../image/reference.js";
 
 const GRPC_CODES: Record<ErrorCode, status> = {
   InvalidArgument: status.INVALID_ARGUMENT,
@@ -27,6 +34,7 @@ const GRPC_CODES: Record<ErrorCode, status> = {
   ResourceExhausted: status.RESOURCE_EXHAUSTED,
   DataLoss: status.DATA_LOSS,
   Aborted: status.ABORTED,
+  Cancelled: status.CANCELLED,
   Internal: status.INTERNAL,
 };
 
@@ -44,10 +52,70 @@ function requestFields(req: unknown): Record<string, unknown> {
   if (typeof req !== "object" || req === null) return out;
   for (const field of LOGGED_FIELDS) {
     const v = (req as Record<string, unknown>)[field];
-    if (typeof v === "string" && v !== "") out[field] = v;
-    else if (field === "image" && typeof v === "object" && v !== null && "image" in v) out[field] = v.image;
+    if (typeof v === "string" && v !== "") out[field] = field === "image" ? redactReference(v) : v;
+    else if (field === "image" && typeof v === "object" && v !== null && "image" in v) {
+      out[field] = typeof v.image === "string" ? redactReference(v.image) : v.image;
+    }
   }
   return out;
+}
+
+/** What a call's signal needs from the grpc-js call object. */
+interface CancellableCall {
+  getDeadline(): Deadline;
+  readonly cancelled: boolean;
+  on(event: "cancelled", listener: () => void): unknown;
+  removeListener(event: "cancelled", listener: () => void): unknown;
+}
+
+/** Controllers of the calls in flight, for `abortCalls`. */
+const inflight = new Set<AbortController>();
+
+/** Aborts every call in flight with `reason` (berthd's shutdown); returns how many there were. */
+export function abortCalls(reason: BerthError): number {
+  const n = inflight.size;
+  for (const c of inflight) c.abort(reason);
+  return n;
+}
+
+/** setTimeout's largest delay; a later deadline is left to the client. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function deadlineMs(d: Deadline): number {
+  return d instanceof Date ? d.getTime() : d;
+}
+
+/** The signal of one call, and `done()` to forget it once the call has answered. */
+function callSignal(call: CancellableCall, method: string): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const deadline = deadlineMs(call.getDeadline());
+  const expired = () => deadlineExceeded(`${method}: the caller's deadline expired`);
+  let timer: NodeJS.Timeout | undefined;
+  const delay = deadline - Date.now();
+  if (Number.isFinite(delay) && delay < MAX_TIMER_MS) {
+    timer = setTimeout(() => controller.abort(expired()), Math.max(0, delay));
+  }
+  // grpc-js also reports an expired deadline as "cancelled": say which it was.
+  const onCancel = () =>
+    controller.abort(
+      Date.now() >= deadline - 5 ? expired() : cancelled(`${method} was cancelled by the client`),
+    );
+  call.on("cancelled", onCancel);
+  if (call.cancelled) onCancel();
+  inflight.add(controller);
+  return {
+    signal: controller.signal,
+    done: () => {
+      if (timer) clearTimeout(timer);
+      call.removeListener("cancelled", onCancel);
+      inflight.delete(controller);
+    },
+  };
+}
+
+/** The error a call answers with: why it was aborted, if it was. */
+function outcomeError(err: unknown, signal: AbortSignal): unknown {
+  return signal.aborted && signal.reason instanceof BerthError ? signal.reason : err;
 }
 
 export type RequestObserver = (method: string, code: string, seconds: number) => void;
@@ -65,7 +133,7 @@ function logOutcome(log: Logger, method: string, started: bigint, err?: unknown)
     log.debug({ durationMs: ms }, `${method} done`);
   } else if (err instanceof BerthError) {
     const level = err.code === "Internal" || err.code === "DataLoss" ? "error" : "info";
-    log[level]({ durationMs: ms, code: err.code, err: err.message }, `${method} failed`);
+    log[level]({ durationMs: ms, code: err.code, err: redactSecrets(err.message) }, `${method} failed`);
   } else {
     log.error({ durationMs: ms, err }, `${method} failed unexpectedly`);
   }
@@ -74,19 +142,24 @@ function logOutcome(log: Logger, method: string, started: bigint, err?: unknown)
 export function unary<Req, Res>(
   logger: Logger,
   method: string,
-  handler: (req: Req, log: Logger) => Promise<Res>,
+  handler: (req: Req, log: Logger, signal: AbortSignal) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const log = logger.child({ method, ...requestFields(call.request) });
     const started = process.hrtime.bigint();
-    handler(call.request, log).then(
+    const { signal, done } = callSignal(call, method);
+    handler(call.request, log, signal).then(
       (res) => {
+        done();
         logOutcome(log, method, started);
         callback(null, res);
       },
       (err: unknown) => {
-        logOutcome(log, method, started, err);
-        callback(toGrpcError(err));
+        done();
+        const final = outcomeError(err, signal);
+        if (final !== err) log.debug({ err: describe(err) }, `${method}: error after the call was aborted`);
+        logOutcome(log, method, started, final);
+        callback(toGrpcError(final));
       },
     );
   };
@@ -95,22 +168,30 @@ export function unary<Req, Res>(
 export function clientStreaming<Req, Res>(
   logger: Logger,
   method: string,
-  handler: (requests: AsyncIterable<Req>, log: Logger) => Promise<Res>,
+  handler: (requests: AsyncIterable<Req>, log: Logger, signal: AbortSignal) => Promise<Res>,
 ): handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
     const log = logger.child({ method });
     const started = process.hrtime.bigint();
-    handler(call as AsyncIterable<Req>, log).then(
+    const { signal, done } = callSignal(call, method);
+    handler(call as AsyncIterable<Req>, log, signal).then(
       (res) => {
+        done();
         logOutcome(log, method, started);
         callback(null, res);
       },
       (err: unknown) => {
-        logOutcome(log, method, started, err);
-        callback(toGrpcError(err));
+        done();
+        const final = outcomeError(err, signal);
+        logOutcome(log, method, started, final);
+        callback(toGrpcError(final));
       },
     );
   };
+}
+
+function describe(err: unknown): string {
+  return redactSecrets(err instanceof Error ? err.message : String(err));
 }
 
 /** A handler for an RPC whose issue has not landed yet: UNIMPLEMENTED at once, never a hang. */

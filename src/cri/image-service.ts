@@ -77,7 +77,8 @@ export function imageService(opts: ImageServiceOptions): UntypedServiceImplement
       }
       return ImageStatusResponse.fromPartial({ image: toCriImage(img), info });
     }),
-    pullImage: unary(logger, "PullImage", async (req: PullImageRequest) => {
+    // Cancelled by the client, past its deadline or berthd shutting down: the pull stops at once.
+    pullImage: unary(logger, "PullImage", async (req: PullImageRequest, _log, signal) => {
       const ref = requireImage(req.image);
       const a = req.auth;
       const img = await images.pull(
@@ -90,6 +91,7 @@ export function imageService(opts: ImageServiceOptions): UntypedServiceImplement
           identityToken: a.identityToken,
           registryToken: a.registryToken,
         },
+        signal,
       );
       return PullImageResponse.fromPartial({ imageRef: img.id });
     }),

@@ -8,14 +8,14 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ImagesService } from "../api/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../api/gen/runtime/v1/api.js";
 import { nativeRuntimeBackend } from "../backend/native/index.js";
-import { failedPrecondition } from "../common/errors.js";
+import { failedPrecondition, unavailable } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { native } from "../common/native.js";
 import { BERTH_VERSION } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
 import { ContainerManager, type ContainerRecord } from "../container/container-manager.js";
 import { berthImagesService } from "../cri/berth-service.js";
-import { observeRequests } from "../cri/boundary.js";
+import { abortCalls, observeRequests } from "../cri/boundary.js";
 import { imageService } from "../cri/image-service.js";
 import { runtimeService } from "../cri/runtime-service.js";
 import { createStreamingServer } from "../cri/streaming-service.js";
@@ -186,7 +186,11 @@ export class Daemon {
     this.lockFile = fh;
   }
 
-  /** Stops accepting calls, lets in-flight ones finish (up to `graceMs`), then releases the root. */
+  /**
+   * Stops accepting calls and aborts the ones in flight (a pull stops downloading and answers
+   * UNAVAILABLE at once); calls that cannot be aborted get `graceMs` to finish before the server
+   * is forced down. Then releases the root.
+   */
   async stop(graceMs = 10_000): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -200,6 +204,8 @@ export class Daemon {
           clearTimeout(timer);
           resolve();
         });
+        const aborted = abortCalls(unavailable("berthd is shutting down"));
+        if (aborted > 0) this.logger.info({ calls: aborted }, "aborted the calls in flight");
       });
     }
     this.containers?.close();

@@ -81,9 +81,10 @@ export class ImageManager {
     return collectGarbage(this.deps());
   }
 
-  async pull(ref: string, auth?: PullAuth): Promise<ImageRecord> {
+  /** `signal` (the PullImage call's) aborts the pull: see Puller. */
+  async pull(ref: string, auth?: PullAuth, signal?: AbortSignal): Promise<ImageRecord> {
     try {
-      const img = await this.puller.pull(ref, auth);
+      const img = await this.puller.pull(ref, auth, signal);
       this.onPull?.(true, img.size);
       return img;
     } catch (err) {

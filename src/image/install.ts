@@ -41,8 +41,13 @@ export interface InstallRequest {
   configBytes: Buffer;
   repoTags: string[];
   repoDigests: string[];
-  /** Opens a layer blob that is not in the content store yet. */
-  openLayer: (desc: Descriptor) => Promise<Readable>;
+  /**
+   * Opens a layer blob that is not in the content store yet. `signal` is the layer's own (a layer
+   * unpack may be shared with other pulls, and outlive this one): the download must follow it.
+   */
+  openLayer: (desc: Descriptor, signal: AbortSignal) => Promise<Readable>;
+  /** Aborts the install: downloads and unpacks stop, and what was stored is collected. */
+  signal?: AbortSignal;
   /** Extra lease keys the caller wants held until the record is saved. */
   held?: string[];
 }
@@ -81,12 +86,19 @@ export async function installImage(deps: InstallDeps, req: InstallRequest): Prom
   try {
     await deps.content.put(req.configDigest, req.configBytes);
     await mapLimit(layers, deps.maxConcurrentDownloads, (layer, i) =>
-      deps.unpacks.run(layer.chainId, () =>
-        unpackLayerToSnapshot(
-          deps,
-          { ...layer, ...(i > 0 ? { parent: layers[i - 1]!.chainId } : {}) },
-          { open: () => req.openLayer(req.manifest.layers[i]!), keepBlob: deps.keepLayerBlobs },
-        ),
+      deps.unpacks.run(
+        layer.chainId,
+        (signal) =>
+          unpackLayerToSnapshot(
+            deps,
+            { ...layer, ...(i > 0 ? { parent: layers[i - 1]!.chainId } : {}) },
+            {
+              open: () => req.openLayer(req.manifest.layers[i]!, signal),
+              keepBlob: deps.keepLayerBlobs,
+              signal,
+            },
+          ),
+        req.signal,
       ),
     );
     await deps.content.put(req.manifestDigest, req.manifestBytes);

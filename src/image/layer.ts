@@ -7,7 +7,7 @@
  */
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { dataLoss, errnoCode, isBerthError } from "../common/errors.js";
+import { abortReason, dataLoss, errnoCode, isBerthError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { ContentStore, IngestWriter } from "./content-store.js";
 import { DigestStream } from "./digest.js";
@@ -35,6 +35,8 @@ export interface EnsureOptions {
   open: () => Promise<Readable>;
   /** Keep the compressed blob in the content store (default true). */
   keepBlob: boolean;
+  /** Stops the download and unpack; the partial blob and snapshot are thrown away. */
+  signal?: AbortSignal;
 }
 
 export async function unpackLayerToSnapshot(
@@ -43,7 +45,9 @@ export async function unpackLayerToSnapshot(
   opts: EnsureOptions,
 ): Promise<void> {
   const { content, snapshots } = deps;
+  const { signal } = opts;
   if (snapshots.has(layer.chainId)) return;
+  if (signal?.aborted) throw abortReason(signal);
   const stored = (await content.size(layer.digest)) !== undefined;
   const source = stored ? content.openRead(layer.digest) : await opts.open();
   const blobCheck: IngestWriter | DigestStream =
@@ -52,7 +56,7 @@ export async function unpackLayerToSnapshot(
   const prepared = await snapshots.prepare();
   const started = Date.now();
   try {
-    const feed = pipeline(source, blobCheck, decompressor(layer.mediaType), diffCheck);
+    const feed = pipeline(source, blobCheck, decompressor(layer.mediaType), diffCheck, { signal });
     feed.catch(() => {});
     const apply = applyLayer(diffCheck, prepared.fsDir).then(
       (usage) => {
@@ -69,6 +73,7 @@ export async function unpackLayerToSnapshot(
     const [fed, applied] = await Promise.allSettled([feed, apply]);
     if (fed.status === "rejected" || applied.status === "rejected") {
       source.destroy();
+      if (signal?.aborted) throw abortReason(signal);
       const applyErr = applied.status === "rejected" ? applied.reason : undefined;
       const feedErr = fed.status === "rejected" ? fed.reason : undefined;
       // The download side's own error is the cause, unless it only saw the unpacker stop it.

@@ -3,6 +3,10 @@
  * platform from an index), fetch the config, then stream every layer
  * download → verify → unpack in parallel, and record the image last.
  * Concurrent pulls of the same reference share one pull; of the same layer, one unpack.
+ *
+ * A pull takes its caller's AbortSignal: aborting stops the downloads and retries at once and
+ * leaves nothing behind (see install.ts). Shared work is aborted only once no caller waits for
+ * it any more (SingleFlight), so one kubelet giving up never fails another's pull.
  */
 
 import { SingleFlight } from "../common/concurrency.js";
@@ -32,19 +36,26 @@ export class Puller {
       hosts: deps.config.registry,
       logger: deps.logger,
       maxManifestBytes: deps.config.image.maxManifestBytes,
+      connectTimeoutMs: deps.config.image.connectTimeoutSeconds * 1000,
+      headersTimeoutMs: deps.config.image.responseHeaderTimeoutSeconds * 1000,
+      bodyTimeoutMs: deps.config.image.bodyIdleTimeoutSeconds * 1000,
     });
   }
 
-  pull(reference: string, auth?: PullAuth): Promise<ImageRecord> {
+  pull(reference: string, auth?: PullAuth, signal?: AbortSignal): Promise<ImageRecord> {
     const ref = parseReference(reference);
     const key = `${formatRef(ref)}\u0000${auth ? JSON.stringify(auth) : ""}`;
-    return this.inflight.run(key, () => this.pullOnce(ref, auth));
+    return this.inflight.run(key, (shared) => this.pullOnce(ref, auth, shared), signal);
   }
 
-  private async pullOnce(ref: ImageRef, auth: PullAuth | undefined): Promise<ImageRecord> {
+  private async pullOnce(
+    ref: ImageRef,
+    auth: PullAuth | undefined,
+    signal: AbortSignal,
+  ): Promise<ImageRecord> {
     const started = Date.now();
     const { config } = this.deps;
-    const session = this.registry.session(ref, auth);
+    const session = this.registry.session(ref, auth, signal);
     const top = await session.getManifest(ref.digest ?? ref.tag ?? "latest");
     let manifestDigest = top.digest;
     let manifestBytes = top.bytes;
@@ -74,7 +85,8 @@ export class Puller {
       configBytes,
       repoTags: ref.tag !== undefined ? [`${name}:${ref.tag}`] : [],
       repoDigests: [`${name}@${top.digest}`],
-      openLayer: (desc) => session.fetchBlob(desc),
+      openLayer: (desc, layerSignal) => session.fetchBlob(desc, layerSignal),
+      signal,
     });
     this.logger.info(
       { image: formatRef(ref), id: record.id, layers: record.layers.length, ms: Date.now() - started },

@@ -4,10 +4,12 @@ import { isBerthError } from "../common/errors.js";
 import {
   formatName,
   formatRef,
+  hasCredentials,
   type ImageRef,
   isDigest,
   isLoopbackHost,
   parseReference,
+  redactReference,
   validateDigest,
 } from "./reference.js";
 
@@ -185,4 +187,44 @@ test("isLoopbackHost", () => {
   ]) {
     assert.equal(isLoopbackHost(h), false, h);
   }
+});
+
+describe("credentials in a reference", () => {
+  const withCredentials = [
+    "user:s3cr3t@127.0.0.1:5000/x:y",
+    "user@registry.example/app",
+    "user:s3cr3t@registry.example",
+    "user:s3cr3t@localhost:5000",
+    "user:a/b@c@registry.example/app:v1",
+  ];
+  for (const input of withCredentials) {
+    test(`refuses ${JSON.stringify(input)} without echoing the secret`, () => {
+      assert.equal(hasCredentials(input), true);
+      assert.throws(
+        () => parseReference(input),
+        (e: unknown) => {
+          assert.ok(isBerthError(e, "InvalidArgument"));
+          assert.match(e.message, /credentials are not allowed in an image reference/);
+          assert.doesNotMatch(e.message, /s3cr3t|user|a\/b@c/);
+          return true;
+        },
+      );
+      assert.doesNotMatch(redactReference(input), /s3cr3t|user|a\/b/);
+    });
+  }
+
+  test("digests are not credentials; redactReference leaves plain references alone", () => {
+    for (const input of [
+      `busybox@${D}`,
+      `busybox:1.36@${D}`,
+      `localhost:5000/x@${D}`,
+      "busybox@sha256:abc",
+    ]) {
+      assert.equal(hasCredentials(input), false, input);
+      assert.equal(redactReference(input), input);
+    }
+    assert.equal(redactReference("u:p@127.0.0.1:5000/x:y"), "<credentials>@127.0.0.1:5000/x:y");
+    assert.equal(redactReference(`u:p@h.io/x@${D}`), `<credentials>@h.io/x@${D}`);
+    assert.equal(redactReference("u:p@h.io"), "<reference with credentials>");
+  });
 });

@@ -12,6 +12,9 @@
  *
  * The first path component is a registry domain when it contains "." or ":", is "localhost",
  * or contains an uppercase letter (Docker's rule); otherwise the image lives on docker.io.
+ *
+ * Credentials in a reference (`user:secret@registry/repo`) are refused without echoing them:
+ * they belong in the pull's auth config. `redactReference` makes any string safe to log.
  */
 import { invalidArgument } from "../common/errors.js";
 
@@ -74,9 +77,44 @@ export function validateDigest(s: string, what = "digest"): string {
   return s;
 }
 
+/**
+ * True when `input` carries credentials before the registry host: `user:secret@host/repo`,
+ * `user@host/repo`, `user:secret@host`. (`name@sha256:…` and `name:tag@sha256:…` are digests.)
+ */
+export function hasCredentials(input: string): boolean {
+  const s = input.trim();
+  const at = s.indexOf("@");
+  if (at < 0) return false;
+  const after = s.slice(at + 1);
+  // Nothing after a digest has a '/': a '/' after the '@' means the '@' precedes the host.
+  if (after.includes("/")) return true;
+  const digestLike = /^sha(256|512):/.test(after) || DIGEST_SHAPE_RE.test(after);
+  return !digestLike && s.slice(0, at).includes(":");
+}
+
+/**
+ * `input` safe to log: the credentials of a reference that has some are replaced by
+ * `<credentials>` (all of it when no registry host can be told apart from them).
+ */
+export function redactReference(input: string): string {
+  if (!hasCredentials(input)) return input;
+  const s = input.trim();
+  let cut = -1;
+  for (let i = s.indexOf("@"); i >= 0; i = s.indexOf("@", i + 1)) {
+    if (s.indexOf("/", i) > i) cut = i;
+  }
+  return cut >= 0 ? `<credentials>@${s.slice(cut + 1)}` : "<reference with credentials>";
+}
+
 /** Parses and normalises an image reference; throws invalidArgument on malformed input. */
 export function parseReference(input: string): ImageRef {
   const s = input.trim();
+  if (hasCredentials(s)) {
+    throw invalidArgument(
+      `invalid image reference ${JSON.stringify(redactReference(s))}: credentials are not allowed in an image reference; ` +
+        "give them in the pull request's auth config (e.g. crictl pull --creds, or an image pull secret)",
+    );
+  }
   const bad = (why: string) => invalidArgument(`invalid image reference "${input}": ${why}`);
   if (s === "") throw bad("empty reference");
   if (IDENTIFIER_RE.test(s)) {

@@ -1,6 +1,8 @@
 /**
  * Pulls that must fail cleanly: corrupted blobs, lying configs, hostile layers, auth, and a
  * berthd killed in the middle of a pull. Each must leave no image, snapshot or blob behind.
+ * And pulls that must end in bounded time: a client deadline against a trickling registry, a
+ * registry that never answers, SIGTERM during a stuck pull; credentials never reach the log.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -20,6 +22,12 @@ import {
   TOKEN_PASSWORD,
   TOKEN_USER,
 } from "../tools/registry-server.js";
+import {
+  type SilentServer,
+  startSilentServer,
+  startTricklingRegistry,
+  type TricklingRegistry,
+} from "./harness/hostile-registry.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 /** Everything berthd keeps, apart from its lock file: must match after a failed pull. */
@@ -210,5 +218,173 @@ describe("registry token authentication", { timeout: SUITE_TIMEOUT_MS }, () => {
       assert.ok([status.UNAUTHENTICATED, status.PERMISSION_DENIED].includes(err.code));
       return true;
     });
+  });
+});
+
+/** Polls `check` every 100 ms until it holds; fails naming `what` after `timeoutMs`. */
+async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`${what} (waited ${timeoutMs} ms)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Half-pulled leftovers: ingest files and unpublished snapshot directories. */
+async function partialContent(root: string): Promise<string[]> {
+  const ingest = await readdir(join(root, "content/ingest"));
+  const tmp = (await readdir(join(root, "snapshots"))).filter((s) => s.startsWith(".tmp-"));
+  return [...ingest.map((f) => `content/ingest/${f}`), ...tmp.map((d) => `snapshots/${d}`)];
+}
+
+// Generous bounds: they only prove berthd no longer waits out the old 60–300 s.
+const ANSWER_WITHIN_MS = 15_000;
+
+describe("pulls that are cancelled, stuck or carry credentials", { timeout: SUITE_TIMEOUT_MS }, () => {
+  let berthd: BerthdProcess;
+  let trickling: TricklingRegistry;
+  let silent: SilentServer;
+  let img: BuiltImage;
+
+  before(async () => {
+    // Uncompressed and random: at one byte a second the layer never completes.
+    img = buildImage([await buildLayer([{ name: "slow", content: randomBytes(64 << 10) }], "none")]);
+    trickling = await startTricklingRegistry(img, {
+      repo: "slow/app",
+      tags: ["v1"],
+      trickle: [img.layers[0]!.descriptor.digest],
+    });
+    silent = await startSilentServer();
+    berthd = await BerthdProcess.start({ toml: "[image]\nresponse_header_timeout_seconds = 1\n" });
+  });
+  after(async () => {
+    await berthd?.stop();
+    await trickling?.stop();
+    await silent?.stop();
+  });
+
+  it("refuses credentials in a reference (INVALID_ARGUMENT) and never logs secrets", async () => {
+    const ref = "user:pass@127.0.0.1:5000/x:y";
+    await assert.rejects(berthd.client.pullImage(ref), (err: { code: number; details: string }) => {
+      assert.equal(err.code, status.INVALID_ARGUMENT);
+      assert.match(err.details, /credentials are not allowed in an image reference/);
+      assert.doesNotMatch(err.details, /pass/);
+      return true;
+    });
+    assert.equal((await berthd.client.imageStatus(ref)).image, undefined);
+    // A CRI AuthConfig is not logged either (the silent registry fails the pull, not the auth).
+    const secret = `hunter2-${randomBytes(6).toString("hex")}`;
+    const auth = {
+      username: "user",
+      password: secret,
+      auth: Buffer.from(`user:${secret}`).toString("base64"),
+    };
+    await assert.rejects(berthd.client.pullImage(`${silent.host}/x/y:z`, auth), { code: status.UNAVAILABLE });
+    const out = berthd.output;
+    assert.match(out, /PullImage failed/, "the failures are logged");
+    assert.doesNotMatch(out, /pass/);
+    assert.ok(!out.includes(secret) && !out.includes(auth.auth), "the AuthConfig is not logged");
+  });
+
+  it("fails with UNAVAILABLE within the response header timeout against a registry that never answers", async () => {
+    const before = silent.connections;
+    const started = Date.now();
+    await assert.rejects(
+      berthd.client.pullImage(`${silent.host}/never/answers:v1`),
+      (err: { code: number; details: string }) => {
+        assert.equal(err.code, status.UNAVAILABLE, err.details);
+        assert.match(err.details, /did not answer within 1 s/);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < ANSWER_WITHIN_MS, `answered after ${Date.now() - started} ms`);
+    assert.equal(silent.connections - before, 1, "a timeout is not retried");
+  });
+
+  it("answers DEADLINE_EXCEEDED on the client's deadline and stops downloading from a trickling registry", async () => {
+    const ref = `${trickling.host}/slow/app:v1`;
+    const started = Date.now();
+    await assert.rejects(berthd.client.pullImage(ref, undefined, 2000), { code: status.DEADLINE_EXCEEDED });
+    assert.ok(Date.now() - started < ANSWER_WITHIN_MS);
+    const downloads = [...trickling.downloads];
+    assert.ok(downloads.length > 0, "the layer download had started");
+    await waitFor(
+      () => downloads.every((d) => d.closedAt !== undefined),
+      10_000,
+      "berthd kept the trickling download open after the deadline",
+    );
+    await waitFor(
+      async () => (await partialContent(berthd.root)).length === 0,
+      10_000,
+      "partial content left",
+    );
+    assert.equal((await berthd.client.imageStatus(ref)).image, undefined);
+    // Only the one try: no retry after the deadline.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(trickling.downloads.length, downloads.length, "berthd retried after the deadline");
+  });
+
+  it("keeps a layer download shared with another pull going when one of the pulls gives up", async () => {
+    // Two tags of one image: two pulls, one layer download (the unpack is shared by chain id).
+    const shared = buildImage([await buildLayer([{ name: "shared", content: randomBytes(4096) }], "none")]);
+    const slow = await startTricklingRegistry(shared, {
+      repo: "shared/app",
+      tags: ["a", "b"],
+      trickle: [shared.layers[0]!.descriptor.digest],
+      intervalMs: 100,
+      releaseAfterMs: 4000,
+    });
+    try {
+      // The impatient pull starts the download; the patient one joins it, then the first gives up.
+      const impatient = berthd.client.pullImage(`${slow.host}/shared/app:a`, undefined, 2500);
+      await waitFor(() => slow.downloads.length > 0, 10_000, "the layer download did not start");
+      const patient = berthd.client.pullImage(`${slow.host}/shared/app:b`);
+      await assert.rejects(impatient, { code: status.DEADLINE_EXCEEDED });
+      assert.equal((await patient).imageRef, shared.configDigest);
+      assert.equal(slow.downloads.length, 1, "one download, not restarted");
+      assert.equal(slow.downloads[0]!.bytesSent, shared.layers[0]!.blob.length);
+      await berthd.client.removeImage(shared.configDigest);
+      assert.deepEqual(await partialContent(berthd.root), []);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it("exits promptly on SIGTERM during a stuck pull, leaving no partial content", async () => {
+    const seen = trickling.downloads.length;
+    const pulling = berthd.client.pullImage(`${trickling.host}/slow/app:v1`).then(
+      () => undefined,
+      (err: { code: number }) => err,
+    );
+    await waitFor(() => trickling.downloads.length > seen, 10_000, "the layer download did not start");
+    const started = Date.now();
+    const exited = berthd.kill("SIGTERM");
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      exited.then((code) => ({ code })),
+      new Promise<undefined>((r) => {
+        timer = setTimeout(() => r(undefined), 30_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome === undefined) {
+      await berthd.kill("SIGKILL");
+      assert.fail("berthd did not exit within 30 s of SIGTERM");
+    }
+    assert.equal(outcome.code, 0);
+    assert.ok(Date.now() - started < ANSWER_WITHIN_MS, `exited after ${Date.now() - started} ms`);
+    const err = await pulling;
+    assert.ok(err !== undefined && [status.UNAVAILABLE, status.CANCELLED].includes(err.code), String(err));
+    assert.deepEqual(await partialContent(berthd.root), []);
+    await waitFor(
+      () => trickling.downloads.every((d) => d.closedAt !== undefined),
+      5000,
+      "a download connection stayed open",
+    );
+    assert.doesNotMatch(berthd.output, /pass/);
   });
 });

@@ -93,9 +93,18 @@ export class BerthdProcess {
     return done;
   }
 
+  /** Ends the daemon (SIGKILL if SIGTERM has not done it within a minute) and removes its directories. */
   async stop(): Promise<void> {
     this.client.close();
-    await this.kill("SIGTERM");
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = await Promise.race([
+      this.kill("SIGTERM").then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), 60_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (stuck) await this.kill("SIGKILL");
     await unmountUnder(this.dir);
     await rm(this.dir, { recursive: true, force: true });
   }

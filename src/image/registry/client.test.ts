@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { networkInterfaces } from "node:os";
 import { after, describe, test } from "node:test";
-import { isBerthError } from "../../common/errors.js";
+import { BerthError, isBerthError } from "../../common/errors.js";
 import type { ImageRef } from "../reference.js";
 import { RegistryClient } from "./client.js";
 import { MediaType } from "./media-types.js";
@@ -281,6 +281,83 @@ describe("status and body errors", () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
     await assert.rejects(client().getManifest(ref(f), { signal: ac.signal }), code("Aborted"));
+  });
+});
+
+describe("timeouts and cancellation", () => {
+  test("a registry that never answers: one request, Unavailable naming the header timeout", async () => {
+    const f = await fake(() => {}); // never answers
+    const started = Date.now();
+    await assert.rejects(
+      client({ headersTimeoutMs: 200 }).getManifest(ref(f)),
+      code("Unavailable", /did not answer within 0\.2 s \(response header timeout\)/),
+    );
+    assert.equal(f.requests.length, 1, "a timeout is not retried");
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  test("a blob that stops flowing → Unavailable (body idle timeout) from the stream", async () => {
+    const f = await fake((_req, res) => {
+      res.writeHead(200, { "content-length": blob.length });
+      res.write(blob.subarray(0, 3)); // and nothing more
+    });
+    const stream = await client({ bodyTimeoutMs: 200 }).fetchBlob(ref(f), {
+      digest: sha(blob),
+      size: blob.length,
+    });
+    await assert.rejects(
+      (async () => {
+        for await (const _ of stream);
+      })(),
+      code("Unavailable", /stopped sending data within 0\.2 s \(body idle timeout\)/),
+    );
+  });
+
+  test("aborting with a BerthError reason rejects with that error, also mid-body, and hangs up", async () => {
+    let closed = false;
+    const f = await fake((_req, res) => {
+      res.writeHead(200, { "content-length": blob.length });
+      res.write(blob.subarray(0, 3));
+      res.socket?.once("close", () => {
+        closed = true;
+      });
+    });
+    const ac = new AbortController();
+    const stream = await client().fetchBlob(
+      ref(f),
+      { digest: sha(blob), size: blob.length },
+      { signal: ac.signal },
+    );
+    setTimeout(() => ac.abort(new BerthError("Cancelled", "client went away")), 50);
+    await assert.rejects(
+      (async () => {
+        for await (const _ of stream);
+      })(),
+      code("Cancelled", /client went away/),
+    );
+    for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(closed, "the connection was closed");
+
+    const silent = await fake(() => {});
+    const ac2 = new AbortController();
+    setTimeout(() => ac2.abort(new BerthError("DeadlineExceeded", "too late")), 50);
+    await assert.rejects(
+      client().getManifest(ref(silent), { signal: ac2.signal }),
+      code("DeadlineExceeded", /too late/),
+    );
+  });
+
+  test("a busy registry: backoff between retries stops when the signal aborts", async () => {
+    const f = await fake((_req, res) => res.writeHead(503).end());
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new BerthError("Cancelled", "stop")), 100);
+    const started = Date.now();
+    await assert.rejects(
+      client({ retryBaseDelayMs: 60_000, attempts: 5 }).getManifest(ref(f), { signal: ac.signal }),
+      code("Cancelled"),
+    );
+    assert.ok(Date.now() - started < 5000);
+    assert.equal(f.requests.length, 1);
   });
 });
 

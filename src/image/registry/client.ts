@@ -6,8 +6,13 @@
  * when the redirect leaves the registry's origin), and retries connection errors, 429 and 5xx with
  * exponential backoff. One undici Agent per client keeps connections alive (pipelining 1, up to
  * `connectionsPerOrigin` sockets per origin, so parallel layer downloads use parallel connections).
+ *
+ * Bounded in time: a connect timeout, a response-header timeout and a body idle timeout (no byte
+ * for that long) each end a request, and a timeout is not retried (a registry that did not answer
+ * for that long will not answer the next attempt either). An AbortSignal (the RPC's cancellation
+ * or deadline) ends requests, body streams and backoff waits at once.
  */
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, request } from "undici";
 import {
@@ -64,8 +69,9 @@ export interface RegistryClientOptions {
   /** Largest manifest / index accepted (default 4 MiB). */
   maxManifestBytes?: number;
   userAgent?: string;
+  /** Time to establish a connection (TCP and TLS; default 30 s). */
   connectTimeoutMs?: number;
-  /** Time to wait for response headers (default 60 s). */
+  /** Time to wait for response headers (default 30 s). */
   headersTimeoutMs?: number;
   /** Longest gap between two body chunks (default 60 s). */
   bodyTimeoutMs?: number;
@@ -115,6 +121,20 @@ function header(res: Response, name: string): string | undefined {
 function discard(body: Readable): void {
   body.on("error", () => {});
   body.destroy();
+}
+
+/**
+ * `body` passed through, its errors replaced by `map(err)`; destroying the result destroys the
+ * body (and so the connection).
+ */
+function typedErrors(body: Readable, map: (e: unknown) => Error): Readable {
+  const out = new PassThrough();
+  body.on("error", (e) => out.destroy(map(e)));
+  out.on("close", () => {
+    if (!body.readableEnded) discard(body);
+  });
+  body.pipe(out);
+  return out;
 }
 
 async function drain(res: Response): Promise<void> {
@@ -171,8 +191,26 @@ function isAbort(e: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true || (e instanceof Error && e.name === "AbortError");
 }
 
+/** The signal's reason when it is a BerthError (the RPC's cancelled / deadline exceeded), else Aborted. */
 function abortError(signal: AbortSignal | undefined, cause?: unknown): BerthError {
-  return new BerthError("Aborted", "registry request aborted", { cause: signal?.reason ?? cause });
+  const reason: unknown = signal?.reason;
+  if (reason instanceof BerthError) return reason;
+  return new BerthError("Aborted", "registry request aborted", { cause: reason ?? cause });
+}
+
+const TIMEOUTS: Record<string, string> = {
+  UND_ERR_CONNECT_TIMEOUT: "connect timeout",
+  UND_ERR_HEADERS_TIMEOUT: "response header timeout",
+  UND_ERR_BODY_TIMEOUT: "body idle timeout",
+};
+
+/** Which of the client's timeouts `e` is, if any. */
+function timeoutKind(e: unknown): string | undefined {
+  for (let err = e, depth = 0; err instanceof Error && depth < 3; err = err.cause, depth++) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string" && TIMEOUTS[code] !== undefined) return TIMEOUTS[code];
+  }
+  return undefined;
 }
 
 function describeError(e: unknown): string {
@@ -198,6 +236,7 @@ export class RegistryClient {
   private readonly baseDelay: number;
   private readonly maxManifestBytes: number;
   private readonly userAgent: string;
+  private readonly connectTimeout: number;
   private readonly headersTimeout: number;
   private readonly bodyTimeout: number;
   private readonly logger: Logger | undefined;
@@ -209,7 +248,8 @@ export class RegistryClient {
     this.baseDelay = opts.retryBaseDelayMs ?? 200;
     this.maxManifestBytes = opts.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
     this.userAgent = opts.userAgent ?? "berth/0.1";
-    this.headersTimeout = opts.headersTimeoutMs ?? 60_000;
+    this.connectTimeout = opts.connectTimeoutMs ?? 30_000;
+    this.headersTimeout = opts.headersTimeoutMs ?? 30_000;
     this.bodyTimeout = opts.bodyTimeoutMs ?? 60_000;
     this.agentOptions = {
       connections: opts.connectionsPerOrigin ?? 8,
@@ -218,7 +258,7 @@ export class RegistryClient {
       keepAliveMaxTimeout: 120_000,
       headersTimeout: this.headersTimeout,
       bodyTimeout: this.bodyTimeout,
-      connect: { timeout: opts.connectTimeoutMs ?? 30_000 },
+      connect: { timeout: this.connectTimeout },
     };
     this.agent = new Agent(this.agentOptions);
     this.authorizer = new Authorizer({
@@ -234,9 +274,20 @@ export class RegistryClient {
     return new RegistrySession(this, ref, { ...(auth ? { auth } : {}), ...(signal ? { signal } : {}) });
   }
 
-  /** Closes the connection pools; in-flight requests finish first. */
-  async close(): Promise<void> {
-    await Promise.all([this.agent.close(), this.insecureAgent?.close()]);
+  /**
+   * Closes the connection pools: in-flight requests get `graceMs` to finish (requests of aborted
+   * pulls are gone already), then every connection is destroyed.
+   */
+  async close(graceMs = 1000): Promise<void> {
+    const agents = [this.agent, this.insecureAgent].filter((a): a is Agent => a !== undefined);
+    const closed = Promise.all(agents.map((a) => a.close())).then(
+      () => true,
+      () => true,
+    );
+    const timer = sleep(graceMs, false, { ref: false });
+    if (!(await Promise.race([closed, timer]))) {
+      await Promise.all(agents.map((a) => a.destroy().catch(() => {})));
+    }
   }
 
   /**
@@ -363,27 +414,27 @@ export class RegistryClient {
   ): Promise<Readable> {
     validateDigest(desc.digest, "blob digest");
     const what = `blob ${desc.digest} of ${formatName(ref)}`;
-    return this.withEndpoints(ref, opts, (ep, quick) =>
-      this.exchange(
-        ep,
-        quick,
-        pullScope(ref.path),
-        new URL(`${ep.url}/${ref.path}/blobs/${desc.digest}`),
-        {},
-        opts.signal,
-        async (res) => {
-          if (res.statusCode !== 200) throw await this.statusError(res, ep, what, "blob unknown");
-          const cl = header(res, "content-length");
-          if (cl !== undefined && Number(cl) !== desc.size) {
-            discard(res.body);
-            throw dataLoss(
-              `size mismatch for ${desc.digest}: registry ${ep.host} sends ${cl} bytes, descriptor says ${desc.size}`,
-            );
-          }
-          return res.body as Readable;
-        },
-      ),
-    );
+    const { signal } = opts;
+    return this.withEndpoints(ref, opts, (ep, quick) => {
+      const url = new URL(`${ep.url}/${ref.path}/blobs/${desc.digest}`);
+      return this.exchange(ep, quick, pullScope(ref.path), url, {}, signal, async (res) => {
+        if (res.statusCode !== 200) throw await this.statusError(res, ep, what, "blob unknown");
+        const cl = header(res, "content-length");
+        if (cl !== undefined && Number(cl) !== desc.size) {
+          discard(res.body);
+          throw dataLoss(
+            `size mismatch for ${desc.digest}: registry ${ep.host} sends ${cl} bytes, descriptor says ${desc.size}`,
+          );
+        }
+        // Errors while the caller streams the body say what happened: aborted, timed out, cut off.
+        return typedErrors(res.body, (e) => {
+          if (isAbort(e, signal)) return abortError(signal, e);
+          const timeout = timeoutKind(e);
+          if (timeout !== undefined) return this.timeoutError(ep, url, timeout, e);
+          return unavailable(`download of ${what} from ${ep.host} failed: ${describeError(e)}`, e);
+        });
+      });
+    });
   }
 
   /** Downloads a small blob into memory and verifies digest and size (for configs). */
@@ -409,6 +460,7 @@ export class RegistryClient {
       }
     } catch (e) {
       if (isAbort(e, opts.signal)) throw abortError(opts.signal, e);
+      if (isBerthError(e)) throw e;
       throw unavailable(`download of blob ${desc.digest} from ${ref.domain} failed: ${describeError(e)}`, e);
     } finally {
       discard(stream);
@@ -509,6 +561,8 @@ export class RegistryClient {
         if (res !== undefined && !res.body.destroyed && !res.body.readableEnded) discard(res.body);
         if (isAbort(e, signal)) throw abortError(signal, e);
         if (isBerthError(e)) throw e;
+        const timeout = timeoutKind(e);
+        if (timeout !== undefined) throw this.timeoutError(ep, url, timeout, e);
         if (attempt >= attempts) {
           throw unavailable(`cannot reach registry ${ep.host} (${ep.url}): ${describeError(e)}`, e);
         }
@@ -519,6 +573,25 @@ export class RegistryClient {
         await this.backoff(attempt, signal);
       }
     }
+  }
+
+  private timeoutError(ep: RegistryEndpoint, url: URL, kind: string, cause: unknown): BerthError {
+    const ms =
+      kind === "connect timeout"
+        ? this.connectTimeout
+        : kind === "body idle timeout"
+          ? this.bodyTimeout
+          : this.headersTimeout;
+    const what =
+      kind === "connect timeout"
+        ? "could not be connected to"
+        : kind === "body idle timeout"
+          ? "stopped sending data"
+          : "did not answer";
+    return unavailable(
+      `registry ${ep.host} ${what} within ${ms / 1000} s (${kind}) for ${url.pathname}`,
+      cause,
+    );
   }
 
   private async backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
@@ -662,8 +735,9 @@ export class RegistrySession {
     return this.client.resolveImage(this.ref, { ...this.opts, ...(platform ? { platform } : {}) });
   }
 
-  fetchBlob(desc: Pick<Descriptor, "digest" | "size">): Promise<Readable> {
-    return this.client.fetchBlob(this.ref, desc, this.opts);
+  /** `signal` replaces the session's for this download (a layer download shared by several pulls). */
+  fetchBlob(desc: Pick<Descriptor, "digest" | "size">, signal?: AbortSignal): Promise<Readable> {
+    return this.client.fetchBlob(this.ref, desc, signal ? { ...this.opts, signal } : this.opts);
   }
 
   fetchBlobBuffer(desc: Pick<Descriptor, "digest" | "size">, maxBytes: number): Promise<Buffer> {

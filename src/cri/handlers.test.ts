@@ -79,7 +79,14 @@ describe("CRI handlers over a fake backend", () => {
     });
   const call = (svc: ReturnType<typeof service>, name: string, request: object) =>
     new Promise<unknown>((resolve, reject) => {
-      (svc[name] as Handler)({ request }, (err, res) => (err ? reject(err) : resolve(res)));
+      const grpcCall = {
+        request,
+        cancelled: false,
+        getDeadline: () => Number.POSITIVE_INFINITY,
+        on: () => grpcCall,
+        removeListener: () => grpcCall,
+      };
+      (svc[name] as Handler)(grpcCall, (err, res) => (err ? reject(err) : resolve(res)));
     });
   const code = (c: status) => (err: ServiceError) => {
     assert.equal(err.code, c, `${status[c]} expected, got ${status[err.code]}: ${err.details}`);

@@ -4,7 +4,7 @@
  * interfaces: no store, record, file path or on-disk encoding crosses this line.
  */
 
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import type {
   AuthConfig,
   Container,
@@ -43,6 +43,8 @@ export interface ImageBackend {
   /** Idempotent: an image that is not there is removed. */
   remove(image: ImageSpec): Promise<void>;
   fsInfo(): Promise<{ imageFilesystems: FilesystemUsage[]; containerFilesystems: FilesystemUsage[] }>;
+  /** Loads an OCI layout/archive or `docker save` tarball (berth.v1 Import); `tag` names it. */
+  importArchive(archive: Readable, tag: string): Promise<Image[]>;
 }
 
 export interface NetworkStatus {

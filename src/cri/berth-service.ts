@@ -2,13 +2,13 @@
 import { Readable } from "node:stream";
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import { type ImportRequest, ImportResponse } from "../api/gen/berth/v1/berth.js";
+import type { ImageBackend } from "../backend/backend.js";
 import type { Logger } from "../common/logger.js";
-import type { ImageManager } from "../image/image-manager.js";
 import { clientStreaming } from "./boundary.js";
 
 export function berthImagesService(opts: {
   logger: Logger;
-  images: ImageManager;
+  images: ImageBackend;
 }): UntypedServiceImplementation {
   const { logger, images } = opts;
   return {
@@ -29,7 +29,7 @@ export function berthImagesService(opts: {
         if (!head.done) yield head.value;
         yield* iterator;
       }
-      const imported = await images.import(Readable.from(rest()), tag);
+      const imported = await images.importArchive(Readable.from(rest()), tag);
       return ImportResponse.fromPartial({
         images: imported.map((i) => ({ id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests })),
       });

@@ -19,7 +19,7 @@ import {
 } from "@grpc/grpc-js";
 import { BerthError, cancelled, deadlineExceeded, type ErrorCode, unimplemented } from "../common/errors.js";
 import { type Logger, redactSecrets } from "../common/logger.js";
-import { redactReference } from "../image/reference.js";
+import { redactReference } from "../common/redact.js";
 
 const GRPC_CODES: Record<ErrorCode, status> = {
   InvalidArgument: status.INVALID_ARGUMENT,

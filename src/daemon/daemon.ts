@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ImagesService } from "../api/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../api/gen/runtime/v1/api.js";
+import { NativeImageBackend } from "../backend/native/images.js";
 import { nativeRuntimeBackend } from "../backend/native/index.js";
 import { failedPrecondition, unavailable } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
@@ -154,8 +155,9 @@ export class Daemon {
       RuntimeServiceService,
       runtimeService({ logger: rpcLog, config, ...runtime, server: streaming }),
     );
-    server.addService(ImageServiceService, imageService({ logger: rpcLog, images: this.images }));
-    server.addService(ImagesService, berthImagesService({ logger: rpcLog, images: this.images }));
+    const images = new NativeImageBackend(this.images);
+    server.addService(ImageServiceService, imageService({ logger: rpcLog, images }));
+    server.addService(ImagesService, berthImagesService({ logger: rpcLog, images }));
 
     await mkdir(dirname(config.listen), { recursive: true, mode: 0o711 });
     await prepareSocketPath(config.listen);

@@ -17,6 +17,9 @@
  * they belong in the pull's auth config. `redactReference` makes any string safe to log.
  */
 import { invalidArgument } from "../common/errors.js";
+import { DIGEST_SHAPE_RE, hasCredentials, redactReference } from "../common/redact.js";
+
+export { hasCredentials, redactReference };
 
 export interface ImageRef {
   /** Registry host, possibly with port: "docker.io", "localhost:5000", "[::1]:5000". */
@@ -43,7 +46,6 @@ const DOMAIN_NAME = `${DOMAIN_NAME_COMPONENT}(?:\\.${DOMAIN_NAME_COMPONENT})*`;
 const IPV6_ADDRESS = "\\[(?:[a-fA-F0-9:]+)\\]";
 const DOMAIN_RE = new RegExp(`^(?:${DOMAIN_NAME}|${IPV6_ADDRESS})(?::[0-9]+)?$`);
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
-const DIGEST_SHAPE_RE = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
 const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
 
 /** Supported digest algorithms and the exact length of their lowercase hex encoding. */
@@ -75,35 +77,6 @@ export function validateDigest(s: string, what = "digest"): string {
   const problem = digestProblem(s);
   if (problem !== undefined) throw invalidArgument(`invalid ${what} "${s}": ${problem}`);
   return s;
-}
-
-/**
- * True when `input` carries credentials before the registry host: `user:secret@host/repo`,
- * `user@host/repo`, `user:secret@host`. (`name@sha256:…` and `name:tag@sha256:…` are digests.)
- */
-export function hasCredentials(input: string): boolean {
-  const s = input.trim();
-  const at = s.indexOf("@");
-  if (at < 0) return false;
-  const after = s.slice(at + 1);
-  // Nothing after a digest has a '/': a '/' after the '@' means the '@' precedes the host.
-  if (after.includes("/")) return true;
-  const digestLike = /^sha(256|512):/.test(after) || DIGEST_SHAPE_RE.test(after);
-  return !digestLike && s.slice(0, at).includes(":");
-}
-
-/**
- * `input` safe to log: the credentials of a reference that has some are replaced by
- * `<credentials>` (all of it when no registry host can be told apart from them).
- */
-export function redactReference(input: string): string {
-  if (!hasCredentials(input)) return input;
-  const s = input.trim();
-  let cut = -1;
-  for (let i = s.indexOf("@"); i >= 0; i = s.indexOf("@", i + 1)) {
-    if (s.indexOf("/", i) > i) cut = i;
-  }
-  return cut >= 0 ? `<credentials>@${s.slice(cut + 1)}` : "<reference with credentials>";
 }
 
 /** Parses and normalises an image reference; throws invalidArgument on malformed input. */

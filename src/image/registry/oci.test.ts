@@ -270,3 +270,13 @@ test('parseImageConfig keeps a "__proto__" port or volume as a key, not as the p
   assert.deepEqual(Object.keys(ports), ["__proto__", "80/tcp"]);
   assert.equal(Object.getPrototypeOf(ports), Object.prototype);
 });
+
+test("parseImageConfig drops what an ExposedPorts or Volumes value holds (the spec's empty object)", () => {
+  const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+  const doc = `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
+    "config":{"Volumes":{"/v":{"x":${deep}}},"ExposedPorts":{"80/tcp":null}}}`;
+  const c = parseImageConfig(doc);
+  assert.deepEqual(c.config?.Volumes, { "/v": {} });
+  assert.deepEqual(c.config?.ExposedPorts, { "80/tcp": {} });
+  assert.equal(typeof JSON.stringify(c), "string");
+});

@@ -131,9 +131,14 @@ class Checker {
   optSet(v: unknown, field: string): Record<string, object> | undefined {
     const o = this.optObject(v, field);
     if (o === undefined) return undefined;
-    // fromEntries defines own properties: a "__proto__" key stays a key, not the prototype.
+    // Each value is an empty object by the spec: whatever it holds is dropped (as Go's struct{}
+    // does), so a hostile one cannot ride along. fromEntries defines own properties: a
+    // "__proto__" key stays a key, not the prototype.
     return Object.fromEntries(
-      Object.entries(o).map(([k, x]) => [k, this.optObject(x, `${field}[${shown(k)}]`) ?? {}]),
+      Object.entries(o).map(([k, x]) => {
+        this.optObject(x, `${field}[${shown(k)}]`);
+        return [k, {}];
+      }),
     );
   }
 

@@ -4,13 +4,14 @@
  * extended; JSON fields replaced by random or hostile values).
  *
  * Each property runs for at most ~1 s (CI). BERTH_FUZZ_SECONDS=N runs each one for N seconds
- * instead; BERTH_FUZZ_SEED=S replays the runs of a reported seed.
+ * instead; BERTH_FUZZ_SEED=S (with BERTH_FUZZ_PATH=P: just the failing run) replays a report.
  */
 import fc from "fast-check";
 
 const budgetSeconds = Number(process.env["BERTH_FUZZ_SECONDS"] ?? "");
 const longRun = Number.isFinite(budgetSeconds) && budgetSeconds > 0;
 const seed = process.env["BERTH_FUZZ_SEED"];
+const replayPath = process.env["BERTH_FUZZ_PATH"];
 
 /** A single run slower than this fails the property (a super-linear blow-up, or a near-hang). */
 export const SLOW_RUN_MS = 2000;
@@ -20,7 +21,9 @@ export function fuzzParams<T>(runs = 300): fc.Parameters<T> {
   return {
     numRuns: longRun ? Number.MAX_SAFE_INTEGER : runs,
     plugins: [fc.interruptAfterTimeLimit(longRun ? budgetSeconds * 1000 : 1000)],
+    includeErrorInReport: true, // node's test runner does not print an error's cause
     ...(seed ? { seed: Number(seed) } : {}),
+    ...(seed && replayPath ? { path: replayPath } : {}),
   };
 }
 

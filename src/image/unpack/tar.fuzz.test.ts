@@ -217,8 +217,11 @@ async function extractAll(chunks: Buffer[]): Promise<number> {
     const rel = typedOutcome(() => normalizeEntryName(h.name), BerthError);
     if (rel !== undefined) checkRel(rel);
     stream.on("error", () => {}); // the extractor fails too
-    stream.on("end", () => next());
     stream.resume();
+    // As applyLayer: only a file's data is read to its end (tar-stream, like Go, gives other
+    // types no data whatever their size field says, and never ends their stream then).
+    if (h.type === "file" || h.type === "contiguous-file") stream.on("end", () => next());
+    else next();
   });
   const done = new Promise<void>((resolve) => {
     extract.on("finish", resolve);

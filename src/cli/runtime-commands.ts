@@ -132,7 +132,7 @@ async function containerId(ctx: CommandContext, ref: string): Promise<string> {
 export function decodeCriLog(text: string): string {
   let out = "";
   for (const line of text.split("\n")) {
-    const m = /^\S+ (stdout|stderr) (P|F) (.*)$/.exec(line);
+    const m = /^\S+ (stdout|stderr) (P|F) (.*)$/s.exec(line); // s: content may hold \r (tty output)
     if (!m) continue;
     out += m[3] + (m[2] === "F" ? "\n" : "");
   }

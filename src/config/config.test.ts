@@ -123,3 +123,44 @@ idle_timeout_seconds = 60
     assert.throws(() => configFromToml({ listen: "sock" }), /"listen" must be an absolute path/);
   });
 });
+
+describe("config: keys that are also Object.prototype names, and dates", () => {
+  const rejects = (text: string, message: RegExp) =>
+    assert.throws(
+      () => parseConfig(text, "t.toml"),
+      (err: Error & { code?: string }) => err.code === "InvalidArgument" && message.test(err.message),
+    );
+
+  it("a default handler must be a configured one, not an inherited property", () => {
+    rejects('[runtime]\ndefault_handler = "constructor"', /no \[runtime\.handlers\] entry/);
+    rejects(
+      '[runtime]\ndefault_handler = "runtimePath"\n[runtime.handlers."__proto__"]\nruntime_path = "/x"',
+      /no \[runtime\.handlers\] entry/,
+    );
+  });
+
+  it('keeps a handler, mirror or registry host named "__proto__"', () => {
+    const c = parseConfig(
+      `[runtime]
+default_handler = "__proto__"
+[runtime.handlers."__proto__"]
+runtime_path = "/x"
+[registry.mirrors."__proto__"]
+endpoints = ["http://m"]
+[registry.configs."__proto__"]
+insecure = true
+`,
+      "t.toml",
+    );
+    assert.deepEqual(Object.keys(c.runtime.handlers), ["runc", "__proto__"]);
+    assert.equal(Object.getOwnPropertyDescriptor(c.runtime.handlers, "__proto__")?.value.runtimePath, "/x");
+    assert.deepEqual(Object.keys(c.registry.mirrors), ["__proto__"]);
+    assert.deepEqual(Object.keys(c.registry.configs), ["__proto__"]);
+    assert.equal(Object.getPrototypeOf(c.registry.mirrors), Object.prototype);
+  });
+
+  it("a date where a table belongs is an error", () => {
+    rejects("image = 1979-05-27", /"image" must be a table/);
+    rejects("[registry]\nmirrors = 1979-05-27T07:32:00Z", /"registry\.mirrors" must be a table/);
+  });
+});

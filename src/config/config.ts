@@ -112,7 +112,14 @@ export function defaultConfig(): BerthConfig {
 
 type Table = Record<string, unknown>;
 
-const isTable = (v: unknown): v is Table => typeof v === "object" && v !== null && !Array.isArray(v);
+// smol-toml gives dates as TomlDate objects: a date is not a table.
+const isTable = (v: unknown): v is Table =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+/** Sets an own property, so that a key named "__proto__" stays a key instead of replacing the prototype. */
+function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
 
 class Reader {
   constructor(
@@ -189,9 +196,9 @@ function readRegistry(r: Reader): RegistryConfig {
     const prefix = `registry.mirrors."${host}"`;
     if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
     const m = new Reader(value, prefix, ["endpoints"]);
-    mirrors[host] = {
+    setOwn(mirrors, host, {
       endpoints: m.stringArray("endpoints").map((e) => parseEndpoint(m.name("endpoints"), e)),
-    };
+    });
   }
   const configs: RegistryConfig["configs"] = {};
   for (const [host, value] of Object.entries(registry.subTable("configs"))) {
@@ -213,7 +220,7 @@ function readRegistry(r: Reader): RegistryConfig {
         identitytoken: a.string("identitytoken", ""),
       };
     }
-    configs[host] = entry;
+    setOwn(configs, host, entry);
   }
   return { mirrors, configs };
 }
@@ -230,13 +237,14 @@ function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
     const prefix = `runtime.handlers."${name}"`;
     if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
     const h = new Reader(value, prefix, ["runtime_path", "runtime_root"]);
-    handlers[name] = {
-      runtimePath: absolutePath(h, "runtime_path", handlers[name]?.runtimePath ?? "/usr/sbin/runc"),
-      runtimeRoot: absolutePath(h, "runtime_root", handlers[name]?.runtimeRoot ?? `/run/berth/${name}`),
-    };
+    const previous = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
+    setOwn(handlers, name, {
+      runtimePath: absolutePath(h, "runtime_path", previous?.runtimePath ?? "/usr/sbin/runc"),
+      runtimeRoot: absolutePath(h, "runtime_root", previous?.runtimeRoot ?? `/run/berth/${name}`),
+    });
   }
   const defaultHandler = rt.string("default_handler", d.defaultHandler);
-  if (!handlers[defaultHandler]) {
+  if (!Object.hasOwn(handlers, defaultHandler)) {
     throw invalidArgument(
       `config: "runtime.default_handler" names "${defaultHandler}", which has no [runtime.handlers] entry`,
     );

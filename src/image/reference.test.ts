@@ -228,3 +228,10 @@ describe("credentials in a reference", () => {
     assert.equal(redactReference("u:p@h.io"), "<reference with credentials>");
   });
 });
+
+test("a rejected huge reference or digest is cut short in the message", () => {
+  const huge = "a".repeat(1_000_000);
+  for (const f of [() => parseReference(`x:${huge}!`), () => validateDigest(`sha256:${huge}`)]) {
+    assert.throws(f, (e: unknown) => isBerthError(e, "InvalidArgument") && e.message.length < 1000);
+  }
+});

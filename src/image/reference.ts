@@ -68,14 +68,19 @@ function digestProblem(s: string): string | undefined {
   const alg = i > 0 ? s.slice(0, i) : "";
   const len = DIGEST_HEX_LENGTH[alg];
   if (len !== undefined) return `expected ${alg}: followed by ${len} lowercase hex characters`;
-  if (DIGEST_SHAPE_RE.test(s)) return `unsupported digest algorithm "${alg}"`;
+  if (DIGEST_SHAPE_RE.test(s)) return `unsupported digest algorithm ${quoted(alg)}`;
   return `expected "sha256:" followed by 64 lowercase hex characters`;
+}
+
+/** `s` for an error message, cut short: references and digests can come from hostile documents. */
+function quoted(s: string): string {
+  return JSON.stringify(s.length > 300 ? `${s.slice(0, 300)}…` : s);
 }
 
 /** Returns `s` if it is a supported digest; throws invalidArgument with a specific message otherwise. */
 export function validateDigest(s: string, what = "digest"): string {
   const problem = digestProblem(s);
-  if (problem !== undefined) throw invalidArgument(`invalid ${what} "${s}": ${problem}`);
+  if (problem !== undefined) throw invalidArgument(`invalid ${what} ${quoted(s)}: ${problem}`);
   return s;
 }
 
@@ -84,11 +89,11 @@ export function parseReference(input: string): ImageRef {
   const s = input.trim();
   if (hasCredentials(s)) {
     throw invalidArgument(
-      `invalid image reference ${JSON.stringify(redactReference(s))}: credentials are not allowed in an image reference; ` +
+      `invalid image reference ${quoted(redactReference(s))}: credentials are not allowed in an image reference; ` +
         "give them in the pull request's auth config (e.g. crictl pull --creds, or an image pull secret)",
     );
   }
-  const bad = (why: string) => invalidArgument(`invalid image reference "${input}": ${why}`);
+  const bad = (why: string) => invalidArgument(`invalid image reference ${quoted(input)}: ${why}`);
   if (s === "") throw bad("empty reference");
   if (IDENTIFIER_RE.test(s)) {
     throw bad("cannot specify 64-byte hexadecimal strings as a repository name (is it an image ID?)");
@@ -102,7 +107,7 @@ export function parseReference(input: string): ImageRef {
     rest = rest.slice(0, at);
     if (digest.includes("@")) throw bad("more than one '@'");
     const problem = digestProblem(digest);
-    if (problem !== undefined) throw bad(`invalid digest "${digest}": ${problem}`);
+    if (problem !== undefined) throw bad(`invalid digest ${quoted(digest)}: ${problem}`);
   }
 
   // The tag is after the last ':' that follows the last '/' (a ':' before that is a port).
@@ -114,7 +119,7 @@ export function parseReference(input: string): ImageRef {
     rest = rest.slice(0, colon);
     if (!TAG_RE.test(tag)) {
       throw bad(
-        `invalid tag "${tag}" (tags are up to 128 characters of [A-Za-z0-9_.-] and must not start with '.' or '-')`,
+        `invalid tag ${quoted(tag)} (tags are up to 128 characters of [A-Za-z0-9_.-] and must not start with '.' or '-')`,
       );
     }
   }
@@ -134,15 +139,15 @@ export function parseReference(input: string): ImageRef {
     domain = first;
     path = rest.slice(firstSlash + 1);
   }
-  if (!DOMAIN_RE.test(domain)) throw bad(`invalid registry host "${domain}"`);
+  if (!DOMAIN_RE.test(domain)) throw bad(`invalid registry host ${quoted(domain)}`);
   if (domain === LEGACY_DEFAULT_DOMAIN) domain = DEFAULT_DOMAIN;
   if (domain === DEFAULT_DOMAIN && !path.includes("/")) path = OFFICIAL_REPO_PREFIX + path;
 
   if (path === "") throw bad("missing repository name");
-  if (path.toLowerCase() !== path) throw bad(`repository name "${path}" must be lowercase`);
+  if (path.toLowerCase() !== path) throw bad(`repository name ${quoted(path)} must be lowercase`);
   if (!PATH_RE.test(path)) {
     throw bad(
-      `invalid repository name "${path}" (path components are lowercase [a-z0-9] separated by '.', '_', '__' or '-')`,
+      `invalid repository name ${quoted(path)} (path components are lowercase [a-z0-9] separated by '.', '_', '__' or '-')`,
     );
   }
   if (domain.length + 1 + path.length > NAME_TOTAL_LENGTH_MAX) {

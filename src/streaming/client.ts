@@ -82,24 +82,29 @@ export class ExecError extends Error {
 /** Exit code from a v4 error-stream status (metav1.Status JSON); throws ExecError for others. */
 export function exitCodeFromStatus(text: string): number {
   if (text.trim() === "") throw new ExecError("exec: connection closed without a status");
-  let st: {
-    status?: string;
-    message?: string;
-    reason?: string;
-    details?: { causes?: Array<{ reason?: string; message?: string }> };
-  };
+  let parsed: unknown;
   try {
-    st = JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
     throw new ExecError(`exec: ${text.trim()}`);
   }
+  // Any JSON may arrive: only an object is a Status, and its fields may have any type.
+  if (typeof parsed !== "object" || parsed === null) throw new ExecError(`exec: ${text.trim()}`);
+  const st = parsed as {
+    status?: unknown;
+    message?: unknown;
+    reason?: unknown;
+    details?: { causes?: unknown } | null;
+  };
   if (st.status === "Success") return 0;
-  if (st.reason === "NonZeroExitCode") {
-    const cause = st.details?.causes?.find((c) => c.reason === "ExitCode");
-    const n = Number(cause?.message);
-    if (Number.isInteger(n)) return n;
+  if (st.reason === "NonZeroExitCode" && Array.isArray(st.details?.causes)) {
+    const causes = st.details.causes as Array<{ reason?: unknown; message?: unknown } | null>;
+    const cause = causes.find((c) => c?.reason === "ExitCode");
+    // As kubectl's strconv.ParseInt(message, 10, 0): decimal digits only.
+    const m = typeof cause?.message === "string" ? /^[+-]?\d{1,10}$/.exec(cause.message) : null;
+    if (m) return Number(m[0]);
   }
-  throw new ExecError(st.message ?? text, st);
+  throw new ExecError(typeof st.message === "string" ? st.message : text, st);
 }
 
 /** Runs the request behind an exec/attach URL (v4.channel.k8s.io); resolves with the exit code. */

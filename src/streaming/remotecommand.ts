@@ -93,19 +93,18 @@ export function encodeResize(size: TerminalSize): string {
 /** Parses concatenated JSON objects (Go's json.Decoder stream) into terminal sizes. */
 export async function* parseResize(stream: Readable): AsyncGenerator<TerminalSize> {
   let buf = "";
+  const scanner = new ObjectScanner();
   for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
     buf += (chunk as Buffer).toString("utf8");
     for (;;) {
-      const end = objectEnd(buf);
+      const end = scanner.end(buf);
       if (end < 0) break;
       const text = buf.slice(0, end);
       buf = buf.slice(end);
       try {
         const v = JSON.parse(text) as { Width?: unknown; Height?: unknown };
-        const width = Number(v.Width);
-        const height = Number(v.Height);
-        if (Number.isInteger(width) && Number.isInteger(height) && width >= 0 && height >= 0)
-          yield { width, height };
+        // The kubelet decodes into uint16 fields.
+        if (isUint16(v.Width) && isUint16(v.Height)) yield { width: v.Width, height: v.Height };
       } catch {
         return; // garbage: the kubelet stops reading resizes too
       }
@@ -114,27 +113,44 @@ export async function* parseResize(stream: Readable): AsyncGenerator<TerminalSiz
   }
 }
 
-/** Index just past the first complete top-level JSON object in `s` (leading junk skipped), or -1. */
-function objectEnd(s: string): number {
-  let depth = 0;
-  let inStr = false;
-  let esc = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (inStr) {
-      if (esc) esc = false;
-      else if (c === "\\") esc = true;
-      else if (c === '"') inStr = false;
-      continue;
+const isUint16 = (n: unknown): n is number =>
+  Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 0xffff;
+
+/**
+ * Finds the end of the first complete top-level JSON object in a growing buffer (leading junk
+ * skipped). It resumes where the last call stopped, so an object arriving a byte at a time costs
+ * linear time, not quadratic; after a hit the caller drops the object and scanning starts over.
+ */
+class ObjectScanner {
+  private i = 0;
+  private depth = 0;
+  private inStr = false;
+  private esc = false;
+
+  /** Index just past the object in `s` (the buffer passed last time, maybe grown), or -1. */
+  end(s: string): number {
+    for (; this.i < s.length; this.i++) {
+      const c = s[this.i];
+      if (this.inStr) {
+        if (this.esc) this.esc = false;
+        else if (c === "\\") this.esc = true;
+        else if (c === '"') this.inStr = false;
+        continue;
+      }
+      if (c === '"') this.inStr = true;
+      else if (c === "{") this.depth++;
+      else if (c === "}") {
+        this.depth--;
+        if (this.depth === 0) {
+          const end = this.i + 1;
+          this.i = 0;
+          this.depth = 0;
+          return end;
+        }
+      }
     }
-    if (c === '"') inStr = true;
-    else if (c === "{") depth++;
-    else if (c === "}") {
-      depth--;
-      if (depth === 0) return i + 1;
-    }
+    return -1;
   }
-  return -1;
 }
 
 type StreamType = "error" | "stdin" | "stdout" | "stderr" | "resize";

@@ -250,3 +250,33 @@ test("verifyBytes", () => {
     (e: unknown) => isBerthError(e, "DataLoss"),
   );
 });
+
+test("a hostile value in a rejection message: no stack overflow, a short message", () => {
+  const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+  const short = (e: unknown) => isBerthError(e, "InvalidArgument") && (e as Error).message.length < 500;
+  assert.throws(() => parseManifest(`{"schemaVersion":${deep}}`), short);
+  assert.throws(() => parseIndex(`{"schemaVersion":"${"x".repeat(100_000)}"}`), short);
+  assert.throws(() => parseImageConfig(`{"rootfs":{"type":${deep}}}`), short);
+});
+
+test('parseImageConfig keeps a "__proto__" port or volume as a key, not as the prototype', () => {
+  const doc = {
+    architecture: "amd64",
+    os: "linux",
+    rootfs: { type: "layers", diff_ids: [] },
+    config: { ExposedPorts: { ["__proto__"]: { x: 1 }, "80/tcp": {} } },
+  };
+  const ports = parseImageConfig(JSON.stringify(doc)).config?.ExposedPorts ?? {};
+  assert.deepEqual(Object.keys(ports), ["__proto__", "80/tcp"]);
+  assert.equal(Object.getPrototypeOf(ports), Object.prototype);
+});
+
+test("parseImageConfig drops what an ExposedPorts or Volumes value holds (the spec's empty object)", () => {
+  const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+  const doc = `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
+    "config":{"Volumes":{"/v":{"x":${deep}}},"ExposedPorts":{"80/tcp":null}}}`;
+  const c = parseImageConfig(doc);
+  assert.deepEqual(c.config?.Volumes, { "/v": {} });
+  assert.deepEqual(c.config?.ExposedPorts, { "80/tcp": {} });
+  assert.equal(typeof JSON.stringify(c), "string");
+});

@@ -124,17 +124,22 @@ class Checker {
   optStringMap(v: unknown, field: string): Record<string, string> | undefined {
     const o = this.optObject(v, field);
     if (o === undefined) return undefined;
-    for (const [k, x] of Object.entries(o)) this.string(x, `${field}[${JSON.stringify(k)}]`);
+    for (const [k, x] of Object.entries(o)) this.string(x, `${field}[${shown(k)}]`);
     return o as Record<string, string>;
   }
 
   optSet(v: unknown, field: string): Record<string, object> | undefined {
     const o = this.optObject(v, field);
     if (o === undefined) return undefined;
-    const out: Record<string, object> = {};
-    for (const [k, x] of Object.entries(o))
-      out[k] = this.optObject(x, `${field}[${JSON.stringify(k)}]`) ?? {};
-    return out;
+    // Each value is an empty object by the spec: whatever it holds is dropped (as Go's struct{}
+    // does), so a hostile one cannot ride along. fromEntries defines own properties: a
+    // "__proto__" key stays a key, not the prototype.
+    return Object.fromEntries(
+      Object.entries(o).map(([k, x]) => {
+        this.optObject(x, `${field}[${shown(k)}]`);
+        return [k, {}];
+      }),
+    );
   }
 
   digest(v: unknown, field: string): string {
@@ -187,6 +192,17 @@ class Checker {
   }
 }
 
+/** A found value for a message: JSON, cut short (a hostile value may be huge or too deep to stringify). */
+function shown(v: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? "an array" : typeof v;
+  }
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
 function setIf<T extends object, K extends keyof T>(obj: T, key: K, value: T[K] | undefined): void {
   if (value !== undefined) obj[key] = value;
 }
@@ -209,14 +225,14 @@ function schema1Error() {
 
 function checkSchemaVersion(o: Json, c: Checker): void {
   if (o["schemaVersion"] === 1) throw schema1Error();
-  if (o["schemaVersion"] !== 2) c.fail(`schemaVersion must be 2, got ${JSON.stringify(o["schemaVersion"])}`);
+  if (o["schemaVersion"] !== 2) c.fail(`schemaVersion must be 2, got ${shown(o["schemaVersion"])}`);
 }
 
 /** Checks the `mediaType` field in the body against the type the registry announced. */
 function checkBodyMediaType(o: Json, mediaType: string, c: Checker): void {
   const body = c.optString(o["mediaType"], "mediaType");
   if (body !== undefined && body !== mediaType) {
-    c.fail(`mediaType ${JSON.stringify(body)} in the document does not match ${JSON.stringify(mediaType)}`);
+    c.fail(`mediaType ${shown(body)} in the document does not match ${JSON.stringify(mediaType)}`);
   }
 }
 
@@ -285,8 +301,7 @@ export function parseImageConfig(bytes: Uint8Array | string): ImageConfig {
   const c: Checker = new Checker("image config");
   const o = parseJson(bytes, c);
   const rootfs = c.object(o["rootfs"], "rootfs");
-  if (rootfs["type"] !== "layers")
-    c.fail(`rootfs.type must be "layers", got ${JSON.stringify(rootfs["type"])}`);
+  if (rootfs["type"] !== "layers") c.fail(`rootfs.type must be "layers", got ${shown(rootfs["type"])}`);
   const diffIds = c.stringArray(rootfs["diff_ids"], "rootfs.diff_ids");
   for (const [i, d] of diffIds.entries()) c.digest(d, `rootfs.diff_ids[${i}]`);
   const cfg: ImageConfig = {

@@ -291,4 +291,31 @@ describe("applyLayer", { skip: needsRoot() }, () => {
     });
     assert.equal(await readFile(at("a"), "utf8"), "first");
   });
+
+  it("rejects a size field tar-stream decodes as null (it used to stall the unpack forever)", async () => {
+    // Base-256 sizes start with 0x80 or 0xff; tar-stream reads any other high-bit byte as null.
+    const withSize = (archive: Buffer, block: number, size: number[]) => {
+      const out = Buffer.from(archive);
+      const off = block * 512;
+      out.fill(0, off + 124, off + 136);
+      Buffer.from(size).copy(out, off + 124);
+      out.fill(0x20, off + 148, off + 156);
+      let sum = 0;
+      for (let i = off; i < off + 512; i++) sum += out[i]!;
+      out.write(`${sum.toString(8).padStart(6, "0")}\0 `, off + 148, "latin1");
+      return out;
+    };
+    const plain = await buildTar([{ name: "f", data: "x" }]);
+    const pax = await buildTar([{ name: "g", data: "y", pax: { "SCHILY.xattr.user.a": "b" } }]);
+    for (const archive of [withSize(plain, 0, [0x8b, 1, 2]), withSize(pax, 0, [0x81, 7])]) {
+      const unpack = applyLayer(chunked(archive), box.root);
+      const timeout = new Promise((_, reject) =>
+        setTimeout(() => reject(new Error("stalled")), 5000).unref(),
+      );
+      await assert.rejects(Promise.race([unpack, timeout]), (err) => {
+        assert.ok(isBerthError(err, "DataLoss"), String(err));
+        return true;
+      });
+    }
+  });
 });

@@ -46,10 +46,14 @@ type RawPax = Map<string, Buffer>;
 type PaxObject = Record<string, string> & { [RAW]?: RawPax };
 
 interface ExtractInternals {
-  _header: { type?: string } | null;
+  _header: { type?: string; size?: number | null } | null;
   _pax: PaxObject | null;
   _paxGlobal: PaxObject | null;
+  _longHeader: boolean;
   _decodeLongHeader(buf: Buffer): void;
+  _applyLongHeaders(): void;
+  _consumeHeader(): boolean;
+  _continueWrite(err: Error | null): void;
 }
 
 /** A tar-stream extractor that also records raw PAX record bytes. */
@@ -57,6 +61,7 @@ export function createLayerExtract(): Extract {
   // allowUnknownFormat: accept pre-POSIX (v7) headers, as Go's archive/tar does.
   const extract = tar.extract({ allowUnknownFormat: true } as Parameters<typeof tar.extract>[0]);
   const internals = extract as unknown as ExtractInternals;
+  guardSize(internals);
   const decodeLongHeader = internals._decodeLongHeader;
   if (typeof decodeLongHeader !== "function") return extract; // entryMeta falls back (see above)
   internals._decodeLongHeader = function (this: ExtractInternals, buf: Buffer): void {
@@ -71,6 +76,32 @@ export function createLayerExtract(): Extract {
     }
   };
   return extract;
+}
+
+/**
+ * tar-stream decodes a base-256 size field whose first byte is neither 0x80 nor 0xff as null,
+ * which passes its own `size >= 0` check and then stalls the extractor for good (no error, no
+ * finish): a layer could hang a pull. A size that is not a safe non-negative integer becomes NaN
+ * before that check, so tar-stream fails the archive ("Invalid header") before emitting the
+ * entry; PAX and GNU long headers, checked apart by tar-stream, fail the same way.
+ */
+function guardSize(internals: ExtractInternals): void {
+  const valid = (size: unknown) => typeof size === "number" && Number.isSafeInteger(size) && size >= 0;
+  const applyLongHeaders = internals._applyLongHeaders;
+  const consumeHeader = internals._consumeHeader;
+  if (typeof applyLongHeaders !== "function" || typeof consumeHeader !== "function") return;
+  internals._applyLongHeaders = function (this: ExtractInternals): void {
+    applyLongHeaders.call(this);
+    if (this._header && !valid(this._header.size)) this._header.size = Number.NaN;
+  };
+  internals._consumeHeader = function (this: ExtractInternals): boolean {
+    if (!consumeHeader.call(this)) return false;
+    if (this._longHeader && !valid(this._header?.size)) {
+      this._continueWrite(new Error("Invalid header"));
+      return false;
+    }
+    return true;
+  };
 }
 
 function setRaw(pax: PaxObject, raw: RawPax): void {

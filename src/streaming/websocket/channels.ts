@@ -32,8 +32,9 @@ export function encodeMessage(channel: number, data: Buffer, base64: boolean): B
 export function decodeMessage(raw: Buffer, f: ChannelFraming): ChannelMessage | undefined {
   if (raw.length === 0) return undefined;
   if (f.base64) {
+    // '0' + channel, as wsstream writes it; past '9' too (a port-forward with more than 5 ports).
     const channel = raw[0]! - 48;
-    if (channel < 0 || channel > 9) return undefined;
+    if (channel < 0) return undefined;
     return { channel, data: Buffer.from(raw.subarray(1).toString("latin1"), "base64") };
   }
   if (f.closeSignals && raw[0] === CLOSE_SIGNAL) {

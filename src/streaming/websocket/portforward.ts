@@ -19,12 +19,20 @@ export const WS_PORTFORWARD_PROTOCOLS = [
 ] as const;
 
 /**
+ * Most ports one WebSocket can forward: port i uses channels 2i and 2i+1, and a channel is one
+ * byte, written as '0' + channel by the base64 protocols.
+ */
+export const MAX_WS_PORTS = (255 - 48 + 1) / 2;
+
+/**
  * The ports of a WebSocket port-forward: those of the CRI request, as the kubelet's streaming
  * server uses (BuildV4Options of the cached request); when the request named none, the `port`
  * query parameters (repeatable, each may be a comma-separated list). Throws with a message for
- * the client when there are none or one is invalid.
+ * the client when there are none, one is invalid, or there are more than MAX_WS_PORTS.
  */
 export function portsFromQuery(url: string, stored: readonly number[]): number[] {
+  const tooMany = () => new Error(`at most ${MAX_WS_PORTS} ports can be forwarded over one WebSocket`);
+  if (stored.length > MAX_WS_PORTS) throw tooMany();
   if (stored.length > 0) return [...stored];
   const values = new URLSearchParams(url.split("?")[1] ?? "").getAll("port");
   if (values.length === 0) throw new Error('query parameter "port" is required');
@@ -36,6 +44,7 @@ export function portsFromQuery(url: string, stored: readonly number[]): number[]
       if (!(n >= 1 && n <= 65535))
         throw new Error(`invalid port ${JSON.stringify(p)} in query parameter "port"`);
       ports.push(n);
+      if (ports.length > MAX_WS_PORTS) throw tooMany();
     }
   }
   return ports;

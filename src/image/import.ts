@@ -251,6 +251,22 @@ async function importDockerSave(
     throw invalidArgument("archive: manifest.json is not valid JSON");
   }
   if (!Array.isArray(entries)) throw invalidArgument("archive: manifest.json must be a JSON array");
+  const strings = (v: unknown) =>
+    v === undefined || (Array.isArray(v) && v.every((x) => typeof x === "string"));
+  for (const e of entries as unknown[]) {
+    const entry = e as Record<string, unknown> | null;
+    if (
+      typeof entry !== "object" ||
+      entry === null ||
+      typeof entry["Config"] !== "string" ||
+      !strings(entry["Layers"]) ||
+      !strings(entry["RepoTags"])
+    ) {
+      throw invalidArgument(
+        "archive: each manifest.json entry needs a Config string and string lists Layers, RepoTags",
+      );
+    }
+  }
   const out: ImageRecord[] = [];
   for (const e of entries) {
     const config = files.get(posix.normalize(e.Config ?? ""));

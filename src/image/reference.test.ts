@@ -235,3 +235,14 @@ test("a rejected huge reference or digest is cut short in the message", () => {
     assert.throws(f, (e: unknown) => isBerthError(e, "InvalidArgument") && e.message.length < 1000);
   }
 });
+
+test("a registry port outside 1–65535 is refused", () => {
+  for (const r of ["localhost:99999/x", "localhost:0/x", "h.io:70000/a/b:c"]) {
+    assert.throws(
+      () => parseReference(r),
+      (e: unknown) => isBerthError(e, "InvalidArgument"),
+      r,
+    );
+  }
+  assert.equal(parseReference("h.io:65535/x").domain, "h.io:65535");
+});

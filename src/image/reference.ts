@@ -140,6 +140,10 @@ export function parseReference(input: string): ImageRef {
     path = rest.slice(firstSlash + 1);
   }
   if (!DOMAIN_RE.test(domain)) throw bad(`invalid registry host ${quoted(domain)}`);
+  const port = /:(\d+)$/.exec(domain)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    throw bad(`registry port ${port} is not in 1–65535`);
+  }
   if (domain === LEGACY_DEFAULT_DOMAIN) domain = DEFAULT_DOMAIN;
   if (domain === DEFAULT_DOMAIN && !path.includes("/")) path = OFFICIAL_REPO_PREFIX + path;
 

@@ -112,6 +112,14 @@ describe("image import and the berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => 
     await assert.rejects(berthd.client.importImage(file), { code: status.INVALID_ARGUMENT });
   });
 
+  it("rejects a docker save manifest.json of the wrong shape with INVALID_ARGUMENT", async () => {
+    for (const manifest of ["[null]", '[{"Config": 7}]', '[{"Config": "c.json", "Layers": "l.tar"}]']) {
+      const file = join(dir, "odd-save.tar");
+      await writeFile(file, await tarOf([{ name: "manifest.json", content: manifest }]));
+      await assert.rejects(berthd.client.importImage(file), { code: status.INVALID_ARGUMENT }, manifest);
+    }
+  });
+
   it("keeps images across a SIGKILL and restart", async () => {
     const before = (await berthd.client.listImages()).images.map((i) => i.id).sort();
     assert.ok(before.length >= 3);

@@ -81,14 +81,17 @@ function lookup(data: unknown, path: string): unknown {
 
 type Node = { text: string } | { field: string; json: boolean } | { range: string; body: Node[] };
 
+/** `\n` and `\t` typed in a shell argument, as Go's text (crictl users write them so). */
+const unescapeText = (s: string) => s.replace(/\\n/g, "\n").replace(/\\t/g, "\t");
+
 function parseTemplate(tpl: string): Node[] {
   const root: Node[] = [];
   const stack: Node[][] = [root];
-  const re = /\{\{-?\s*(.*?)\s*-?\}\}/g;
+  const re = /\{\{-?\s*([\s\S]*?)\s*-?\}\}/g;
   let last = 0;
   for (let m = re.exec(tpl); m; m = re.exec(tpl)) {
     const top = stack[stack.length - 1]!;
-    if (m.index > last) top.push({ text: tpl.slice(last, m.index) });
+    if (m.index > last) top.push({ text: unescapeText(tpl.slice(last, m.index)) });
     last = m.index + m[0].length;
     const action = m[1] ?? "";
     const range = /^range\s+(\.\S*)$/.exec(action);
@@ -107,7 +110,7 @@ function parseTemplate(tpl: string): Node[] {
     else throw new UsageError(`go-template: unsupported action {{${action}}}`);
   }
   if (stack.length !== 1) throw new UsageError("go-template: {{range}} without {{end}}");
-  if (last < tpl.length) root.push({ text: tpl.slice(last) });
+  if (last < tpl.length) root.push({ text: unescapeText(tpl.slice(last)) });
   return root;
 }
 
@@ -138,7 +141,7 @@ function exec(nodes: Node[], data: unknown): string {
 }
 
 export function goTemplate(tpl: string, data: unknown): string {
-  return exec(parseTemplate(tpl.replace(/\\n/g, "\n").replace(/\\t/g, "\t")), plain(data));
+  return exec(parseTemplate(tpl), plain(data));
 }
 
 export type Format = "table" | "wide" | "json" | "yaml" | { template: string };

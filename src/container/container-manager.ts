@@ -91,6 +91,13 @@ export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
 }
 
 const msToNs = (d: Date) => (BigInt(d.getTime()) * 1_000_000n).toString();
+/**
+ * An exit time never before the start: the exit file's mtime has millisecond (or coarser)
+ * precision, the start time is taken after `runc start` returns, so a short-lived container
+ * could otherwise finish a few ms before it started.
+ */
+const finishedNs = (finished: string, startedNs: string) =>
+  BigInt(finished) < BigInt(startedNs) ? startedNs : finished;
 const exists = (p: string) =>
   access(p).then(
     () => true,
@@ -377,7 +384,7 @@ export class ContainerManager {
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: exit.exitCode,
-        finishedAtNs: msToNs(exit.finishedAt),
+        finishedAtNs: finishedNs(msToNs(exit.finishedAt), r.startedAtNs),
         reason: r.reason || reason,
       }));
     }
@@ -402,7 +409,7 @@ export class ContainerManager {
         ...r,
         state: "CONTAINER_EXITED",
         exitCode,
-        finishedAtNs: exit ? msToNs(exit.finishedAt) : nowNs(),
+        finishedAtNs: finishedNs(exit ? msToNs(exit.finishedAt) : nowNs(), r.startedAtNs),
         reason: r.reason || reason,
       }));
     } finally {

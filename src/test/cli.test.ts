@@ -484,6 +484,20 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.equal((await berth(["rmp", "-f", "clitest-att"])).code, 0);
   });
 
+  it("a short-lived container never finishes before it started; berthd logs one component a line", async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await berth(["run", "--network", "host", "--name", `clitest-short${i}`, IMAGE, "true"]);
+      assert.equal(r.code, 0, r.stderr);
+      const c = JSON.parse((await berth(["inspect", `clitest-short${i}`])).stdout) as {
+        status: { startedAt: string; finishedAt: string };
+      };
+      assert.ok(c.status.finishedAt >= c.status.startedAt, `${c.status.finishedAt} < ${c.status.startedAt}`);
+      assert.equal((await berth(["rmp", "-f", `clitest-short${i}`])).code, 0);
+    }
+    const doubled = berthd.output.split("\n").filter((l) => (l.match(/"component":/g) ?? []).length > 1);
+    assert.deepEqual(doubled.slice(0, 3), []);
+  });
+
   it("version, completion and events answer", async () => {
     const v = await berth(["version"]);
     assert.equal(v.code, 0, v.stderr);

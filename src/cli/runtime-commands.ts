@@ -7,7 +7,7 @@ import { type Container, ContainerState } from "../api/gen/runtime/v1/api.js";
 import { containerConfigFromJson, podConfigFromJson } from "./config-json.js";
 import type { Command, CommandContext } from "./context.js";
 import { str } from "./context.js";
-import { CliError, EXIT, UsageError } from "./errors.js";
+import { CliError, EXIT, stripRuncNoise, UsageError } from "./errors.js";
 import { humanSize, table } from "./format.js";
 import { outputFormat, printStructured } from "./output.js";
 import { listContainers, resolveContainer, resolvePod } from "./resolve.js";
@@ -105,9 +105,11 @@ async function watchLoop(ctx: CommandContext, draw: () => Promise<string>): Prom
   process.once("SIGINT", onInt);
   try {
     while (!stop) {
+      const t0 = Date.now();
       const text = await draw();
       if (stop) break;
       process.stdout.write(`${process.stdout.isTTY ? "\x1b[H\x1b[2J" : ""}${text}\n`);
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - t0))));
     }
   } finally {
     process.off("SIGINT", onInt);
@@ -202,6 +204,14 @@ export function runcExitCode(message: string): number | undefined {
   return undefined;
 }
 
+/** A command that cannot be started is exit 127/126 (as docker), with runc's message only. */
+function execFailure(err: unknown): never {
+  const text = (err as { details?: string }).details ?? (err as Error).message ?? "";
+  const code = runcExitCode(text);
+  if (code === undefined) throw err;
+  throw new CliError(stripRuncNoise(text).replace(/^exec in container [0-9a-f]{64}: /, ""), code);
+}
+
 export const exec: Command = async (ctx) => {
   const c = await resolveContainer(ctx, need(ctx, 0, "CONTAINER"));
   if (ctx.args.length > 1) throw new UsageError(`unexpected argument "${ctx.args[1]}"`);
@@ -211,14 +221,16 @@ export const exec: Command = async (ctx) => {
   const stdin = ctx.flags["interactive"] === true;
   if (ctx.flags["sync"] === true || ctx.flags["timeout-seconds"] !== undefined) {
     if (tty || stdin) throw new UsageError("-s runs without stdin or a terminal");
-    const r = await ctx.client.runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>(
-      "execSync",
-      { containerId: c.id, cmd, timeout: Number(ctx.flags["timeout-seconds"] ?? 0) },
-    );
+    const r = await ctx.client
+      .runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>("execSync", {
+        containerId: c.id,
+        cmd,
+        timeout: Number(ctx.flags["timeout-seconds"] ?? 0),
+      })
+      .catch(execFailure);
     process.stdout.write(Buffer.from(r.stdout));
     const errText = Buffer.from(r.stderr).toString("utf8");
     if (/level=(error|fatal) msg=/.test(errText)) {
-      const { stripRuncNoise } = await import("./errors.js");
       const msg = stripRuncNoise(errText).trim();
       process.stderr.write(`berth: ${msg}\n`);
       return runcExitCode(msg) ?? r.exitCode;
@@ -241,7 +253,7 @@ export const exec: Command = async (ctx) => {
     onRuncError: (m) => {
       runcCode = runcExitCode(m);
     },
-  });
+  }).catch(execFailure);
   return code === "detached" ? 0 : (runcCode ?? code);
 };
 

@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -496,6 +498,38 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
     }
     const doubled = berthd.output.split("\n").filter((l) => (l.match(/"component":/g) ?? []).length > 1);
     assert.deepEqual(doubled.slice(0, 3), []);
+  });
+
+  it("pull: a registry that is down is named as such; --timeout stops a pull that hangs", async () => {
+    const closed = createServer();
+    closed.listen(0, "127.0.0.1");
+    await once(closed, "listening");
+    const downPort = (closed.address() as AddressInfo).port;
+    closed.close();
+    const down = await berth(["pull", `127.0.0.1:${downPort}/berth/x:1`]);
+    assert.equal(down.code, 1);
+    assert.doesNotMatch(down.stderr, /cannot connect to the runtime/);
+    assert.match(down.stderr, new RegExp(`127\\.0\\.0\\.1:${downPort}`));
+    // a registry that accepts connections and never answers
+    const sockets: Socket[] = [];
+    const hang = createServer((s) => sockets.push(s));
+    hang.listen(0, "127.0.0.1");
+    await once(hang, "listening");
+    try {
+      const t0 = Date.now();
+      const r = await berth([
+        "--timeout",
+        "1",
+        "pull",
+        `127.0.0.1:${(hang.address() as AddressInfo).port}/berth/x:1`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /timed out after 1s \(--timeout\)/);
+      assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      hang.close();
+    }
   });
 
   it("version, completion and events answer", async () => {

@@ -9,6 +9,7 @@ import { filterPods } from "./list.js";
 import { CriLogDecoder, decodeCriLog, parseSince } from "./logs.js";
 import { parseGlobals, splitArgs } from "./main.js";
 import { goTemplate, outputFormat, toYaml } from "./output.js";
+import { renderLayers } from "./progress.js";
 import { pick } from "./resolve.js";
 import { parseEnv, parsePublish, parseUser, parseVolume } from "./run.js";
 import { detachFilter, parseDetachKeys, parsePortPair } from "./streaming.js";
@@ -200,6 +201,22 @@ describe("berth CLI output", () => {
     assert.equal(pick(pods, "aaa", "pod"), pods[0]);
     assert.throws(() => pick(pods, "aa", "pod"), /ambiguous/);
     assert.throws(() => pick(pods, "zz", "pod"), /no such pod: zz \(NotFound\)/);
+  });
+
+  it("draws pull progress a layer a line", () => {
+    const lines = renderLayers(
+      [
+        { digest: "sha256:aaaaaaaaaaaa1111", size: 2_000_000n, downloaded: 1_000_000n, state: "downloading" },
+        { digest: "sha256:bbbbbbbbbbbb2222", size: 10n, downloaded: 0n, state: "waiting" },
+        { digest: "sha256:cccccccccccc3333", size: 5_000n, downloaded: 5_000n, state: "done" },
+      ],
+      65,
+    );
+    assert.deepEqual(lines, [
+      "aaaaaaaaaaaa  [=========>          ] 1MB/2MB",
+      "bbbbbbbbbbbb  waiting",
+      "cccccccccccc  [====================] done 5kB",
+    ]);
   });
 
   it("prints completion scripts", () => {

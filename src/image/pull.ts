@@ -5,6 +5,7 @@
  * Concurrent pulls of the same reference share one pull; of the same layer, one unpack.
  */
 
+import { Transform } from "node:stream";
 import { SingleFlight } from "../common/concurrency.js";
 import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
@@ -19,12 +20,19 @@ import { defaultPlatform, formatPlatform, parsePlatform, selectPlatform } from "
 
 export type PullAuth = CriAuthConfig;
 
+/** A pull in flight, as berth.v1.Images/PullProgress reports it. */
+export interface PullProgress {
+  layers: { digest: string; size: number; downloaded: number; state: "waiting" | "downloading" | "done" }[];
+}
+
 export type PullDeps = InstallDeps & { config: BerthConfig };
 
 export class Puller {
   private readonly inflight = new SingleFlight<ImageRecord>();
   private readonly registry: RegistryClient;
   private readonly logger: Logger;
+  /** Pulls in flight by normalised reference (layer byte counts, for progress). */
+  private readonly progress = new Map<string, PullProgress>();
 
   constructor(private readonly deps: PullDeps) {
     this.logger = deps.logger;
@@ -41,7 +49,27 @@ export class Puller {
     return this.inflight.run(key, () => this.pullOnce(ref, auth));
   }
 
+  /** The progress of a pull of `reference` in flight, or undefined. */
+  progressOf(reference: string): PullProgress | undefined {
+    return this.progress.get(formatRef(parseReference(reference)));
+  }
+
   private async pullOnce(ref: ImageRef, auth: PullAuth | undefined): Promise<ImageRecord> {
+    const key = formatRef(ref);
+    const progress: PullProgress = { layers: [] };
+    this.progress.set(key, progress);
+    try {
+      return await this.pullTracked(ref, auth, progress);
+    } finally {
+      if (this.progress.get(key) === progress) this.progress.delete(key);
+    }
+  }
+
+  private async pullTracked(
+    ref: ImageRef,
+    auth: PullAuth | undefined,
+    progress: PullProgress,
+  ): Promise<ImageRecord> {
     const started = Date.now();
     const { config } = this.deps;
     const session = this.registry.session(ref, auth);
@@ -61,6 +89,12 @@ export class Puller {
       manifestType = m.mediaType;
     }
     const manifest = parseManifest(manifestBytes, manifestType);
+    progress.layers = manifest.layers.map((l) => ({
+      digest: l.digest,
+      size: l.size,
+      downloaded: 0,
+      state: "waiting",
+    }));
     const configBytes = await session.fetchBlobBuffer(manifest.config, config.image.maxManifestBytes);
     const imageConfig = parseImageConfig(configBytes);
     const name = formatName(ref);
@@ -74,7 +108,25 @@ export class Puller {
       configBytes,
       repoTags: ref.tag !== undefined ? [`${name}:${ref.tag}`] : [],
       repoDigests: [`${name}@${top.digest}`],
-      openLayer: (desc) => session.fetchBlob(desc),
+      openLayer: async (desc) => {
+        const p = progress.layers.find((l) => l.digest === desc.digest);
+        const body = await session.fetchBlob(desc);
+        if (!p) return body;
+        p.state = "downloading";
+        p.downloaded = 0;
+        const count = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            p.downloaded += chunk.length;
+            cb(null, chunk);
+          },
+          flush(cb) {
+            p.state = "done";
+            cb();
+          },
+        });
+        body.on("error", (err) => count.destroy(err));
+        return body.pipe(count);
+      },
     });
     this.logger.info(
       { image: formatRef(ref), id: record.id, layers: record.layers.length, ms: Date.now() - started },

@@ -42,7 +42,7 @@ export const images: Command = async ({ client, args, flags, out }) => {
   const format = outputFormat(flags["output"], ["table", "json", "yaml", "go-template"]);
   if (printStructured(format, { images }, out)) return;
   if (flags["quiet"]) {
-    out(images.map((i) => i.id).join("\n"));
+    if (images.length) out(images.map((i) => i.id).join("\n"));
     return;
   }
   const rows: string[][] = [];

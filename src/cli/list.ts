@@ -139,7 +139,7 @@ export const pods = async (ctx: CommandContext): Promise<void> => {
   const format = outputFormat(ctx.flags["output"], ["table", "wide", "json", "yaml", "go-template"]);
   const items = filterPods(await listPods(ctx), ctx.flags, ctx.args[0]);
   if (printStructured(format, { items: items.map((p) => humanize(p, "pod")) }, ctx.out)) return;
-  if (ctx.flags["quiet"]) return ctx.out(items.map((p) => p.id).join("\n"));
+  if (ctx.flags["quiet"]) return items.length ? ctx.out(items.map((p) => p.id).join("\n")) : undefined;
   const wide = format === "wide";
   ctx.out(
     table(
@@ -168,7 +168,7 @@ export const ps = async (ctx: CommandContext): Promise<void> => {
   const { containers } = await ctx.client.runtimeCall<{ containers: Container[] }>("listContainers", {});
   const shown = filterContainers(containers, ctx.flags, ctx.args[0], podId);
   if (printStructured(format, { containers: shown.map((c) => humanize(c, "container")) }, ctx.out)) return;
-  if (ctx.flags["quiet"]) return ctx.out(shown.map((c) => c.id).join("\n"));
+  if (ctx.flags["quiet"]) return shown.length ? ctx.out(shown.map((c) => c.id).join("\n")) : undefined;
   const podName = new Map(allPods.map((p) => [p.id, p.metadata?.name ?? ""]));
   const wide = format === "wide";
   ctx.out(

@@ -219,10 +219,12 @@ export const run: Command = async (ctx) => {
     return EXIT.ok;
   }
 
+  // Ctrl-C stops the container (10 s grace, as docker's stop); a second one kills it.
   let interrupted = false;
   const onSignal = () => {
+    const timeout = interrupted ? 0 : 10;
     interrupted = true;
-    void ctx.client.runtimeCall("stopContainer", { containerId, timeout: 10 }).catch(() => {});
+    void ctx.client.runtimeCall("stopContainer", { containerId, timeout }).catch(() => {});
   };
   if (!tty) process.on("SIGINT", onSignal);
   try {

@@ -146,6 +146,39 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.deepEqual(await podNames(), []);
   });
 
+  it("Ctrl-C stops a run (a second one kills it): exit 130, --rm still removes the pod", async () => {
+    const p = spawn(
+      process.execPath,
+      [
+        BERTH,
+        "-r",
+        endpoint,
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--name",
+        "clitest-int",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo up; sleep 100",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    p.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    while (!out.includes("up")) await sleep(50);
+    const t0 = Date.now();
+    p.kill("SIGINT");
+    await sleep(300);
+    p.kill("SIGINT");
+    const code = await new Promise((r) => p.on("close", r));
+    assert.equal(code, 130);
+    assert.ok(Date.now() - t0 < 8000, `took ${Date.now() - t0} ms`);
+    assert.deepEqual(await podNames(), []);
+  });
+
   it("failed runs leave no pod, container or name behind", async () => {
     const bin = await berth([
       "run",

@@ -132,6 +132,13 @@ export async function main(argv: string[]): Promise<number> {
       (globals.help ? console.log : console.error)(usage());
       return globals.help ? EXIT.ok : EXIT.usage;
     }
+    if (rest[0] === "help") {
+      const v = findVerb(rest.slice(1));
+      console.log(
+        v ? `usage: berth ${v.verb.usage}\n\n${v.verb.summary}\n\nexample: ${v.verb.example}` : usage(),
+      );
+      return EXIT.ok;
+    }
     found = findVerb(rest);
     if (!found) {
       const word = rest[0]!;

@@ -430,6 +430,19 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
       { network: "NODE", pid: "CONTAINER" },
     );
     assert.ok(p.info.info.timeline.length > 0);
+    const watch = spawn(
+      process.execPath,
+      [BERTH, "-r", endpoint, "stats", "-w", "-o", "json", "clitest-web"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let frames = "";
+    watch.stdout.on("data", (b: Buffer) => (frames += b.toString()));
+    await sleep(2500);
+    watch.kill("SIGINT");
+    assert.equal(await new Promise((r) => watch.on("close", r)), 0);
+    assert.ok((frames.match(/"stats":/g) ?? []).length >= 2, frames);
     const tl = await berth(["timeline", "clitest-web"]);
     assert.equal(tl.code, 0, tl.stderr);
     assert.match(tl.stdout, /pod namespaces +│ *█+ *│ +[\d.]+ ms/);

@@ -253,7 +253,7 @@ export const exec: Command = async (ctx) => {
     onRuncError: (m) => {
       runcCode = runcExitCode(m);
     },
-  }).catch(execFailure);
+  }).catch((err: unknown) => runcCode ?? execFailure(err)); // runc's message is printed already
   return code === "detached" ? 0 : (runcCode ?? code);
 };
 

@@ -82,6 +82,33 @@ function cleanStderr(onRuncError?: (m: string) => void): Writable {
   });
 }
 
+/**
+ * stdout of a terminal session: runc reports a command it cannot start on the terminal itself
+ * (`ERRO[0000] exec failed: …`, coloured); that line becomes one of berth's on stderr.
+ */
+function cleanTtyStdout(onRuncError?: (m: string) => void): Writable {
+  let first = true;
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (first) {
+        // the terminal's echo of a NUL (`^@`) may come first: not the command's output
+        const lead = /^(?:\^@|\0)*/.exec(chunk.toString("latin1"))?.[0].length ?? 0;
+        chunk = chunk.subarray(lead);
+        if (chunk.length === 0) return cb();
+        first = false;
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: runc's colour codes
+        const m = /^(?:\x1b\[\d+m)?ERRO(?:\x1b\[0m)?\[\d+\] (.*?)\s*$/s.exec(chunk.toString("utf8"));
+        if (m) {
+          onRuncError?.(m[1] ?? "");
+          process.stderr.write(`berth: ${m[1]}\n`, () => cb());
+          return;
+        }
+      }
+      process.stdout.write(chunk, () => cb());
+    },
+  });
+}
+
 /** Runs an exec/attach URL on this process's stdio; resolves with the exit code, or "detached". */
 export async function runInteractive(url: string, o: InteractiveOptions): Promise<number | "detached"> {
   const stdin = process.stdin;
@@ -103,7 +130,7 @@ export async function runInteractive(url: string, o: InteractiveOptions): Promis
   try {
     const code = await execOverSpdy(url, {
       ...(input ? { stdin: input as unknown as import("node:stream").Readable } : {}),
-      stdout: process.stdout,
+      stdout: o.tty ? cleanTtyStdout(o.onRuncError) : process.stdout,
       signal: abort.signal,
       ...(o.tty ? { tty: true, resize: terminalSizes() } : { stderr: cleanStderr(o.onRuncError) }),
     }).catch((err: unknown) => {

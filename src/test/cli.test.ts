@@ -449,6 +449,19 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.match(tl.stdout, /clitest-web runtime_create/);
   });
 
+  it("exec passes exit codes on; a missing command is 127 with one line, with or without a terminal", async () => {
+    assert.equal((await berth(["exec", "clitest-web", "sh", "-c", "exit 5"])).code, 5);
+    for (const args of [["exec"], ["exec", "-s"]]) {
+      const r = await berth([...args, "clitest-web", "/no/such/cmd"]);
+      assert.equal(r.code, 127, r.stderr);
+      assert.match(r.stderr, /^berth: exec failed: .*no such file or directory\n$/);
+    }
+    const tty = await onPty(["exec", "-it", "clitest-web", "/no/such/cmd"], []);
+    assert.equal(tty.code, 127, tty.stdout);
+    assert.doesNotMatch(tty.stdout, /ERRO|level=error/);
+    assert.match(tty.stdout, /berth: exec failed: .*no such file or directory/);
+  });
+
   it("runp and create read configs in both spellings; an unknown key is an error naming it", async () => {
     const pod = {
       metadata: { name: "clitest-json", namespace: "default", uid: "clitest-json-uid" },

@@ -11,7 +11,9 @@ import { CliError, EXIT, stripRuncNoise, UsageError } from "./errors.js";
 import { humanSize, table } from "./format.js";
 import { outputFormat, printStructured } from "./output.js";
 import { listContainers, resolveContainer, resolvePod } from "./resolve.js";
-import { forwardPorts, parseDetachKeys, parsePortPair, runInteractive } from "./streaming.js";
+
+/** The streaming clients (SPDY), loaded only by the verbs that stream. */
+const streaming = () => import("./streaming.js");
 
 interface UInt64Value {
   value: bigint;
@@ -238,6 +240,7 @@ export const exec: Command = async (ctx) => {
     process.stderr.write(errText);
     return r.exitCode;
   }
+  const { runInteractive } = await streaming();
   const { url } = await ctx.client.runtimeCall<{ url: string }>("exec", {
     containerId: c.id,
     cmd,
@@ -263,6 +266,7 @@ export async function attachTo(
   id: string,
   o: { stdin: boolean; tty: boolean; detachKeys: string },
 ): Promise<number> {
+  const { runInteractive, parseDetachKeys } = await streaming();
   const { url } = await ctx.client.runtimeCall<{ url: string }>("attach", {
     containerId: id,
     stdin: o.stdin,
@@ -308,6 +312,7 @@ export const portForward: Command = async (ctx) => {
   const pod = await resolvePod(ctx, need(ctx, 0, "POD"));
   const specs = ctx.args.slice(1);
   if (specs.length === 0) throw new UsageError("missing [LOCAL:]REMOTE port");
+  const { forwardPorts, parsePortPair } = await streaming();
   let pairs: { local: number; remote: number }[];
   try {
     pairs = specs.map(parsePortPair);

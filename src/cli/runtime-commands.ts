@@ -2,7 +2,7 @@
  * berth's pod and container commands with crictl's verbs: runp, create, start, stop, rm,
  * stopp, rmp, exec, attach, port-forward, stats, statsp.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, rm as rmPath } from "node:fs/promises";
 import { type Container, ContainerState } from "../api/gen/runtime/v1/api.js";
 import { containerConfigFromJson, podConfigFromJson } from "./config-json.js";
 import type { Command, CommandContext } from "./context.js";
@@ -185,6 +185,20 @@ export const stopp: Command = async (ctx) => {
   }
 };
 
+/** The log directory `berth run` gave a pod (under /var/log/pods), from its verbose status. */
+async function runLogDirectory(ctx: CommandContext, podSandboxId: string): Promise<string | undefined> {
+  const r = await ctx.client
+    .runtimeCall<{ info: Record<string, string> }>("podSandboxStatus", { podSandboxId, verbose: true })
+    .catch(() => undefined);
+  try {
+    const dir = (JSON.parse(r?.info["info"] ?? "{}") as { config?: { logDirectory?: string } }).config
+      ?.logDirectory;
+    return dir?.startsWith("/var/log/pods/default_") && !dir.includes("..") ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export const rmp: Command = async (ctx) => {
   need(ctx, 0, "POD");
   for (const ref of ctx.args) {
@@ -193,8 +207,11 @@ export const rmp: Command = async (ctx) => {
       throw new CliError(
         `pod ${pod.metadata?.name ?? ""} (${pod.id.slice(0, 13)}) is ready: stop it first or use rmp -f`,
       );
+    const logDir = pod.labels["io.berth.run"] === "true" ? await runLogDirectory(ctx, pod.id) : undefined;
     await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: pod.id });
     await ctx.client.runtimeCall("removePodSandbox", { podSandboxId: pod.id });
+    // a `berth run` pod's logs go with it (the kubelet does this for its pods)
+    if (logDir) await rmPath(logDir, { recursive: true, force: true }).catch(() => {});
     ctx.out(`Removed sandbox ${pod.id}`);
   }
 };

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
+import { readdirSync } from "node:fs";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -231,9 +232,12 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.deepEqual(await podNames(), ["clitest-dup"]);
     const notForced = await berth(["rmp", "clitest-dup"]);
     assert.equal(notForced.code, 1);
+    const logDirs = () => readdirSync("/var/log/pods").filter((d) => d.startsWith("default_clitest-dup_"));
+    assert.equal(logDirs().length, 1);
     const removed = await berth(["rmp", "-f", "clitest-dup"]);
     assert.equal(removed.code, 0, removed.stderr);
     assert.deepEqual(await podNames(), []);
+    assert.deepEqual(logDirs(), [], "rmp takes a run pod's log directory with it");
   });
 
   it("unknown objects are NotFound (exit 1); unknown verbs and options are usage errors (exit 2)", async () => {

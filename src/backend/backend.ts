@@ -45,6 +45,18 @@ export interface ImageBackend {
   fsInfo(): Promise<{ imageFilesystems: FilesystemUsage[]; containerFilesystems: FilesystemUsage[] }>;
   /** Loads an OCI layout/archive or `docker save` tarball (berth.v1 Import); `tag` names it. */
   importArchive(archive: Readable, tag: string): Promise<Image[]>;
+  /** The progress of a pull of `image` in flight (berth.v1 PullProgress), or undefined. */
+  pullProgress(image: string): PullProgress | undefined;
+}
+
+/** A pull in flight: bytes per layer. */
+export interface PullProgress {
+  layers: Array<{
+    digest: string;
+    size: number;
+    downloaded: number;
+    state: "waiting" | "downloading" | "done";
+  }>;
 }
 
 export interface NetworkStatus {

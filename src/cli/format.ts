@@ -30,7 +30,3 @@ export function splitRepoTag(ref: string): [string, string] {
   if (colon > slash) return [ref.slice(0, colon), ref.slice(colon + 1)];
   return [ref, "<none>"];
 }
-
-export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? Number(v) : v), 2);
-}

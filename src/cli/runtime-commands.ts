@@ -1,31 +1,19 @@
 /**
- * berth's pod and container commands: crictl's verbs (runp, create, start, stop, rm, stopp,
- * rmp, pods, ps, inspect, inspectp, exec, attach, port-forward, logs, stats, statsp) and a
- * docker-like `run`.
+ * berth's pod and container commands with crictl's verbs: runp, create, start, stop, rm,
+ * stopp, rmp, exec, attach, port-forward, stats, statsp.
  */
-import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import type { Command, CommandContext } from "./commands.js";
-import { UsageError } from "./commands.js";
-import { humanSize, table, toJson } from "./format.js";
-import { forwardPorts, parsePortPair, runInteractive } from "./streaming.js";
+import { readFile, rm as rmPath } from "node:fs/promises";
+import { type Container, ContainerState } from "../api/gen/runtime/v1/api.js";
+import { containerConfigFromJson, podConfigFromJson } from "./config-json.js";
+import type { Command, CommandContext } from "./context.js";
+import { str } from "./context.js";
+import { CliError, EXIT, stripRuncNoise, UsageError } from "./errors.js";
+import { humanSize, table } from "./format.js";
+import { outputFormat, printStructured } from "./output.js";
+import { listContainers, resolveContainer, resolvePod } from "./resolve.js";
 
-interface PodItem {
-  id: string;
-  metadata?: { name: string; namespace: string; attempt: number };
-  state: number;
-  createdAt: bigint;
-  runtimeHandler: string;
-}
-interface ContainerItem {
-  id: string;
-  podSandboxId: string;
-  metadata?: { name: string; attempt: number };
-  image?: { image: string };
-  state: number;
-  createdAt: bigint;
-}
+/** The streaming clients (SPDY), loaded only by the verbs that stream. */
+const streaming = () => import("./streaming.js");
 
 interface UInt64Value {
   value: bigint;
@@ -59,7 +47,7 @@ async function sampleCpu<T extends { attributes?: { id: string } }>(
   list: () => Promise<T[]>,
   cpuOf: (s: T) => CpuUsage | undefined,
 ): Promise<{ stats: T[]; cpu: (s: T) => string }> {
-  const flag = ctx.flags["seconds"];
+  const flag = str(ctx.flags, "seconds");
   const seconds = flag === undefined ? 1 : Number(flag);
   if (!(seconds >= 0 && seconds <= 60)) throw new UsageError("--seconds must be from 0 to 60");
   const first = seconds > 0 ? await list() : [];
@@ -86,402 +74,343 @@ function bytes(n: bigint | undefined): string {
   return n === undefined ? "-" : humanSize(Number(n));
 }
 
-const POD_STATES = ["Ready", "NotReady"];
-const CONTAINER_STATES = ["Created", "Running", "Exited", "Unknown"];
-const short = (id: string) => id.slice(0, 13);
-
-function ago(ns: bigint): string {
-  const s = Math.max(0, Math.round((Date.now() - Number(ns / 1_000_000n)) / 1000));
-  const unit = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"} ago`;
-  if (s < 60) return unit(s, "second");
-  if (s < 3600) return unit(Math.round(s / 60), "minute");
-  return unit(Math.round(s / 3600), "hour");
-}
-
-async function readJson(path: string | undefined, what: string): Promise<object> {
+async function readJson(path: string | undefined, what: string): Promise<unknown> {
   if (!path) throw new UsageError(`missing ${what}`);
+  let text: string;
   try {
-    return JSON.parse(await readFile(path, "utf8")) as object;
+    text = await readFile(path, "utf8");
   } catch (err) {
-    throw new Error(`cannot read ${what} ${path}: ${(err as Error).message}`);
+    throw new UsageError(
+      `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${path}: not valid JSON: ${(err as Error).message}`);
   }
 }
 
-function arg(ctx: CommandContext, i: number, what: string): string {
+function need(ctx: CommandContext, i: number, what: string): string {
   const v = ctx.args[i];
   if (!v) throw new UsageError(`missing ${what}`);
   return v;
 }
 
-/** Full id from a prefix or a pod/container name, the way crictl users type them. */
-async function podId(ctx: CommandContext, ref: string): Promise<string> {
-  const { items } = await ctx.client.runtimeCall<{ items: PodItem[] }>("listPodSandbox", {});
-  const hit = items.filter((p) => p.id.startsWith(ref) || p.metadata?.name === ref);
-  if (hit.length === 1) return hit[0]!.id;
-  return ref;
-}
-
-async function containerId(ctx: CommandContext, ref: string): Promise<string> {
-  const { containers } = await ctx.client.runtimeCall<{ containers: ContainerItem[] }>("listContainers", {});
-  const hit = containers.filter((c) => c.id.startsWith(ref) || c.metadata?.name === ref);
-  if (hit.length === 1) return hit[0]!.id;
-  return ref;
-}
-
-/** Splits CRI log lines ("<time> <stream> <P|F> <text>") back into the output, joining P parts. */
-export function decodeCriLog(text: string): string {
-  let out = "";
-  for (const line of text.split("\n")) {
-    const m = /^\S+ (stdout|stderr) (P|F) (.*)$/s.exec(line); // s: content may hold \r (tty output)
-    if (!m) continue;
-    out += m[3] + (m[2] === "F" ? "\n" : "");
-  }
-  return out;
-}
-
-const run: Command = async (ctx) => {
-  const image = arg(ctx, 0, "IMAGE");
-  const command = ctx.args.slice(1);
-  const name =
-    typeof ctx.flags["name"] === "string" ? ctx.flags["name"] : `berth-${randomBytes(3).toString("hex")}`;
-  const ports = typeof ctx.flags["publish"] === "string" ? [ctx.flags["publish"]] : [];
-  const portMappings = ports.map((p) => {
-    const m = /^(\d+):(\d+)(\/(tcp|udp))?$/.exec(p);
-    if (!m) throw new UsageError(`bad --publish "${p}": want HOSTPORT:CONTAINERPORT[/tcp|udp]`);
-    return { hostPort: Number(m[1]), containerPort: Number(m[2]), protocol: m[4] === "udp" ? 1 : 0 };
-  });
-  const logDirectory = join("/var/log/pods", `default_${name}_${name}`);
-  const podConfig = {
-    metadata: { name, namespace: "default", uid: randomBytes(8).toString("hex"), attempt: 0 },
-    hostname: name,
-    logDirectory,
-    portMappings,
+/** Repeats `draw` every `seconds` (at least 1) until interrupted when --watch is given. */
+async function watchLoop(ctx: CommandContext, draw: () => Promise<string>): Promise<void> {
+  if (!ctx.flags["watch"]) return ctx.out(await draw());
+  let stop = false;
+  const onInt = () => {
+    stop = true;
   };
-  const pod = await ctx.client.runtimeCall<{ podSandboxId: string }>("runPodSandbox", { config: podConfig });
-  const created = await ctx.client.runtimeCall<{ containerId: string }>("createContainer", {
-    podSandboxId: pod.podSandboxId,
-    config: {
-      metadata: { name, attempt: 0 },
-      image: { image },
-      ...(command.length ? { command } : {}),
-      logPath: `${name}.log`,
-    },
-    sandboxConfig: podConfig,
+  process.once("SIGINT", onInt);
+  try {
+    while (!stop) {
+      const t0 = Date.now();
+      const text = await draw();
+      if (stop) break;
+      process.stdout.write(`${process.stdout.isTTY ? "\x1b[H\x1b[2J" : ""}${text}\n`);
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - t0))));
+    }
+  } finally {
+    process.off("SIGINT", onInt);
+  }
+}
+
+export const runp: Command = async (ctx) => {
+  const file = need(ctx, 0, "POD_CONFIG.json");
+  const config = podConfigFromJson(await readJson(file, "POD_CONFIG.json"), file);
+  const r = await ctx.client.runtimeCall<{ podSandboxId: string }>("runPodSandbox", {
+    config,
+    runtimeHandler: str(ctx.flags, "runtime") ?? "",
   });
-  await ctx.client.runtimeCall("startContainer", { containerId: created.containerId });
-  const st = await ctx.client.runtimeCall<{ status: { network?: { ip: string } } }>("podSandboxStatus", {
-    podSandboxId: pod.podSandboxId,
-  });
-  ctx.out(
-    `pod ${short(pod.podSandboxId)} (ip ${st.status.network?.ip || "host"}), container ${short(created.containerId)}`,
-  );
+  ctx.out(r.podSandboxId);
 };
 
-export const runtimeCommands: Record<string, { summary: string; usage: string; run: Command }> = {
-  run: {
-    summary: "Run IMAGE in a new pod (docker-like): one pod, one container",
-    usage: "run [--name NAME] [--publish HOSTPORT:PORT] IMAGE [-- COMMAND...]",
-    run,
-  },
-  runp: {
-    summary: "Run a pod sandbox from a PodSandboxConfig JSON file",
-    usage: "runp [--runtime HANDLER] POD_CONFIG.json",
-    run: async (ctx) => {
-      const config = await readJson(ctx.args[0], "POD_CONFIG.json");
-      const handler = typeof ctx.flags["runtime"] === "string" ? ctx.flags["runtime"] : "";
-      const r = await ctx.client.runtimeCall<{ podSandboxId: string }>("runPodSandbox", {
-        config,
-        runtimeHandler: handler,
-      });
-      ctx.out(r.podSandboxId);
-    },
-  },
-  create: {
-    summary: "Create a container in a pod from JSON configs",
-    usage: "create POD CONTAINER_CONFIG.json POD_CONFIG.json",
-    run: async (ctx) => {
-      const pod = await podId(ctx, arg(ctx, 0, "POD"));
-      const config = await readJson(ctx.args[1], "CONTAINER_CONFIG.json");
-      const sandboxConfig = await readJson(ctx.args[2], "POD_CONFIG.json");
-      const r = await ctx.client.runtimeCall<{ containerId: string }>("createContainer", {
-        podSandboxId: pod,
-        config,
-        sandboxConfig,
-      });
-      ctx.out(r.containerId);
-    },
-  },
-  start: {
-    summary: "Start created containers",
-    usage: "start CONTAINER...",
-    run: async (ctx) => {
-      arg(ctx, 0, "CONTAINER");
-      for (const c of ctx.args) {
-        const id = await containerId(ctx, c);
-        await ctx.client.runtimeCall("startContainer", { containerId: id });
-        ctx.out(id);
-      }
-    },
-  },
-  stop: {
-    summary: "Stop running containers",
-    usage: "stop [--timeout-seconds N] CONTAINER...",
-    run: async (ctx) => {
-      arg(ctx, 0, "CONTAINER");
-      const timeout = Number(ctx.flags["timeout-seconds"] ?? 10);
-      for (const c of ctx.args) {
-        const id = await containerId(ctx, c);
-        await ctx.client.runtimeCall("stopContainer", { containerId: id, timeout });
-        ctx.out(id);
-      }
-    },
-  },
-  rm: {
-    summary: "Remove containers",
-    usage: "rm CONTAINER...",
-    run: async (ctx) => {
-      arg(ctx, 0, "CONTAINER");
-      for (const c of ctx.args) {
-        const id = await containerId(ctx, c);
-        await ctx.client.runtimeCall("removeContainer", { containerId: id });
-        ctx.out(id);
-      }
-    },
-  },
-  stopp: {
-    summary: "Stop pods (and their containers)",
-    usage: "stopp POD...",
-    run: async (ctx) => {
-      arg(ctx, 0, "POD");
-      for (const p of ctx.args) {
-        const id = await podId(ctx, p);
-        await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: id });
-        ctx.out(`Stopped sandbox ${id}`);
-      }
-    },
-  },
-  rmp: {
-    summary: "Remove pods (and their containers)",
-    usage: "rmp POD...",
-    run: async (ctx) => {
-      arg(ctx, 0, "POD");
-      for (const p of ctx.args) {
-        const id = await podId(ctx, p);
-        await ctx.client.runtimeCall("removePodSandbox", { podSandboxId: id });
-        ctx.out(`Removed sandbox ${id}`);
-      }
-    },
-  },
-  pods: {
-    summary: "List pods",
-    usage: "pods [-q] [-o json]",
-    run: async (ctx) => {
-      const { items } = await ctx.client.runtimeCall<{ items: PodItem[] }>("listPodSandbox", {});
-      if (ctx.flags["o"] === "json") return ctx.out(toJson({ items }));
-      if (ctx.flags["q"]) return ctx.out(items.map((p) => p.id).join("\n"));
-      ctx.out(
-        table(
-          ["POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT", "RUNTIME"],
-          items.map((p) => [
-            short(p.id),
-            ago(p.createdAt),
-            POD_STATES[p.state] ?? "?",
-            p.metadata?.name ?? "",
-            p.metadata?.namespace ?? "",
-            String(p.metadata?.attempt ?? 0),
-            p.runtimeHandler,
-          ]),
-        ),
-      );
-    },
-  },
-  ps: {
-    summary: "List containers (-a: also exited ones)",
-    usage: "ps [-a] [-q] [-o json]",
-    run: async (ctx) => {
-      const { containers } = await ctx.client.runtimeCall<{ containers: ContainerItem[] }>(
-        "listContainers",
-        {},
-      );
-      const shown = ctx.flags["a"] ? containers : containers.filter((c) => c.state === 1);
-      if (ctx.flags["o"] === "json") return ctx.out(toJson({ containers: shown }));
-      if (ctx.flags["q"]) return ctx.out(shown.map((c) => c.id).join("\n"));
-      ctx.out(
-        table(
-          ["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID"],
-          shown.map((c) => [
-            short(c.id),
-            c.image?.image ?? "",
-            ago(c.createdAt),
-            CONTAINER_STATES[c.state] ?? "?",
-            c.metadata?.name ?? "",
-            String(c.metadata?.attempt ?? 0),
-            short(c.podSandboxId),
-          ]),
-        ),
-      );
-    },
-  },
-  stats: {
-    summary:
-      "Show containers' resource usage (CPU as a share of one core, memory working set, writable layer)",
-    usage: "stats [-a] [-o json] [--seconds N] [CONTAINER]",
-    run: async (ctx) => {
-      const ref = ctx.args[0];
-      const filter = ref ? { id: await containerId(ctx, ref) } : {};
-      const list = async () =>
-        (await ctx.client.runtimeCall<{ stats: ContainerStatsItem[] }>("listContainerStats", { filter }))
-          .stats;
-      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats: await list() }));
-      const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.cpu);
-      const { containers } = await ctx.client.runtimeCall<{ containers: ContainerItem[] }>(
-        "listContainers",
-        {},
-      );
-      const running = new Set(containers.filter((c) => c.state === 1).map((c) => c.id));
-      const shown = ctx.flags["a"] || ref ? stats : stats.filter((s) => running.has(s.attributes?.id ?? ""));
-      ctx.out(
-        table(
-          ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"],
-          shown.map((s) => [
-            short(s.attributes?.id ?? ""),
-            s.attributes?.metadata?.name ?? "",
-            cpu(s),
-            bytes(s.memory?.workingSetBytes?.value),
-            bytes(s.writableLayer?.usedBytes?.value),
-            String(s.writableLayer?.inodesUsed?.value ?? 0n),
-          ]),
-        ),
-      );
-    },
-  },
-  statsp: {
-    summary: "Show pods' resource usage (CPU, memory working set, network bytes)",
-    usage: "statsp [-o json] [--seconds N] [POD]",
-    run: async (ctx) => {
-      const ref = ctx.args[0];
-      const filter = ref ? { id: await podId(ctx, ref) } : {};
-      const list = async () =>
-        (await ctx.client.runtimeCall<{ stats: PodStatsItem[] }>("listPodSandboxStats", { filter })).stats;
-      if (ctx.flags["o"] === "json") return ctx.out(toJson({ stats: await list() }));
-      const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.linux?.cpu);
-      ctx.out(
-        table(
-          ["POD", "NAME", "CPU %", "MEM", "RX", "TX"],
-          stats.map((s) => {
-            const iface = s.linux?.network?.defaultInterface;
-            return [
-              short(s.attributes?.id ?? ""),
-              s.attributes?.metadata?.name ?? "",
-              cpu(s),
-              bytes(s.linux?.memory?.workingSetBytes?.value),
-              bytes(iface?.rxBytes?.value),
-              bytes(iface?.txBytes?.value),
-            ];
-          }),
-        ),
-      );
-    },
-  },
-  inspect: {
-    summary: "Show a container's status (JSON)",
-    usage: "inspect CONTAINER",
-    run: async (ctx) => {
-      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
-      ctx.out(toJson(await ctx.client.runtimeCall("containerStatus", { containerId: id, verbose: true })));
-    },
-  },
-  inspectp: {
-    summary: "Show a pod's status (JSON)",
-    usage: "inspectp POD",
-    run: async (ctx) => {
-      const id = await podId(ctx, arg(ctx, 0, "POD"));
-      ctx.out(toJson(await ctx.client.runtimeCall("podSandboxStatus", { podSandboxId: id, verbose: true })));
-    },
-  },
-  exec: {
-    summary: "Run a command in a container: streamed (-i stdin, -t terminal), or with -s through ExecSync",
-    usage: "exec [-i] [-t] [-s [--timeout-seconds N]] CONTAINER -- COMMAND...",
-    run: async (ctx) => {
-      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
-      const cmd = ctx.args.slice(1);
-      if (cmd.length === 0) throw new UsageError("missing COMMAND");
-      const tty = ctx.flags["tty"] === true;
-      const stdin = ctx.flags["interactive"] === true;
-      if (ctx.flags["sync"] === true || ctx.flags["timeout-seconds"] !== undefined) {
-        if (tty || stdin) throw new UsageError("-s runs without stdin or a terminal");
-        const r = await ctx.client.runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>(
-          "execSync",
-          { containerId: id, cmd, timeout: Number(ctx.flags["timeout-seconds"] ?? 0) },
+export const create: Command = async (ctx) => {
+  const pod = await resolvePod(ctx, need(ctx, 0, "POD"));
+  const cfile = need(ctx, 1, "CONTAINER_CONFIG.json");
+  const pfile = need(ctx, 2, "POD_CONFIG.json");
+  const config = containerConfigFromJson(await readJson(cfile, "CONTAINER_CONFIG.json"), cfile);
+  const sandboxConfig = podConfigFromJson(await readJson(pfile, "POD_CONFIG.json"), pfile);
+  const r = await ctx.client.runtimeCall<{ containerId: string }>("createContainer", {
+    podSandboxId: pod.id,
+    config,
+    sandboxConfig,
+  });
+  ctx.out(r.containerId);
+};
+
+/** Runs `each` on every resolved argument; the first failure ends the command. */
+async function forEachContainer(ctx: CommandContext, each: (c: Container) => Promise<void>): Promise<void> {
+  need(ctx, 0, "CONTAINER");
+  for (const ref of ctx.args) await each(await resolveContainer(ctx, ref));
+}
+
+export const start: Command = (ctx) =>
+  forEachContainer(ctx, async (c) => {
+    await ctx.client.runtimeCall("startContainer", { containerId: c.id });
+    ctx.out(c.id);
+  });
+
+export const stop: Command = (ctx) => {
+  const timeout = Number(str(ctx.flags, "timeout-seconds") ?? 10);
+  if (!(timeout >= 0)) throw new UsageError("--timeout-seconds must be a number ≥ 0");
+  return forEachContainer(ctx, async (c) => {
+    await ctx.client.runtimeCall("stopContainer", { containerId: c.id, timeout });
+    ctx.out(c.id);
+  });
+};
+
+export const rm: Command = (ctx) =>
+  forEachContainer(ctx, async (c) => {
+    if (c.state === ContainerState.CONTAINER_RUNNING) {
+      if (!ctx.flags["force"])
+        throw new CliError(
+          `container ${c.metadata?.name ?? ""} (${c.id.slice(0, 13)}) is running: stop it or use rm -f`,
         );
-        process.stdout.write(Buffer.from(r.stdout));
-        process.stderr.write(Buffer.from(r.stderr));
-        if (r.exitCode !== 0) process.exitCode = r.exitCode;
-        return;
-      }
-      const { url } = await ctx.client.runtimeCall<{ url: string }>("exec", {
-        containerId: id,
+      await ctx.client.runtimeCall("stopContainer", { containerId: c.id, timeout: 0 });
+    }
+    await ctx.client.runtimeCall("removeContainer", { containerId: c.id });
+    ctx.out(c.id);
+  });
+
+export const stopp: Command = async (ctx) => {
+  need(ctx, 0, "POD");
+  for (const ref of ctx.args) {
+    const pod = await resolvePod(ctx, ref);
+    await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: pod.id });
+    ctx.out(`Stopped sandbox ${pod.id}`);
+  }
+};
+
+/** The log directory `berth run` gave a pod (under /var/log/pods), from its verbose status. */
+async function runLogDirectory(ctx: CommandContext, podSandboxId: string): Promise<string | undefined> {
+  const r = await ctx.client
+    .runtimeCall<{ info: Record<string, string> }>("podSandboxStatus", { podSandboxId, verbose: true })
+    .catch(() => undefined);
+  try {
+    const dir = (JSON.parse(r?.info["info"] ?? "{}") as { config?: { logDirectory?: string } }).config
+      ?.logDirectory;
+    return dir?.startsWith("/var/log/pods/default_") && !dir.includes("..") ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const rmp: Command = async (ctx) => {
+  need(ctx, 0, "POD");
+  for (const ref of ctx.args) {
+    const pod = await resolvePod(ctx, ref);
+    if (pod.state === 0 && !ctx.flags["force"])
+      throw new CliError(
+        `pod ${pod.metadata?.name ?? ""} (${pod.id.slice(0, 13)}) is ready: stop it first or use rmp -f`,
+      );
+    const logDir = pod.labels["io.berth.run"] === "true" ? await runLogDirectory(ctx, pod.id) : undefined;
+    await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: pod.id });
+    await ctx.client.runtimeCall("removePodSandbox", { podSandboxId: pod.id });
+    // a `berth run` pod's logs go with it (the kubelet does this for its pods)
+    if (logDir) await rmPath(logDir, { recursive: true, force: true }).catch(() => {});
+    ctx.out(`Removed sandbox ${pod.id}`);
+  }
+};
+
+/** exit code for runc's "cannot run the command" errors, as docker: 127 not found, 126 not executable. */
+export function runcExitCode(message: string): number | undefined {
+  if (/executable file not found|no such file or directory/i.test(message)) return EXIT.notFound;
+  if (/permission denied|exec format error|is a directory/i.test(message)) return EXIT.noExec;
+  return undefined;
+}
+
+/** A command that cannot be started is exit 127/126 (as docker), with runc's message only. */
+function execFailure(err: unknown): never {
+  const text = (err as { details?: string }).details ?? (err as Error).message ?? "";
+  const code = runcExitCode(text);
+  if (code === undefined) throw err;
+  throw new CliError(stripRuncNoise(text).replace(/^exec in container [0-9a-f]{64}: /, ""), code);
+}
+
+export const exec: Command = async (ctx) => {
+  const c = await resolveContainer(ctx, need(ctx, 0, "CONTAINER"));
+  if (ctx.args.length > 1) throw new UsageError(`unexpected argument "${ctx.args[1]}"`);
+  const cmd = ctx.command;
+  if (cmd.length === 0) throw new UsageError("missing COMMAND");
+  const tty = ctx.flags["tty"] === true;
+  const stdin = ctx.flags["interactive"] === true;
+  if (ctx.flags["sync"] === true || ctx.flags["timeout-seconds"] !== undefined) {
+    if (tty || stdin) throw new UsageError("-s runs without stdin or a terminal");
+    const r = await ctx.client
+      .runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>("execSync", {
+        containerId: c.id,
         cmd,
-        tty,
-        stdin,
-        stdout: true,
-        stderr: !tty,
-      });
-      const code = await runInteractive(url, { stdin, tty });
-      if (code !== 0) process.exitCode = code;
+        timeout: Number(ctx.flags["timeout-seconds"] ?? 0),
+      })
+      .catch(execFailure);
+    process.stdout.write(Buffer.from(r.stdout));
+    const errText = Buffer.from(r.stderr).toString("utf8");
+    if (/level=(error|fatal) msg=/.test(errText)) {
+      const msg = stripRuncNoise(errText).trim();
+      process.stderr.write(`berth: ${msg}\n`);
+      return runcExitCode(msg) ?? r.exitCode;
+    }
+    process.stderr.write(errText);
+    return r.exitCode;
+  }
+  const { runInteractive } = await streaming();
+  const { url } = await ctx.client.runtimeCall<{ url: string }>("exec", {
+    containerId: c.id,
+    cmd,
+    tty,
+    stdin,
+    stdout: true,
+    stderr: !tty,
+  });
+  let runcCode: number | undefined;
+  const code = await runInteractive(url, {
+    stdin,
+    tty,
+    onRuncError: (m) => {
+      runcCode = runcExitCode(m);
     },
-  },
-  attach: {
-    summary: "Attach to a running container's stdio (-i stdin, -t when it has a terminal)",
-    usage: "attach [-i] [-t] CONTAINER",
-    run: async (ctx) => {
-      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
-      const tty = ctx.flags["tty"] === true;
-      const stdin = ctx.flags["interactive"] === true;
-      const { url } = await ctx.client.runtimeCall<{ url: string }>("attach", {
-        containerId: id,
-        tty,
-        stdin,
-        stdout: true,
-        stderr: !tty,
+  }).catch((err: unknown) => runcCode ?? execFailure(err)); // runc's message is printed already
+  return code === "detached" ? 0 : (runcCode ?? code);
+};
+
+/** Attaches to a running container; resolves its exit code once it ends (0 when detached). */
+export async function attachTo(
+  ctx: CommandContext,
+  id: string,
+  o: { stdin: boolean; tty: boolean; detachKeys: string },
+): Promise<number> {
+  const { runInteractive, parseDetachKeys } = await streaming();
+  const { url } = await ctx.client.runtimeCall<{ url: string }>("attach", {
+    containerId: id,
+    stdin: o.stdin,
+    stdout: true,
+    stderr: !o.tty,
+  });
+  const r = await runInteractive(url, {
+    stdin: o.stdin,
+    tty: o.tty,
+    detachKeys: parseDetachKeys(o.detachKeys),
+  });
+  if (r === "detached") {
+    process.stderr.write(`\r\nberth: detached from ${id.slice(0, 13)} (still running)\n`);
+    return 0;
+  }
+  return waitExitCode(ctx, id);
+}
+
+/** Waits (up to 10 s after the stream ends) for the container to be EXITED; resolves its exit code. */
+export async function waitExitCode(ctx: CommandContext, id: string, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status } = await ctx.client.runtimeCall<{ status?: { state: number; exitCode: number } }>(
+      "containerStatus",
+      { containerId: id },
+    );
+    if (status?.state === ContainerState.CONTAINER_EXITED) return status.exitCode;
+    if (Date.now() > deadline) return 0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const attach: Command = async (ctx) => {
+  const c = await resolveContainer(ctx, need(ctx, 0, "CONTAINER"));
+  return attachTo(ctx, c.id, {
+    stdin: ctx.flags["interactive"] === true,
+    tty: ctx.flags["tty"] === true,
+    detachKeys: str(ctx.flags, "detach-keys") ?? "ctrl-p,ctrl-q",
+  });
+};
+
+export const portForward: Command = async (ctx) => {
+  const pod = await resolvePod(ctx, need(ctx, 0, "POD"));
+  const specs = ctx.args.slice(1);
+  if (specs.length === 0) throw new UsageError("missing [LOCAL:]REMOTE port");
+  const { forwardPorts, parsePortPair } = await streaming();
+  let pairs: { local: number; remote: number }[];
+  try {
+    pairs = specs.map(parsePortPair);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const newUrl = async (remote: number) =>
+    (await ctx.client.runtimeCall<{ url: string }>("portForward", { podSandboxId: pod.id, port: [remote] }))
+      .url;
+  const servers = await forwardPorts(pairs, newUrl, ctx.out);
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
+  for (const s of servers) s.close();
+};
+
+export const stats: Command = async (ctx) => {
+  const ref = ctx.args[0];
+  const filter = ref ? { id: (await resolveContainer(ctx, ref)).id } : {};
+  const list = async () =>
+    (await ctx.client.runtimeCall<{ stats: ContainerStatsItem[] }>("listContainerStats", { filter })).stats;
+  const format = outputFormat(ctx.flags["output"], ["table", "json", "yaml"]);
+  await watchLoop(ctx, async () => {
+    if (format !== "table") {
+      let s = "";
+      printStructured(format, { stats: await list() }, (t) => {
+        s = t;
       });
-      await runInteractive(url, { stdin, tty });
-    },
-  },
-  "port-forward": {
-    summary: "Forward local ports (127.0.0.1) to a pod's ports until interrupted",
-    usage: "port-forward POD [LOCAL:]REMOTE...",
-    run: async (ctx) => {
-      const id = await podId(ctx, arg(ctx, 0, "POD"));
-      const specs = ctx.args.slice(1);
-      if (specs.length === 0) throw new UsageError("missing [LOCAL:]REMOTE port");
-      let pairs: { local: number; remote: number }[];
-      try {
-        pairs = specs.map(parsePortPair);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
-      const newUrl = async (remote: number) =>
-        (await ctx.client.runtimeCall<{ url: string }>("portForward", { podSandboxId: id, port: [remote] }))
-          .url;
-      const servers = await forwardPorts(pairs, newUrl, ctx.out);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
+      return s;
+    }
+    const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.cpu);
+    const running = new Set(
+      (await listContainers(ctx))
+        .filter((c) => c.state === ContainerState.CONTAINER_RUNNING)
+        .map((c) => c.id),
+    );
+    const shown = ctx.flags["all"] || ref ? stats : stats.filter((s) => running.has(s.attributes?.id ?? ""));
+    return table(
+      ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"],
+      shown.map((s) => [
+        (s.attributes?.id ?? "").slice(0, 13),
+        s.attributes?.metadata?.name ?? "",
+        cpu(s),
+        bytes(s.memory?.workingSetBytes?.value),
+        bytes(s.writableLayer?.usedBytes?.value),
+        String(s.writableLayer?.inodesUsed?.value ?? 0n),
+      ]),
+    );
+  });
+};
+
+export const statsp: Command = async (ctx) => {
+  const ref = ctx.args[0];
+  const filter = ref ? { id: (await resolvePod(ctx, ref)).id } : {};
+  const list = async () =>
+    (await ctx.client.runtimeCall<{ stats: PodStatsItem[] }>("listPodSandboxStats", { filter })).stats;
+  const format = outputFormat(ctx.flags["output"], ["table", "json", "yaml"]);
+  await watchLoop(ctx, async () => {
+    if (format !== "table") {
+      let s = "";
+      printStructured(format, { stats: await list() }, (t) => {
+        s = t;
       });
-      for (const s of servers) s.close();
-    },
-  },
-  logs: {
-    summary: "Print a container's log",
-    usage: "logs CONTAINER",
-    run: async (ctx) => {
-      const id = await containerId(ctx, arg(ctx, 0, "CONTAINER"));
-      const { status } = await ctx.client.runtimeCall<{ status: { logPath: string } }>("containerStatus", {
-        containerId: id,
-      });
-      process.stdout.write(decodeCriLog(await readFile(status.logPath, "utf8")));
-    },
-  },
+      return s;
+    }
+    const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.linux?.cpu);
+    return table(
+      ["POD", "NAME", "CPU %", "MEM", "RX", "TX"],
+      stats.map((s) => {
+        const iface = s.linux?.network?.defaultInterface;
+        return [
+          (s.attributes?.id ?? "").slice(0, 13),
+          s.attributes?.metadata?.name ?? "",
+          cpu(s),
+          bytes(s.linux?.memory?.workingSetBytes?.value),
+          bytes(iface?.rxBytes?.value),
+          bytes(iface?.txBytes?.value),
+        ];
+      }),
+    );
+  });
 };

@@ -103,6 +103,13 @@ export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
   return ContainerConfig.decode(Buffer.from(c.config, "base64"));
 }
 
+/**
+ * An exit time never before the start: the exit file's mtime has millisecond (or coarser)
+ * precision, the start time is taken after `runc start` returns, so a short-lived container
+ * could otherwise finish a few ms before it started.
+ */
+const finishedNs = (finished: bigint, startedNs: string) =>
+  finished < BigInt(startedNs) ? startedNs : finished.toString();
 const exists = (p: string) =>
   access(p).then(
     () => true,
@@ -386,7 +393,7 @@ export class ContainerManager {
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: exit.exitCode,
-        finishedAtNs: dateToNs(exit.finishedAt).toString(),
+        finishedAtNs: finishedNs(dateToNs(exit.finishedAt), r.startedAtNs),
         reason: r.reason || reason,
       }));
     }
@@ -411,7 +418,7 @@ export class ContainerManager {
         ...r,
         state: "CONTAINER_EXITED",
         exitCode,
-        finishedAtNs: exit ? dateToNs(exit.finishedAt).toString() : epochNowNs().toString(),
+        finishedAtNs: finishedNs(exit ? dateToNs(exit.finishedAt) : epochNowNs(), r.startedAtNs),
         reason: r.reason || reason,
       }));
     } finally {

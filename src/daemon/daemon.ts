@@ -64,7 +64,7 @@ export class Daemon {
       confDirs: config.cni.confDirs,
       binDirs: config.cni.binDirs,
       cacheDir: join(config.root, "cni", "results"),
-      logger: logger.child({ component: "cni" }),
+      logger, // CniClient binds its own component (binding it here too printed "component" twice)
     });
     this.handlers = new RuntimeHandlers({
       stateDir: join(config.state, "runtime"),

@@ -15,7 +15,7 @@ import { type ImageRecord, ImageStore } from "./image-store.js";
 import { importArchive } from "./import.js";
 import type { InstallDeps } from "./install.js";
 import { Leases } from "./leases.js";
-import { type PullAuth, Puller } from "./pull.js";
+import { type PullAuth, Puller, type PullProgress } from "./pull.js";
 import { formatRef, parseReference } from "./reference.js";
 import { SnapshotStore } from "./snapshots.js";
 
@@ -91,6 +91,11 @@ export class ImageManager {
       this.onPull?.(false, 0);
       throw err;
     }
+  }
+
+  /** The progress of a pull in flight (berth.v1 PullProgress). */
+  pullProgress(ref: string): PullProgress | undefined {
+    return this.puller.progressOf(ref);
   }
 
   import(archive: Readable, tag: string): Promise<ImageRecord[]> {

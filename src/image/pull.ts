@@ -9,6 +9,7 @@
  * it any more (SingleFlight), so one kubelet giving up never fails another's pull.
  */
 
+import { Transform } from "node:stream";
 import { SingleFlight } from "../common/concurrency.js";
 import type { Logger } from "../common/logger.js";
 import type { BerthConfig } from "../config/config.js";
@@ -23,12 +24,19 @@ import { defaultPlatform, formatPlatform, parsePlatform, selectPlatform } from "
 
 export type PullAuth = CriAuthConfig;
 
+/** A pull in flight, as berth.v1.Images/PullProgress reports it. */
+export interface PullProgress {
+  layers: { digest: string; size: number; downloaded: number; state: "waiting" | "downloading" | "done" }[];
+}
+
 export type PullDeps = InstallDeps & { config: BerthConfig };
 
 export class Puller {
   private readonly inflight = new SingleFlight<ImageRecord>();
   private readonly registry: RegistryClient;
   private readonly logger: Logger;
+  /** Pulls in flight by normalised reference (layer byte counts, for progress). */
+  private readonly progress = new Map<string, PullProgress>();
 
   constructor(private readonly deps: PullDeps) {
     this.logger = deps.logger;
@@ -48,10 +56,31 @@ export class Puller {
     return this.inflight.run(key, (shared) => this.pullOnce(ref, auth, shared), signal);
   }
 
+  /** The progress of a pull of `reference` in flight, or undefined. */
+  progressOf(reference: string): PullProgress | undefined {
+    return this.progress.get(formatRef(parseReference(reference)));
+  }
+
   private async pullOnce(
     ref: ImageRef,
     auth: PullAuth | undefined,
     signal: AbortSignal,
+  ): Promise<ImageRecord> {
+    const key = formatRef(ref);
+    const progress: PullProgress = { layers: [] };
+    this.progress.set(key, progress);
+    try {
+      return await this.pullTracked(ref, auth, signal, progress);
+    } finally {
+      if (this.progress.get(key) === progress) this.progress.delete(key);
+    }
+  }
+
+  private async pullTracked(
+    ref: ImageRef,
+    auth: PullAuth | undefined,
+    signal: AbortSignal,
+    progress: PullProgress,
   ): Promise<ImageRecord> {
     const started = Date.now();
     const { config } = this.deps;
@@ -72,6 +101,12 @@ export class Puller {
       manifestType = m.mediaType;
     }
     const manifest = parseManifest(manifestBytes, manifestType);
+    progress.layers = manifest.layers.map((l) => ({
+      digest: l.digest,
+      size: l.size,
+      downloaded: 0,
+      state: "waiting",
+    }));
     const configBytes = await session.fetchBlobBuffer(manifest.config, config.image.maxManifestBytes);
     const imageConfig = parseImageConfig(configBytes);
     const name = formatName(ref);
@@ -85,7 +120,25 @@ export class Puller {
       configBytes,
       repoTags: ref.tag !== undefined ? [`${name}:${ref.tag}`] : [],
       repoDigests: [`${name}@${top.digest}`],
-      openLayer: (desc, layerSignal) => session.fetchBlob(desc, layerSignal),
+      openLayer: async (desc, layerSignal) => {
+        const p = progress.layers.find((l) => l.digest === desc.digest);
+        const body = await session.fetchBlob(desc, layerSignal);
+        if (!p) return body;
+        p.state = "downloading";
+        p.downloaded = 0;
+        const count = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            p.downloaded += chunk.length;
+            cb(null, chunk);
+          },
+          flush(cb) {
+            p.state = "done";
+            cb();
+          },
+        });
+        body.on("error", (err) => count.destroy(err));
+        return body.pipe(count);
+      },
       signal,
     });
     this.logger.info(

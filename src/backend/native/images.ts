@@ -10,7 +10,7 @@ import type {
 import { epochNowNs } from "../../common/time.js";
 import type { ImageManager } from "../../image/image-manager.js";
 import type { ImageRecord } from "../../image/image-store.js";
-import type { ImageBackend, WithInfo } from "../backend.js";
+import type { ImageBackend, PullProgress, WithInfo } from "../backend.js";
 import { verboseInfo } from "./verbose-info.js";
 
 /** uid when the image's User is numeric ("1000" or "1000:1000"), else the user name (as containerd). */
@@ -89,6 +89,10 @@ export class NativeImageBackend implements ImageBackend {
       inodesUsed: { value: BigInt(usage.inodes) },
     };
     return { imageFilesystems: [fs], containerFilesystems: [] };
+  }
+
+  pullProgress(image: string): PullProgress | undefined {
+    return this.images.pullProgress(image);
   }
 
   async importArchive(archive: Readable, tag: string): Promise<Image[]> {

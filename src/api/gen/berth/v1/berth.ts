@@ -11,8 +11,10 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientWritableStream,
   type handleClientStreamingCall,
+  type handleServerStreamingCall,
   makeGenericClientConstructor,
   type Metadata,
   type ServiceError,
@@ -22,6 +24,28 @@ import {
 export const protobufPackage = "berth.v1";
 
 export const protobufFileName = "berth/v1/berth.proto";
+
+export interface PullProgressRequest {
+  /** The image as PullImage was asked for it (normalised the same way). */
+  image: string;
+  intervalMs: number;
+}
+
+export interface LayerProgress {
+  digest: string;
+  /** Compressed size from the manifest. */
+  size: bigint;
+  /** Bytes downloaded so far. */
+  downloaded: bigint;
+  /** "waiting", "downloading" or "done" (a layer already present is never downloaded). */
+  state: string;
+}
+
+export interface PullProgressResponse {
+  layers: LayerProgress[];
+  /** The pull has ended (successfully or not: PullImage tells which). */
+  done: boolean;
+}
 
 export interface ImportRequest {
   /** A piece of the archive, in order. */
@@ -44,6 +68,239 @@ export interface ImportedImage {
 export interface ImportResponse {
   images: ImportedImage[];
 }
+
+function createBasePullProgressRequest(): PullProgressRequest {
+  return { image: "", intervalMs: 0 };
+}
+
+export const PullProgressRequest: MessageFns<PullProgressRequest> = {
+  encode(message: PullProgressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    if (message.intervalMs !== 0) {
+      writer.uint32(16).uint32(message.intervalMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PullProgressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePullProgressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.intervalMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PullProgressRequest>, I>>(base?: I): PullProgressRequest {
+    return PullProgressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullProgressRequest>, I>>(object: I): PullProgressRequest {
+    const message = createBasePullProgressRequest();
+    message.image = object.image ?? "";
+    message.intervalMs = object.intervalMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLayerProgress(): LayerProgress {
+  return { digest: "", size: 0n, downloaded: 0n, state: "" };
+}
+
+export const LayerProgress: MessageFns<LayerProgress> = {
+  encode(message: LayerProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== "") {
+      writer.uint32(10).string(message.digest);
+    }
+    if (message.size !== 0n) {
+      if (BigInt.asIntN(64, message.size) !== message.size) {
+        throw new globalThis.Error("value provided for field message.size of type int64 too large");
+      }
+      writer.uint32(16).int64(message.size);
+    }
+    if (message.downloaded !== 0n) {
+      if (BigInt.asIntN(64, message.downloaded) !== message.downloaded) {
+        throw new globalThis.Error("value provided for field message.downloaded of type int64 too large");
+      }
+      writer.uint32(24).int64(message.downloaded);
+    }
+    if (message.state !== "") {
+      writer.uint32(34).string(message.state);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LayerProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLayerProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.size = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.downloaded = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LayerProgress>, I>>(base?: I): LayerProgress {
+    return LayerProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LayerProgress>, I>>(object: I): LayerProgress {
+    const message = createBaseLayerProgress();
+    message.digest = object.digest ?? "";
+    message.size = (object.size !== undefined && object.size !== null) ? BigInt(object.size) : 0n;
+    message.downloaded = (object.downloaded !== undefined && object.downloaded !== null)
+      ? BigInt(object.downloaded)
+      : 0n;
+    message.state = object.state ?? "";
+    return message;
+  },
+};
+
+function createBasePullProgressResponse(): PullProgressResponse {
+  return { layers: [], done: false };
+}
+
+export const PullProgressResponse: MessageFns<PullProgressResponse> = {
+  encode(message: PullProgressResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.layers) {
+      LayerProgress.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.done !== false) {
+      writer.uint32(16).bool(message.done);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PullProgressResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePullProgressResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.layers.push(LayerProgress.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.done = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PullProgressResponse>, I>>(base?: I): PullProgressResponse {
+    return PullProgressResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullProgressResponse>, I>>(object: I): PullProgressResponse {
+    const message = createBasePullProgressResponse();
+    message.layers = object.layers?.map((e) => LayerProgress.fromPartial(e)) || [];
+    message.done = object.done ?? false;
+    return message;
+  },
+};
 
 function createBaseImportRequest(): ImportRequest {
   return { chunk: Buffer.alloc(0), tag: "" };
@@ -262,6 +519,22 @@ export const ImagesService = {
     responseSerialize: (value: ImportResponse): Buffer => Buffer.from(ImportResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ImportResponse => ImportResponse.decode(value),
   },
+  /**
+   * Reports the progress of a pull of `image` in flight (one the client started with the
+   * CRI's PullImage, which has no progress of its own): one message every `interval_ms`
+   * (default 200) until the pull ends, the last with `done`. Waits up to 10 s for the pull
+   * to start; ends at once when there is none by then.
+   */
+  pullProgress: {
+    path: "/berth.v1.Images/PullProgress" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: PullProgressRequest): Buffer => Buffer.from(PullProgressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PullProgressRequest => PullProgressRequest.decode(value),
+    responseSerialize: (value: PullProgressResponse): Buffer =>
+      Buffer.from(PullProgressResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PullProgressResponse => PullProgressResponse.decode(value),
+  },
 } as const;
 
 export interface ImagesServer extends UntypedServiceImplementation {
@@ -271,6 +544,13 @@ export interface ImagesServer extends UntypedServiceImplementation {
    * The first message may carry options; every message may carry a chunk of the archive.
    */
   import: handleClientStreamingCall<ImportRequest, ImportResponse>;
+  /**
+   * Reports the progress of a pull of `image` in flight (one the client started with the
+   * CRI's PullImage, which has no progress of its own): one message every `interval_ms`
+   * (default 200) until the pull ends, the last with `done`. Waits up to 10 s for the pull
+   * to start; ends at once when there is none by then.
+   */
+  pullProgress: handleServerStreamingCall<PullProgressRequest, PullProgressResponse>;
 }
 
 export interface ImagesClient extends Client {
@@ -293,6 +573,21 @@ export interface ImagesClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ImportResponse) => void,
   ): ClientWritableStream<ImportRequest>;
+  /**
+   * Reports the progress of a pull of `image` in flight (one the client started with the
+   * CRI's PullImage, which has no progress of its own): one message every `interval_ms`
+   * (default 200) until the pull ends, the last with `done`. Waits up to 10 s for the pull
+   * to start; ends at once when there is none by then.
+   */
+  pullProgress(
+    request: PullProgressRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<PullProgressResponse>;
+  pullProgress(
+    request: PullProgressRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<PullProgressResponse>;
 }
 
 export const ImagesClient = makeGenericClientConstructor(ImagesService, "berth.v1.Images") as unknown as {

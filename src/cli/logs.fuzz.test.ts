@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { fuzzParams } from "../common/fuzz-testutil.js";
-import { decodeCriLog } from "./runtime-commands.js";
+import { decodeCriLog } from "./logs.js";
 
 /** `output` as conmon logs it: a F record per line, long lines split into P records first. */
 function criLog(output: string, split: number): string {

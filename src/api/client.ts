@@ -31,6 +31,14 @@ import {
   type VersionResponse,
 } from "./gen/runtime/v1/api.js";
 
+type RuntimeDef = typeof api.RuntimeServiceService;
+/** RuntimeService methods with one request and one answer (all but GetContainerEvents). */
+export type UnaryRuntimeMethod = {
+  [K in keyof RuntimeDef]: RuntimeDef[K]["responseStream"] extends false ? K : never;
+}[keyof RuntimeDef];
+export type RuntimeRequest<K extends keyof RuntimeDef> = Parameters<RuntimeDef[K]["requestSerialize"]>[0];
+export type RuntimeResponse<K extends keyof RuntimeDef> = ReturnType<RuntimeDef[K]["responseDeserialize"]>;
+
 export const DEFAULT_ENDPOINT = "unix:///run/berth/berth.sock";
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -88,6 +96,19 @@ export class CriClient {
   /**
    * Calls any RuntimeService method by its ts-proto name ("runPodSandbox", "listContainers"…);
    * the request is completed with proto defaults through the message's `fromPartial`.
+   */
+  /** A unary RuntimeService call, typed from the generated service definition. */
+  call<K extends UnaryRuntimeMethod>(
+    method: K,
+    request: api.DeepPartial<RuntimeRequest<K>> = {} as api.DeepPartial<RuntimeRequest<K>>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<RuntimeResponse<K>> {
+    return this.runtimeCall<RuntimeResponse<K>>(method, request as object, timeoutMs);
+  }
+
+  /**
+   * The same call, loosely typed: for tests that send what the typed client would refuse
+   * (unknown enum values, hostile fields) and read answers as plain objects.
    */
   runtimeCall<T>(method: string, request: object = {}, timeoutMs = this.timeoutMs): Promise<T> {
     const type = (api as unknown as Record<string, { fromPartial(o: object): unknown }>)[

@@ -40,11 +40,8 @@ export const update: Command = async (ctx) => {
   for (const ref of ctx.args) {
     const c = await resolveContainer(ctx, ref);
     // The runtime replaces the whole set: start from what is in force.
-    const { status } = await ctx.client.runtimeCall<{ status?: { resources?: { linux?: object } } }>(
-      "containerStatus",
-      { containerId: c.id },
-    );
-    await ctx.client.runtimeCall("updateContainerResources", {
+    const { status } = await ctx.client.call("containerStatus", { containerId: c.id });
+    await ctx.client.call("updateContainerResources", {
       containerId: c.id,
       linux: { ...(status?.resources?.linux ?? {}), ...linux },
     });
@@ -116,8 +113,14 @@ export function drawTimeline(rows: { label: string; span: Span }[], width: numbe
   return [...lines, `${" ".repeat(labelW)} 0${" ".repeat(axis - 1)}${total.toFixed(0)} ms`].join("\n");
 }
 
-async function spansOf(ctx: CommandContext, method: string, req: object): Promise<Span[]> {
-  const r = await ctx.client.runtimeCall<{ info: Record<string, string> }>(method, { ...req, verbose: true });
+async function spansOf(
+  ctx: CommandContext,
+  target: { podSandboxId: string } | { containerId: string },
+): Promise<Span[]> {
+  const r =
+    "podSandboxId" in target
+      ? await ctx.client.call("podSandboxStatus", { ...target, verbose: true })
+      : await ctx.client.call("containerStatus", { ...target, verbose: true });
   try {
     const info = JSON.parse(r.info["info"] ?? "{}") as { timeline?: Span[] };
     return info.timeline ?? [];
@@ -131,11 +134,11 @@ export const timeline: Command = async (ctx) => {
   if (!ref) throw new UsageError("missing POD");
   const pod = await resolvePod(ctx, ref);
   const rows: { label: string; span: Span }[] = [];
-  for (const s of await spansOf(ctx, "podSandboxStatus", { podSandboxId: pod.id }))
+  for (const s of await spansOf(ctx, { podSandboxId: pod.id }))
     rows.push({ label: `pod ${s.phase}`, span: s });
   const containers = (await listContainers(ctx)).filter((c) => c.podSandboxId === pod.id);
   for (const c of containers.sort((a, b) => Number(a.createdAt - b.createdAt)))
-    for (const s of await spansOf(ctx, "containerStatus", { containerId: c.id }))
+    for (const s of await spansOf(ctx, { containerId: c.id }))
       rows.push({ label: `${c.metadata?.name ?? c.id.slice(0, 13)} ${s.phase}`, span: s });
   if (rows.length === 0)
     throw new CliError(`the runtime recorded no start-up timeline for pod ${pod.id.slice(0, 13)}`);

@@ -9,7 +9,7 @@ export const inspect: Command = async (ctx) => {
   const ref = ctx.args[0];
   if (!ref) throw new UsageError("missing CONTAINER");
   const c = await resolveContainer(ctx, ref);
-  const r = await ctx.client.runtimeCall<object>("containerStatus", { containerId: c.id, verbose: true });
+  const r = await ctx.client.call("containerStatus", { containerId: c.id, verbose: true });
   printStructured(
     outputFormat(ctx.flags["output"] ?? "json", ["json", "yaml", "go-template"]),
     humanize(r, "container"),
@@ -21,7 +21,7 @@ export const inspectp: Command = async (ctx) => {
   const ref = ctx.args[0];
   if (!ref) throw new UsageError("missing POD");
   const p = await resolvePod(ctx, ref);
-  const r = await ctx.client.runtimeCall<object>("podSandboxStatus", { podSandboxId: p.id, verbose: true });
+  const r = await ctx.client.call("podSandboxStatus", { podSandboxId: p.id, verbose: true });
   printStructured(
     outputFormat(ctx.flags["output"] ?? "json", ["json", "yaml", "go-template"]),
     humanize(r, "pod"),

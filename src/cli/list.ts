@@ -165,7 +165,7 @@ export const ps = async (ctx: CommandContext): Promise<void> => {
   const podRef = str(ctx.flags, "pod");
   const allPods = await listPods(ctx);
   const podId = podRef === undefined ? undefined : pick(allPods, podRef, "pod").id;
-  const { containers } = await ctx.client.runtimeCall<{ containers: Container[] }>("listContainers", {});
+  const { containers } = await ctx.client.call("listContainers", {});
   const shown = filterContainers(containers, ctx.flags, ctx.args[0], podId);
   if (printStructured(format, { containers: shown.map((c) => humanize(c, "container")) }, ctx.out)) return;
   if (ctx.flags["quiet"]) return shown.length ? ctx.out(shown.map((c) => c.id).join("\n")) : undefined;

@@ -175,7 +175,7 @@ export async function showLog(
 ): Promise<void> {
   const status = async () =>
     (
-      await ctx.client.runtimeCall<{ status?: { logPath: string; state: number } }>("containerStatus", {
+      await ctx.client.call("containerStatus", {
         containerId,
       })
     ).status;

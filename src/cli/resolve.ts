@@ -7,11 +7,11 @@ import type { CommandContext } from "./context.js";
 import { CliError } from "./errors.js";
 
 export async function listPods(ctx: CommandContext): Promise<PodSandbox[]> {
-  return (await ctx.client.runtimeCall<{ items: PodSandbox[] }>("listPodSandbox", {})).items;
+  return (await ctx.client.call("listPodSandbox", {})).items;
 }
 
 export async function listContainers(ctx: CommandContext): Promise<Container[]> {
-  return (await ctx.client.runtimeCall<{ containers: Container[] }>("listContainers", {})).containers;
+  return (await ctx.client.call("listContainers", {})).containers;
 }
 
 /** Picks the one item `ref` names: exact id, then exact name, then id prefix. */

@@ -179,8 +179,8 @@ export const run: Command = async (ctx) => {
     if (!podId) return;
     const id = podId;
     podId = undefined;
-    await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: id }).catch(() => {});
-    await ctx.client.runtimeCall("removePodSandbox", { podSandboxId: id }).catch(() => {});
+    await ctx.client.call("stopPodSandbox", { podSandboxId: id }).catch(() => {});
+    await ctx.client.call("removePodSandbox", { podSandboxId: id }).catch(() => {});
     await rmPath(logDirectory, { recursive: true, force: true }).catch(() => {});
   };
   let containerId: string;
@@ -193,19 +193,19 @@ export const run: Command = async (ctx) => {
       );
     await ensureImage(ctx, image, policy);
     podId = (
-      await ctx.client.runtimeCall<{ podSandboxId: string }>("runPodSandbox", {
+      await ctx.client.call("runPodSandbox", {
         config: podConfig,
         runtimeHandler: str(f, "runtime") ?? "",
       })
     ).podSandboxId;
     containerId = (
-      await ctx.client.runtimeCall<{ containerId: string }>("createContainer", {
+      await ctx.client.call("createContainer", {
         podSandboxId: podId,
         config,
         sandboxConfig: podConfig,
       })
     ).containerId;
-    await ctx.client.runtimeCall("startContainer", { containerId });
+    await ctx.client.call("startContainer", { containerId });
   } catch (err) {
     await removeAll();
     const { text, code } = describeError(err, ctx.endpoint, ctx.timeoutS);
@@ -224,7 +224,7 @@ export const run: Command = async (ctx) => {
   const onSignal = () => {
     const timeout = interrupted ? 0 : 10;
     interrupted = true;
-    void ctx.client.runtimeCall("stopContainer", { containerId, timeout }).catch(() => {});
+    void ctx.client.call("stopContainer", { containerId, timeout }).catch(() => {});
   };
   if (!tty) process.on("SIGINT", onSignal);
   try {
@@ -232,7 +232,7 @@ export const run: Command = async (ctx) => {
     if (interactive || tty) {
       const detachKeys = "ctrl-p,ctrl-q";
       const r = await attachTo(ctx, containerId, { stdin: interactive, tty, detachKeys });
-      const { status } = await ctx.client.runtimeCall<{ status?: { state: number } }>("containerStatus", {
+      const { status } = await ctx.client.call("containerStatus", {
         containerId,
       });
       if (status?.state !== 2) return r; // detached: leave it running (and not removed)

@@ -23,20 +23,6 @@ interface CpuUsage {
   usageCoreNanoSeconds?: UInt64Value;
   usageNanoCores?: UInt64Value;
 }
-interface ContainerStatsItem {
-  attributes?: { id: string; metadata?: { name: string } };
-  cpu?: CpuUsage;
-  memory?: { workingSetBytes?: UInt64Value };
-  writableLayer?: { usedBytes?: UInt64Value; inodesUsed?: UInt64Value };
-}
-interface PodStatsItem {
-  attributes?: { id: string; metadata?: { name: string } };
-  linux?: {
-    cpu?: CpuUsage;
-    memory?: { workingSetBytes?: UInt64Value };
-    network?: { defaultInterface?: { rxBytes?: UInt64Value; txBytes?: UInt64Value } };
-  };
-}
 
 /**
  * CPU % of one core per id, as crictl computes it: two samples `seconds` apart (the second is
@@ -121,7 +107,7 @@ async function watchLoop(ctx: CommandContext, draw: () => Promise<string>): Prom
 export const runp: Command = async (ctx) => {
   const file = need(ctx, 0, "POD_CONFIG.json");
   const config = podConfigFromJson(await readJson(file, "POD_CONFIG.json"), file);
-  const r = await ctx.client.runtimeCall<{ podSandboxId: string }>("runPodSandbox", {
+  const r = await ctx.client.call("runPodSandbox", {
     config,
     runtimeHandler: str(ctx.flags, "runtime") ?? "",
   });
@@ -134,7 +120,7 @@ export const create: Command = async (ctx) => {
   const pfile = need(ctx, 2, "POD_CONFIG.json");
   const config = containerConfigFromJson(await readJson(cfile, "CONTAINER_CONFIG.json"), cfile);
   const sandboxConfig = podConfigFromJson(await readJson(pfile, "POD_CONFIG.json"), pfile);
-  const r = await ctx.client.runtimeCall<{ containerId: string }>("createContainer", {
+  const r = await ctx.client.call("createContainer", {
     podSandboxId: pod.id,
     config,
     sandboxConfig,
@@ -150,7 +136,7 @@ async function forEachContainer(ctx: CommandContext, each: (c: Container) => Pro
 
 export const start: Command = (ctx) =>
   forEachContainer(ctx, async (c) => {
-    await ctx.client.runtimeCall("startContainer", { containerId: c.id });
+    await ctx.client.call("startContainer", { containerId: c.id });
     ctx.out(c.id);
   });
 
@@ -158,7 +144,7 @@ export const stop: Command = (ctx) => {
   const timeout = Number(str(ctx.flags, "timeout-seconds") ?? 10);
   if (!(timeout >= 0)) throw new UsageError("--timeout-seconds must be a number ≥ 0");
   return forEachContainer(ctx, async (c) => {
-    await ctx.client.runtimeCall("stopContainer", { containerId: c.id, timeout });
+    await ctx.client.call("stopContainer", { containerId: c.id, timeout });
     ctx.out(c.id);
   });
 };
@@ -170,9 +156,9 @@ export const rm: Command = (ctx) =>
         throw new CliError(
           `container ${c.metadata?.name ?? ""} (${c.id.slice(0, 13)}) is running: stop it or use rm -f`,
         );
-      await ctx.client.runtimeCall("stopContainer", { containerId: c.id, timeout: 0 });
+      await ctx.client.call("stopContainer", { containerId: c.id, timeout: 0 });
     }
-    await ctx.client.runtimeCall("removeContainer", { containerId: c.id });
+    await ctx.client.call("removeContainer", { containerId: c.id });
     ctx.out(c.id);
   });
 
@@ -180,16 +166,14 @@ export const stopp: Command = async (ctx) => {
   need(ctx, 0, "POD");
   for (const ref of ctx.args) {
     const pod = await resolvePod(ctx, ref);
-    await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: pod.id });
+    await ctx.client.call("stopPodSandbox", { podSandboxId: pod.id });
     ctx.out(`Stopped sandbox ${pod.id}`);
   }
 };
 
 /** The log directory `berth run` gave a pod (under /var/log/pods), from its verbose status. */
 async function runLogDirectory(ctx: CommandContext, podSandboxId: string): Promise<string | undefined> {
-  const r = await ctx.client
-    .runtimeCall<{ info: Record<string, string> }>("podSandboxStatus", { podSandboxId, verbose: true })
-    .catch(() => undefined);
+  const r = await ctx.client.call("podSandboxStatus", { podSandboxId, verbose: true }).catch(() => undefined);
   try {
     const dir = (JSON.parse(r?.info["info"] ?? "{}") as { config?: { logDirectory?: string } }).config
       ?.logDirectory;
@@ -208,8 +192,8 @@ export const rmp: Command = async (ctx) => {
         `pod ${pod.metadata?.name ?? ""} (${pod.id.slice(0, 13)}) is ready: stop it first or use rmp -f`,
       );
     const logDir = pod.labels["io.berth.run"] === "true" ? await runLogDirectory(ctx, pod.id) : undefined;
-    await ctx.client.runtimeCall("stopPodSandbox", { podSandboxId: pod.id });
-    await ctx.client.runtimeCall("removePodSandbox", { podSandboxId: pod.id });
+    await ctx.client.call("stopPodSandbox", { podSandboxId: pod.id });
+    await ctx.client.call("removePodSandbox", { podSandboxId: pod.id });
     // a `berth run` pod's logs go with it (the kubelet does this for its pods)
     if (logDir) await rmPath(logDir, { recursive: true, force: true }).catch(() => {});
     ctx.out(`Removed sandbox ${pod.id}`);
@@ -241,7 +225,7 @@ export const exec: Command = async (ctx) => {
   if (ctx.flags["sync"] === true || ctx.flags["timeout-seconds"] !== undefined) {
     if (tty || stdin) throw new UsageError("-s runs without stdin or a terminal");
     const r = await ctx.client
-      .runtimeCall<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>("execSync", {
+      .call("execSync", {
         containerId: c.id,
         cmd,
         timeout: Number(ctx.flags["timeout-seconds"] ?? 0),
@@ -258,7 +242,7 @@ export const exec: Command = async (ctx) => {
     return r.exitCode;
   }
   const { runInteractive } = await streaming();
-  const { url } = await ctx.client.runtimeCall<{ url: string }>("exec", {
+  const { url } = await ctx.client.call("exec", {
     containerId: c.id,
     cmd,
     tty,
@@ -284,7 +268,7 @@ export async function attachTo(
   o: { stdin: boolean; tty: boolean; detachKeys: string },
 ): Promise<number> {
   const { runInteractive, parseDetachKeys } = await streaming();
-  const { url } = await ctx.client.runtimeCall<{ url: string }>("attach", {
+  const { url } = await ctx.client.call("attach", {
     containerId: id,
     stdin: o.stdin,
     stdout: true,
@@ -306,10 +290,7 @@ export async function attachTo(
 export async function waitExitCode(ctx: CommandContext, id: string, timeoutMs = 10_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { status } = await ctx.client.runtimeCall<{ status?: { state: number; exitCode: number } }>(
-      "containerStatus",
-      { containerId: id },
-    );
+    const { status } = await ctx.client.call("containerStatus", { containerId: id });
     if (status?.state === ContainerState.CONTAINER_EXITED) return status.exitCode;
     if (Date.now() > deadline) return 0;
     await new Promise((r) => setTimeout(r, 50));
@@ -337,8 +318,7 @@ export const portForward: Command = async (ctx) => {
     throw new UsageError((err as Error).message);
   }
   const newUrl = async (remote: number) =>
-    (await ctx.client.runtimeCall<{ url: string }>("portForward", { podSandboxId: pod.id, port: [remote] }))
-      .url;
+    (await ctx.client.call("portForward", { podSandboxId: pod.id, port: [remote] })).url;
   const servers = await forwardPorts(pairs, newUrl, ctx.out);
   await new Promise<void>((resolve) => {
     const done = () => resolve();
@@ -351,8 +331,7 @@ export const portForward: Command = async (ctx) => {
 export const stats: Command = async (ctx) => {
   const ref = ctx.args[0];
   const filter = ref ? { id: (await resolveContainer(ctx, ref)).id } : {};
-  const list = async () =>
-    (await ctx.client.runtimeCall<{ stats: ContainerStatsItem[] }>("listContainerStats", { filter })).stats;
+  const list = async () => (await ctx.client.call("listContainerStats", { filter })).stats;
   const format = outputFormat(ctx.flags["output"], ["table", "json", "yaml"]);
   await watchLoop(ctx, async () => {
     if (format !== "table") {
@@ -386,8 +365,7 @@ export const stats: Command = async (ctx) => {
 export const statsp: Command = async (ctx) => {
   const ref = ctx.args[0];
   const filter = ref ? { id: (await resolvePod(ctx, ref)).id } : {};
-  const list = async () =>
-    (await ctx.client.runtimeCall<{ stats: PodStatsItem[] }>("listPodSandboxStats", { filter })).stats;
+  const list = async () => (await ctx.client.call("listPodSandboxStats", { filter })).stats;
   const format = outputFormat(ctx.flags["output"], ["table", "json", "yaml"]);
   await watchLoop(ctx, async () => {
     if (format !== "table") {

@@ -196,6 +196,11 @@ export class ContainerManager {
    */
   async create(podId: string, config: ContainerConfig): Promise<ContainerRecord> {
     validateContainerConfig(config);
+    const id = this.opts.pods.store.resolve(podId).id;
+    return this.opts.pods.exclusive(id, () => this.createInPod(id, config));
+  }
+
+  private async createInPod(podId: string, config: ContainerConfig): Promise<ContainerRecord> {
     const pod = this.opts.pods.requireReady(podId);
     const md = config.metadata!;
     const imageRef = config.image?.image ?? "";

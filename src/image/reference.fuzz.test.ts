@@ -31,7 +31,7 @@ const domain = fc.oneof(
   fc.array(word(alnum, 6), { minLength: 2, maxLength: 3 }).map((parts) => parts.join(".")),
 );
 const port = fc.option(
-  fc.integer({ min: 0, max: 65535 }).map((p) => `:${p}`),
+  fc.integer({ min: 1, max: 65535 }).map((p) => `:${p}`),
   { nil: "" },
 );
 const tag = fc

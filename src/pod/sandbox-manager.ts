@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
 import { NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
+import { KeyedLock } from "../common/concurrency.js";
 import { failedPrecondition } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { epochNowNs } from "../common/time.js";
@@ -83,6 +84,7 @@ export class SandboxManager {
   private readonly nsDir: string;
 
   private readonly host: PodHost;
+  private readonly podLock = new KeyedLock();
 
   constructor(private readonly opts: SandboxManagerOptions) {
     this.store = new RecordStore<PodRecord>(join(opts.root, "pods"), "pod sandbox");
@@ -323,6 +325,15 @@ export class SandboxManager {
       shm: pod.shm,
       timeline: pod.timeline ?? [],
     };
+  }
+
+  /**
+   * Runs `task` with the pod to itself: CreateContainer in the pod and StopPodSandbox /
+   * RemovePodSandbox of it take turns, so a pod is never torn down under a container that is
+   * being made in it (which would leave the container half-made, or the pod's removal failing).
+   */
+  exclusive<T>(podId: string, task: () => Promise<T>): Promise<T> {
+    return this.podLock.run(podId, task);
   }
 
   /** The pod's shared pid namespace (its init's), or undefined when the pod has none. */

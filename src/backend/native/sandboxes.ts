@@ -33,15 +33,19 @@ export class NativeSandboxBackend implements SandboxBackend {
   async stop(id: string): Promise<void> {
     const pod = this.pods.store.find(id);
     if (!pod) return;
-    for (const c of this.containers.listInPod(pod.id)) await this.containers.stop(c.id, 0);
-    await this.pods.stop(pod.id);
+    await this.pods.exclusive(pod.id, async () => {
+      for (const c of this.containers.listInPod(pod.id)) await this.containers.stop(c.id, 0);
+      await this.pods.stop(pod.id);
+    });
   }
 
   async remove(id: string): Promise<void> {
     const pod = this.pods.store.find(id);
     if (!pod) return;
-    for (const c of this.containers.listInPod(pod.id)) await this.containers.remove(c.id);
-    await this.pods.remove(pod.id);
+    await this.pods.exclusive(pod.id, async () => {
+      for (const c of this.containers.listInPod(pod.id)) await this.containers.remove(c.id);
+      await this.pods.remove(pod.id);
+    });
   }
 
   async status(id: string, verbose: boolean): Promise<WithInfo<PodSandboxStatus>> {

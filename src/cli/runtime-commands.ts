@@ -328,19 +328,22 @@ export const portForward: Command = async (ctx) => {
   for (const s of servers) s.close();
 };
 
+/** What printStructured prints, as a string (for a refreshing screen). */
+function structured(format: Parameters<typeof printStructured>[0], value: object): string {
+  let s = "";
+  printStructured(format, value, (t) => {
+    s = t;
+  });
+  return s;
+}
+
 export const stats: Command = async (ctx) => {
   const ref = ctx.args[0];
   const filter = ref ? { id: (await resolveContainer(ctx, ref)).id } : {};
   const list = async () => (await ctx.client.call("listContainerStats", { filter })).stats;
   const format = outputFormat(ctx.flags["output"], ["table", "json", "yaml"]);
   await watchLoop(ctx, async () => {
-    if (format !== "table") {
-      let s = "";
-      printStructured(format, { stats: await list() }, (t) => {
-        s = t;
-      });
-      return s;
-    }
+    if (format !== "table") return structured(format, { stats: await list() });
     const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.cpu);
     const running = new Set(
       (await listContainers(ctx))
@@ -368,13 +371,7 @@ export const statsp: Command = async (ctx) => {
   const list = async () => (await ctx.client.call("listPodSandboxStats", { filter })).stats;
   const format = outputFormat(ctx.flags["output"], ["table", "json", "yaml"]);
   await watchLoop(ctx, async () => {
-    if (format !== "table") {
-      let s = "";
-      printStructured(format, { stats: await list() }, (t) => {
-        s = t;
-      });
-      return s;
-    }
+    if (format !== "table") return structured(format, { stats: await list() });
     const { stats, cpu } = await sampleCpu(ctx, list, (s) => s.linux?.cpu);
     return table(
       ["POD", "NAME", "CPU %", "MEM", "RX", "TX"],

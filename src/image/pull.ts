@@ -18,9 +18,8 @@ import { type InstallDeps, installImage } from "./install.js";
 import { formatName, formatRef, type ImageRef, parseReference } from "./reference.js";
 import type { CriAuthConfig } from "./registry/auth.js";
 import { RegistryClient } from "./registry/client.js";
-import { isIndexMediaType } from "./registry/media-types.js";
-import { parseImageConfig, parseIndex, parseManifest } from "./registry/oci.js";
-import { defaultPlatform, formatPlatform, parsePlatform, selectPlatform } from "./registry/platform.js";
+import { parseImageConfig } from "./registry/oci.js";
+import { defaultPlatform, formatPlatform, parsePlatform } from "./registry/platform.js";
 
 export type PullAuth = CriAuthConfig;
 
@@ -85,22 +84,15 @@ export class Puller {
     const started = Date.now();
     const { config } = this.deps;
     const session = this.registry.session(ref, auth, signal);
-    const top = await session.getManifest(ref.digest ?? ref.tag ?? "latest");
-    let manifestDigest = top.digest;
-    let manifestBytes = top.bytes;
-    let manifestType = top.mediaType;
-    let index: { digest: string; bytes: Buffer } | undefined;
-    if (isIndexMediaType(top.mediaType)) {
-      const wanted = config.image.platform ? parsePlatform(config.image.platform) : defaultPlatform();
-      const chosen = selectPlatform(parseIndex(top.bytes, top.mediaType).manifests, wanted);
-      this.logger.debug({ platform: formatPlatform(wanted), manifest: chosen.digest }, "platform chosen");
-      const m = await session.getManifest(chosen.digest);
-      index = { digest: top.digest, bytes: top.bytes };
-      manifestDigest = m.digest;
-      manifestBytes = m.bytes;
-      manifestType = m.mediaType;
-    }
-    const manifest = parseManifest(manifestBytes, manifestType);
+    // One resolver for every pull: the index (nested ones too) → this node's platform → manifest.
+    const wanted = config.image.platform ? parsePlatform(config.image.platform) : defaultPlatform();
+    const resolved = await session.resolveImage(wanted);
+    const manifest = resolved.manifest.parsed;
+    const manifestDigest = resolved.manifest.digest;
+    const manifestBytes = resolved.manifest.bytes;
+    const index = resolved.index && { digest: resolved.index.digest, bytes: resolved.index.bytes };
+    if (index)
+      this.logger.debug({ platform: formatPlatform(wanted), manifest: manifestDigest }, "platform chosen");
     progress.layers = manifest.layers.map((l) => ({
       digest: l.digest,
       size: l.size,
@@ -119,7 +111,7 @@ export class Puller {
       configDigest: manifest.config.digest,
       configBytes,
       repoTags: ref.tag !== undefined ? [`${name}:${ref.tag}`] : [],
-      repoDigests: [`${name}@${top.digest}`],
+      repoDigests: [`${name}@${resolved.digest}`],
       openLayer: async (desc, layerSignal) => {
         const p = progress.layers.find((l) => l.digest === desc.digest);
         const body = await session.fetchBlob(desc, layerSignal);

@@ -28,6 +28,7 @@ import {
   unimplemented,
 } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import { computeDigest, verifyBytes } from "../digest.js";
 import {
   fetchReference,
   formatName,
@@ -37,7 +38,6 @@ import {
   validateDigest,
 } from "../reference.js";
 import { Authorizer, type Credentials, type CriAuthConfig, pullScope } from "./auth.js";
-import { computeDigest, verifyBytes } from "./digest.js";
 import { type RegistryEndpoint, type RegistryHostsConfig, resolveEndpoints } from "./hosts.js";
 import {
   baseMediaType,

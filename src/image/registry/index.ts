@@ -1,4 +1,6 @@
 /** OCI Distribution v2 pull client: public surface. */
+
+export { computeDigest, DigestVerifier, verifyBytes } from "../digest.js";
 export {
   Authorizer,
   type Challenge,
@@ -20,7 +22,6 @@ export {
   RegistrySession,
   type ResolvedImage,
 } from "./client.js";
-export { computeDigest, DigestVerifier, verifyBytes } from "./digest.js";
 export {
   normalizeServerAddress,
   type RegistryEndpoint,

@@ -42,10 +42,6 @@ export function isSchema1MediaType(mt: string): boolean {
   return mt === MediaType.DockerSchema1 || mt === MediaType.DockerSchema1Signed;
 }
 
-export function isConfigMediaType(mt: string): boolean {
-  return mt === MediaType.OciConfig || mt === MediaType.DockerConfig;
-}
-
 export type LayerCompression = "none" | "gzip" | "zstd";
 
 /**
@@ -68,10 +64,6 @@ export function layerCompression(mt: string): LayerCompression | undefined {
     default:
       return undefined;
   }
-}
-
-export function isLayerMediaType(mt: string): boolean {
-  return layerCompression(mt) !== undefined;
 }
 
 /** "application/json; charset=utf-8" → "application/json" (lowercased, parameters stripped). */

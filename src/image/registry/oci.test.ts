@@ -3,7 +3,7 @@ import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { test } from "node:test";
 import { isBerthError } from "../../common/errors.js";
-import { computeDigest, DigestVerifier, verifyBytes } from "./digest.js";
+import { computeDigest, DigestVerifier, verifyBytes } from "../digest.js";
 import { MediaType } from "./media-types.js";
 import { parseImageConfig, parseIndex, parseManifest, sniffManifestMediaType } from "./oci.js";
 

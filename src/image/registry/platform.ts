@@ -105,12 +105,6 @@ function samePlatform(a: Platform, b: Platform): boolean {
   return a.os === b.os && a.architecture === b.architecture && (a.variant ?? "") === (b.variant ?? "");
 }
 
-/** True when an index entry with platform `candidate` can run on `wanted`. */
-export function platformMatches(candidate: Platform, wanted: Platform): boolean {
-  const c = normalizePlatform(candidate);
-  return compatiblePlatforms(wanted).some((p) => samePlatform(c, p));
-}
-
 /**
  * Chooses the manifest for `wanted` (default: this host) from index entries: the most preferred
  * compatible platform wins, ties go to the first entry in index order. Entries without a

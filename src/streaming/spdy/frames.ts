@@ -198,16 +198,6 @@ export function encodeDataFrame(streamId: number, data: Uint8Array, flags = 0): 
   return b;
 }
 
-/** The 8-byte header of a DATA frame, for writev-style sending without copying the payload. */
-export function encodeDataFrameHeader(streamId: number, length: number, flags = 0): Buffer {
-  checkId(streamId, "stream id");
-  if (length > MAX_FRAME_LENGTH) throw new RangeError(`DATA payload too large: ${length}`);
-  const b = Buffer.allocUnsafe(FRAME_HEADER);
-  b.writeUInt32BE(streamId, 0);
-  b.writeUInt32BE((((flags & 0xff) << 24) >>> 0) + length, 4);
-  return b;
-}
-
 /**
  * Encodes frames. Stateful because of header compression: use one per connection and send its
  * output in the order it was produced.

@@ -79,6 +79,19 @@ describe("FileTail", () => {
     await t.close();
   });
 
+  it("fromOldestRotated: a log rotated before it was first opened is read from its first file", async () => {
+    const p = join(dir, "early.log");
+    await writeFile(`${p}.20261206-000001`, lines(0, 3));
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(`${p}.20261206-000002`, lines(3, 6));
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(p, lines(6, 8));
+    const t = new FileTail(p, { ...OPTS, fromOldestRotated: true });
+    await t.open();
+    assert.deepEqual(await drain(t), seq(0, 8));
+    await t.close();
+  });
+
   it("copytruncate: a shrunk file is read again from its start", async () => {
     const p = join(dir, "trunc.log");
     await writeFile(p, lines(0, 10));

@@ -53,6 +53,11 @@ export interface TailOptions {
   chunkBytes: number;
   maxChunkBytes: number;
   maxRecordBytes: number;
+  /**
+   * With no committed position, start at the oldest rotated file (`x.log.*`), not `x.log`: a
+   * container log rotated before we first saw it is read whole.
+   */
+  fromOldestRotated?: boolean;
 }
 
 export const DEFAULT_TAIL_OPTIONS: Omit<TailOptions, "decode"> = {
@@ -95,7 +100,7 @@ export class FileTail {
     return c && { path: this.path, dev: c.dev, ino: c.ino, fp: c.fp, fpLen: c.fpLen, offset: c.offset };
   }
 
-  /** Opens at a committed position (looked up among the rotated files too), or the path at 0. */
+  /** Opens at a committed position (looked up among the rotated files too), or from the start. */
   async open(from?: FilePosition): Promise<void> {
     if (from) {
       for (const { name, st } of await this.siblings()) {
@@ -108,6 +113,17 @@ export class FileTail {
           return;
         }
         await cur.fh.close();
+      }
+    } else if (this.opts.fromOldestRotated) {
+      const base = basename(this.path);
+      const oldest = (await this.siblings())
+        .filter((s) => s.name !== base)
+        .sort((a, b) => a.st.mtimeMs - b.st.mtimeMs)[0];
+      if (oldest) {
+        this.cur = await this.openFile(join(dirname(this.path), oldest.name), oldest.st).catch(
+          () => undefined,
+        );
+        if (this.cur) return;
       }
     }
     await this.openPath();

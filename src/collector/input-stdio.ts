@@ -91,7 +91,7 @@ export class ContainerStdioInput implements Input {
     if (format !== "cri" && format !== "docker-json") {
       throw new Error(`LogFormat: want cri or docker-json, got ${JSON.stringify(format)}`);
     }
-    this.tail = tailOptions(p, pipeline, multiline, format);
+    this.tail = { ...tailOptions(p, pipeline, multiline, format), fromOldestRotated: true };
     this.prefix = `${pipeline.name}/stdio/`;
   }
 

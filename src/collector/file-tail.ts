@@ -86,6 +86,7 @@ export class FileTail {
   private pendingSince: number | undefined;
   private newFileSeen: { ino: number; at: number } | undefined;
   private closed = false;
+  private buf = Buffer.alloc(0);
 
   constructor(
     readonly path: string,
@@ -155,7 +156,8 @@ export class FileTail {
       const c = this.cur ?? (await this.openPath());
       if (!c) return undefined;
       if (c.offset > 0 && (await this.truncated(c))) continue;
-      const buf = Buffer.allocUnsafe(this.chunk);
+      if (this.buf.length !== this.chunk) this.buf = Buffer.allocUnsafe(this.chunk);
+      const buf = this.buf; // records hold strings only: the buffer is reused
       const { bytesRead } = await c.fh.read(buf, 0, this.chunk, c.offset);
       const data = buf.subarray(0, bytesRead);
       const full = bytesRead === this.chunk;

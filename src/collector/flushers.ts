@@ -7,7 +7,7 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { request } from "undici";
 import type { Schema } from "./config.js";
-import { type LogRecord, recordToJson } from "./record.js";
+import { type LogRecord, recordToJsonLine } from "./record.js";
 
 export interface Flusher {
   /** Resolves when taken; with a non-empty list, those records must be sent again. */
@@ -27,8 +27,7 @@ export const HTTP_SCHEMA: Schema = {
   Timeout: { type: "string" },
 };
 
-export const ndjson = (records: LogRecord[]) =>
-  records.map((r) => `${JSON.stringify(recordToJson(r))}\n`).join("");
+export const ndjson = (records: LogRecord[]) => records.map(recordToJsonLine).join("");
 
 /** One JSON object per line, to a file (appended) or to our stdout. */
 export class StdoutFlusher implements Flusher {

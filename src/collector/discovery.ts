@@ -42,6 +42,25 @@ interface VerboseInfo {
   bundle?: string;
 }
 
+function placeholder(c: Container): ContainerInfo {
+  return {
+    id: c.id,
+    name: c.metadata?.name ?? "",
+    podName: "",
+    namespace: "",
+    podUid: "",
+    podSandboxId: c.podSandboxId,
+    image: c.image?.image ?? "",
+    labels: c.labels,
+    k8sLabels: {},
+    env: {},
+    logPath: "",
+    state: "unknown",
+    rootfs: "",
+    mounts: [],
+  };
+}
+
 export class CriDiscovery implements ContainerSource {
   private containers = new Map<string, ContainerInfo>();
   private readonly subscribers = new Set<(set: ContainerSet) => void>();
@@ -51,6 +70,7 @@ export class CriDiscovery implements ContainerSource {
   private again = false;
   private stopped = false;
   private lastError = "";
+  private listed = false;
 
   constructor(
     private readonly client: CriClient,
@@ -62,9 +82,10 @@ export class CriDiscovery implements ContainerSource {
     return this.containers;
   }
 
+  /** `fn` gets the set after every successful listing (at once if there was one already). */
   subscribe(fn: (set: ContainerSet) => void): () => void {
     this.subscribers.add(fn);
-    fn(this.containers);
+    if (this.listed) fn(this.containers);
     return () => this.subscribers.delete(fn);
   }
 
@@ -134,10 +155,16 @@ export class CriDiscovery implements ContainerSource {
         next.set(c.id, known);
         continue;
       }
-      const info = await this.inspect(c, state, podById.get(c.podSandboxId)).catch(() => undefined);
-      if (info) next.set(c.id, info);
+      const info = await this.inspect(c, state, podById.get(c.podSandboxId)).catch((err: Error) => {
+        this.log.debug({ container: c.id, err: err.message }, "ContainerStatus failed; retried next poll");
+        // Still listed, so not removed: keep what we knew, or a placeholder ("unknown" is
+        // collected by nobody), and ask again on the next poll.
+        return known ? { ...known, state: "unknown" as const } : placeholder(c);
+      });
+      next.set(c.id, info);
     }
     this.containers = next;
+    this.listed = true;
     for (const fn of this.subscribers) fn(next);
   }
 

@@ -114,9 +114,14 @@ export class ContainerStdioInput implements Input {
         if (c.state === "exited") existing.finish();
         continue;
       }
-      if (!c.logPath || c.state === "created" || c.state === "unknown" || !this.filter.matches(c)) continue;
+      if (c.state === "unknown") continue;
+      if (!c.logPath || c.state === "created" || !this.filter.matches(c)) continue;
       if (checkpoints.get(key)?.done) continue;
       const src = this.source(key, c);
+      this.pipeline.log.debug(
+        { container: c.id, path: c.logPath, from: checkpoints.get(key)?.position?.offset ?? null },
+        "following container log",
+      );
       this.sources.set(key, src);
       src.start();
       if (c.state === "exited") src.finish();

@@ -37,7 +37,9 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     await env.start();
   });
 
+  let debugOutput = "";
   after(async () => {
+    if (debugOutput) console.error(`collector output:\n${debugOutput.slice(-20000)}`);
     for (const c of running) await c.kill("SIGKILL");
     for (const s of sinks) await s.stop();
     await env.stop();
@@ -197,6 +199,7 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     await until(`${N} distinct records`, () => new Set(s.contents(c)).size >= N, 60_000, col);
     await col.kill("SIGTERM");
     const got = s.contents(c);
+    debugOutput = col.output;
     // At least once: every line, in order of first arrival; repeats only of lines sent before the kill.
     const firsts = [...new Set(got)];
     assert.deepEqual(firsts, seq(N));
@@ -209,6 +212,7 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     await waitExited(env.rt, c2);
     await until("1000 more", () => s.contents(c2).length >= 1000, 60_000, col);
     await col.kill("SIGTERM");
+    debugOutput = col.output;
     await col.start();
     const c3 = await env.container(pod, "w3", numbered(10));
     await until("10 more", () => s.contents(c3).length >= 10, 60_000, col);
@@ -216,6 +220,7 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.deepEqual(s.contents(c2), seq(1000));
     assert.deepEqual(s.contents(c3), seq(10));
     assert.equal(s.records.length, before + 1010, "a clean restart sends nothing twice");
+    debugOutput = "";
   });
 
   it("holds records while the sink is down and delivers each once when it is back", async () => {

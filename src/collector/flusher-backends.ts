@@ -46,7 +46,7 @@ export class LokiFlusher implements Flusher {
     this.timeoutMs = durationMs(str(p, "Timeout"), 30_000);
   }
 
-  async send(records: LogRecord[]): Promise<undefined> {
+  async send(records: LogRecord[], signal?: AbortSignal): Promise<undefined> {
     const dynamic = (this.p["DynamicLabels"] as string[] | undefined) ?? [
       "_namespace_",
       "_pod_name_",
@@ -75,6 +75,7 @@ export class LokiFlusher implements Flusher {
       JSON.stringify({ streams: [...streams.values()] }),
       headers,
       this.timeoutMs,
+      signal,
     );
   }
 
@@ -117,7 +118,7 @@ export class ElasticsearchFlusher implements Flusher {
     this.timeoutMs = durationMs(str(p, "Timeout"), 30_000);
   }
 
-  async send(records: LogRecord[]): Promise<LogRecord[] | undefined> {
+  async send(records: LogRecord[], signal?: AbortSignal): Promise<LogRecord[] | undefined> {
     const addrs = this.p["Addresses"] as string[];
     const base = addrs[this.next++ % addrs.length]!.replace(/\/+$/, "");
     const body = records
@@ -126,7 +127,7 @@ export class ElasticsearchFlusher implements Flusher {
           `${JSON.stringify({ index: { _index: indexName(str(this.p, "Index"), r) } })}\n${JSON.stringify(recordToJson(r))}\n`,
       )
       .join("");
-    const answer = JSON.parse(await post(`${base}/_bulk`, body, this.headers, this.timeoutMs)) as {
+    const answer = JSON.parse(await post(`${base}/_bulk`, body, this.headers, this.timeoutMs, signal)) as {
       errors?: boolean;
       items?: Array<Record<string, { status?: number }>>;
     };
@@ -167,7 +168,7 @@ export class OtlpLogFlusher implements Flusher {
     this.timeoutMs = durationMs(str(p, "Timeout"), 30_000);
   }
 
-  async send(records: LogRecord[]): Promise<undefined> {
+  async send(records: LogRecord[], signal?: AbortSignal): Promise<undefined> {
     const byResource = new Map<string, { resource: Record<string, string>; logs: unknown[] }>();
     const observed = (BigInt(Date.now()) * 1_000_000n).toString();
     for (const r of records) {
@@ -206,6 +207,7 @@ export class OtlpLogFlusher implements Flusher {
       JSON.stringify(body),
       { "content-type": "application/json", ...map(this.p, "Headers") },
       this.timeoutMs,
+      signal,
     );
   }
 

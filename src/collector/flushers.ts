@@ -10,8 +10,11 @@ import type { Schema } from "./config.js";
 import { type LogRecord, recordToJsonLine } from "./record.js";
 
 export interface Flusher {
-  /** Resolves when taken; with a non-empty list, those records must be sent again. */
-  send(records: LogRecord[]): Promise<LogRecord[] | undefined>;
+  /**
+   * Resolves when taken; with a non-empty list, those records must be sent again. `signal`
+   * aborts a send in flight (the pipeline stopping past its grace period).
+   */
+  send(records: LogRecord[], signal?: AbortSignal): Promise<LogRecord[] | undefined>;
   close(): Promise<void>;
 }
 
@@ -69,6 +72,7 @@ export async function post(
   body: string,
   headers: Record<string, string>,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<string> {
   const res = await request(url, {
     method: "POST",
@@ -76,6 +80,7 @@ export async function post(
     headers,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
+    signal,
   });
   const text = await res.body.text();
   if (res.statusCode < 200 || res.statusCode > 299) {
@@ -96,12 +101,13 @@ export class HttpFlusher implements Flusher {
     this.timeoutMs = durationMs(str(p, "Timeout"), 30_000);
   }
 
-  async send(records: LogRecord[]): Promise<undefined> {
+  async send(records: LogRecord[], signal?: AbortSignal): Promise<undefined> {
     await post(
       this.url,
       ndjson(records),
       { "content-type": "application/x-ndjson", ...map(this.p, "Headers") },
       this.timeoutMs,
+      signal,
     );
   }
 

@@ -154,7 +154,7 @@ export class Pipeline {
     for (;;) {
       if (this.abort.signal.aborted) return false;
       try {
-        const rest = await flusher.send(pending);
+        const rest = await flusher.send(pending, this.abort.signal);
         if (!rest || rest.length === 0) {
           if (failures > 0) this.log.info({ flusher: type, failures }, "sink takes records again");
           return true;

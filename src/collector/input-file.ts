@@ -48,6 +48,15 @@ export function hostPathIn(c: ContainerInfo, path: string): string | undefined {
   return c.rootfs ? `${c.rootfs.replace(/\/+$/, "")}${path}` : undefined;
 }
 
+/** A host path found for a container → the path the container sees it at. */
+function containerPathOf(c: ContainerInfo, root: string, host: string): string {
+  for (const m of c.mounts) {
+    const src = m.source.replace(/\/+$/, "");
+    if (host.startsWith(`${src}/`)) return `${m.destination.replace(/\/+$/, "")}${host.slice(src.length)}`;
+  }
+  return host.startsWith(root) ? `/${relative(root, host)}` : host;
+}
+
 export class FileInput implements Input {
   private readonly sources = new Map<string, Source>();
   private readonly tail: TailOptions;
@@ -119,7 +128,7 @@ export class FileInput implements Input {
         const hostPattern = hostPathIn(c, pattern);
         if (!hostPattern || root === undefined) continue;
         for (const host of await expandGlob(hostPattern, depth)) {
-          const shown = host.startsWith(root) ? `/${relative(root, host)}` : host;
+          const shown = containerPathOf(c, root, host);
           if (!this.excluded(shown)) out.push({ key: `${prefix}${c.id}${shown}`, host, shown, c });
         }
       }

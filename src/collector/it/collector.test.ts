@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { readdir, readFile, rename } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sleep, waitExited } from "../../test/harness/cri.js";
@@ -238,5 +238,38 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     await until("3000 records", () => s.records.length >= 3000, 60_000, col);
     await col.kill("SIGTERM");
     assert.deepEqual(s.contents(c), seq(3000));
+  });
+  it("input_file reads files inside containers: the writable layer and bind mounts", async () => {
+    const s = await sink();
+    const col = collector("files");
+    const data = join(env.dir, "data-mount");
+    await mkdir(data, { recursive: true });
+    await col.writeConfig(
+      "f.yaml",
+      `inputs:
+  - Type: input_file
+    FilePaths: [/logs/*.log, /data/*.log]
+    EnableContainerDiscovery: true
+    ContainerFilters: { K8sNamespaceRegex: ^files$ }
+flushers:
+  - Type: flusher_http
+    RemoteURL: ${s.url}
+`,
+    );
+    await col.start();
+    const pod = await env.pod("files", "files");
+    const c = await env.container(
+      pod,
+      "w",
+      `mkdir -p /logs; (${numbered(1000)}) > /logs/a.log; (${numbered(500, "b-")}) > /data/b.log; sleep 1000`,
+      { mounts: [{ containerPath: "/data", hostPath: data }] },
+    );
+    await until("1500 records", () => s.records.length >= 1500, 60_000, col);
+    await col.kill("SIGTERM");
+    const by = (p: string) =>
+      s.records.filter((r) => r["__path__"] === p && r._container_id_ === c).map((r) => r.content);
+    assert.deepEqual(by("/logs/a.log"), seq(1000));
+    assert.deepEqual(by("/data/b.log"), seq(500, "b-"));
+    await env.rt.call("stopContainer", { containerId: c, timeout: 0 });
   });
 });

@@ -187,4 +187,88 @@ describe("agent", () => {
     );
     assert.equal(s.records[1]!["msg"], "boom 0\n  at a.b(C.java:1)\n  at d.e(F.java:2)");
   });
+  it("finds Docker containers (--docker-endpoint) and reads their json-file logs, partial lines joined", async () => {
+    const s = await sink();
+    const base = join(dir, "docker");
+    await mkdir(join(base, "conf.d"), { recursive: true });
+    const logPath = join(base, "c1-json.log");
+    const entry = (log: string, stream = "stdout") =>
+      `${JSON.stringify({ log, stream, time: "2026-12-06T03:23:46.123456789Z" })}\n`;
+    await writeFile(
+      logPath,
+      `${Array.from({ length: 100 }, (_, i) => entry(`line-${i}\n`)).join("")}${entry("long-", "stderr")}${entry("end\n", "stderr")}`,
+    );
+    const labels = {
+      "io.kubernetes.container.name": "app",
+      "io.kubernetes.pod.name": "web-1",
+      "io.kubernetes.pod.namespace": "prod",
+      "io.kubernetes.pod.uid": "uid-1",
+      "io.kubernetes.sandbox.id": "sb1",
+    };
+    const api = createServer((req, res) => {
+      const send = (o: unknown) =>
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(o));
+      if (req.url === "/containers/json?all=1") {
+        send([
+          { Id: "sb1", State: "running", Labels: { "io.kubernetes.docker.type": "podsandbox", app: "web" } },
+          { Id: "c1", State: "running", Labels: labels },
+        ]);
+        return;
+      }
+      if (req.url === "/containers/c1/json") {
+        send({
+          Id: "c1",
+          Name: "/k8s_app_web-1",
+          LogPath: logPath,
+          Config: { Env: ["TEAM=blue"], Labels: labels, Image: "busybox:latest" },
+          State: { Status: "running" },
+          Mounts: [],
+          GraphDriver: { Data: { UpperDir: "/nonexistent" } },
+        });
+        return;
+      }
+      res.writeHead(404).end("{}");
+    });
+    const sock = join(base, "docker.sock");
+    await new Promise<void>((r) => api.listen(sock, r));
+    try {
+      await writeFile(
+        join(base, "conf.d", "d.yaml"),
+        `inputs:\n  - Type: input_container_stdio\n    ContainerFilters: { IncludeK8sLabel: { app: web } }\n` +
+          `    ExternalEnvTag: { TEAM: team }\nflushers:\n  - Type: flusher_http\n    RemoteURL: ${s.url}\n`,
+      );
+      const ag = new Agent({
+        configPath: join(base, "conf.d"),
+        stateDir: join(base, "state"),
+        dockerEndpoint: `unix://${sock}`,
+        log,
+        configIntervalMs: 100,
+        readIntervalMs: 20,
+        discoveryIntervalMs: 100,
+      });
+      agents.push(ag);
+      await ag.start();
+      await until("101 records", () => s.records.length >= 101);
+      await ag.stop();
+      assert.deepEqual(
+        s.records.filter((r) => r["_source_"] === "stdout").map((r) => r["content"]),
+        seq(0, 100),
+      );
+      const last = s.records[100]!;
+      assert.deepEqual(
+        [
+          last["content"],
+          last["_source_"],
+          last["_time_"],
+          last["_pod_name_"],
+          last["_namespace_"],
+          last["team"],
+        ],
+        ["long-end", "stderr", "2026-12-06T03:23:46.123456789Z", "web-1", "prod", "blue"],
+      );
+    } finally {
+      api.closeAllConnections();
+      await new Promise((r) => api.close(r));
+    }
+  });
 });

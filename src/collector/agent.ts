@@ -13,14 +13,17 @@ import type { Logger } from "../common/logger.js";
 import { writeFileAtomic } from "../store/atomic.js";
 import { CheckpointStore } from "./checkpoint.js";
 import { parsePipeline } from "./config.js";
-import { CriDiscovery } from "./discovery.js";
+import { type ContainerSource, CriDiscovery } from "./discovery.js";
+import { DockerDiscovery, MergedDiscovery } from "./discovery-docker.js";
 import type { TailOptions } from "./file-tail.js";
 import { Pipeline, type PipelineMetrics, SCHEMAS } from "./pipeline.js";
 
 export interface AgentOptions {
   configPath: string;
   stateDir: string;
-  client: CriClient;
+  /** The CRI runtime to find containers through; and/or a Docker Engine endpoint. */
+  client?: CriClient;
+  dockerEndpoint?: string;
   log: Logger;
   discoveryIntervalMs?: number;
   readIntervalMs?: number;
@@ -44,7 +47,9 @@ export interface AgentStatus {
 
 export class Agent {
   readonly checkpoints: CheckpointStore;
-  readonly discovery: CriDiscovery;
+  /** The containers of every runtime given (what the pipelines select from). */
+  readonly containers: ContainerSource;
+  private readonly discoveries: Array<{ start(): Promise<void>; stop(): void }> = [];
   private readonly loaded = new Map<string, Loaded>();
   private readonly errors = new Map<string, { hash: string; error: string }>();
   private timer: NodeJS.Timeout | undefined;
@@ -54,17 +59,30 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.checkpoints = new CheckpointStore(opts.stateDir, opts.checkpointIntervalMs ?? 1000);
-    this.discovery = new CriDiscovery(
-      opts.client,
-      opts.log.child({ component: "discovery" }),
-      opts.discoveryIntervalMs,
-    );
+    const parts: Array<CriDiscovery | DockerDiscovery> = [];
+    if (opts.client) {
+      parts.push(
+        new CriDiscovery(opts.client, opts.log.child({ component: "discovery" }), opts.discoveryIntervalMs),
+      );
+    }
+    if (opts.dockerEndpoint) {
+      parts.push(
+        new DockerDiscovery(
+          opts.dockerEndpoint,
+          opts.log.child({ component: "docker" }),
+          opts.discoveryIntervalMs,
+        ),
+      );
+    }
+    if (parts.length === 0) throw new Error("no runtime to find containers through");
+    this.discoveries = parts;
+    this.containers = parts.length === 1 ? parts[0]! : new MergedDiscovery(parts);
   }
 
   async start(): Promise<void> {
     await this.checkpoints.load();
     this.checkpoints.start();
-    await this.discovery.start();
+    await Promise.all(this.discoveries.map((d) => d.start()));
     await this.reload();
     this.timer = setInterval(() => void this.reload(), this.opts.configIntervalMs ?? 3000);
   }
@@ -74,7 +92,7 @@ export class Agent {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.reloading;
-    this.discovery.stop();
+    for (const d of this.discoveries) d.stop();
     await Promise.all([...this.loaded.values()].map((l) => l.pipeline?.stop(graceMs)));
     this.loaded.clear();
     await this.checkpoints.stop();
@@ -134,7 +152,7 @@ export class Agent {
         const cfg = parsePipeline(file, text, SCHEMAS);
         next = cfg
           ? new Pipeline(cfg, {
-              containers: this.discovery,
+              containers: this.containers,
               checkpoints: this.checkpoints,
               log,
               readIntervalMs: this.opts.readIntervalMs ?? 100,

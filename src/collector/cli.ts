@@ -22,7 +22,7 @@ const CANDIDATE_ENDPOINTS = [
   "unix:///run/crio/crio.sock",
 ];
 
-export const USAGE = `usage: berth-collector --config FILE|DIR [--runtime-endpoint unix:///…] [--state-dir DIR]
+export const USAGE = `usage: berth-collector --config FILE|DIR [--runtime-endpoint unix:///…] [--docker-endpoint unix:///…] [--state-dir DIR]
                       [--log-level LEVEL] [--metrics-address HOST:PORT]
        berth-collector status [--state-dir DIR] [-o json]`;
 
@@ -55,15 +55,14 @@ export async function main(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  if (values["docker-endpoint"]) {
-    console.error("berth-collector: --docker-endpoint: Docker discovery is not implemented yet");
-    return 2;
-  }
   const level = (values["log-level"] ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(level)) throw new Error(`--log-level: want one of ${LOG_LEVELS.join(", ")}`);
   const log = createLogger(level).child({ component: "berth-collector" });
-  const endpoint = values["runtime-endpoint"] ?? defaultEndpoint();
-  const client = new CriClient(endpoint, { timeoutMs: 30_000 });
+  // With --docker-endpoint alone, Docker only; a CRI endpoint named too (flag or env) adds it.
+  const docker = values["docker-endpoint"];
+  const criNamed = values["runtime-endpoint"] ?? process.env["CONTAINER_RUNTIME_ENDPOINT"];
+  const endpoint = docker && !criNamed ? undefined : (values["runtime-endpoint"] ?? defaultEndpoint());
+  const client = endpoint ? new CriClient(endpoint, { timeoutMs: 30_000 }) : undefined;
   const registry = new Registry();
   const records = new Counter({
     name: "berth_collector_records_total",
@@ -87,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     configPath: values.config,
     stateDir: values["state-dir"] ?? DEFAULT_STATE_DIR,
     client,
+    dockerEndpoint: docker,
     log,
     metrics: {
       records: (p, n, b) => {
@@ -117,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     help: "Containers the runtime lists",
     registers: [registry],
     collect() {
-      this.set(agent.discovery.current().size);
+      this.set(agent.containers.current().size);
     },
   });
 
@@ -137,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     await new Promise<void>((resolve) => server!.listen(Number(m[2]), m[1], resolve));
   }
 
-  log.info({ endpoint, config: values.config }, "starting");
+  log.info({ endpoint, docker, config: values.config }, "starting");
   await agent.start();
   process.on("SIGHUP", () => {
     log.info("SIGHUP: reloading configs");
@@ -150,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
   log.info("stopping");
   await agent.stop();
   server?.close();
-  client.close();
+  client?.close();
   log.info("stopped");
   return 0;
 }

@@ -15,6 +15,8 @@ export interface ContainerInfo {
   env: Record<string, string>;
   /** Absolute path of its CRI log ("" when it has none). */
   logPath: string;
+  /** The log's format: CRI (conmon, the kubelet) unless the runtime is Docker (json-file). */
+  logFormat?: "cri" | "docker-json";
   state: "created" | "running" | "exited" | "unknown";
   /** The container's root filesystem as seen from the host (input_file in containers). */
   rootfs: string;

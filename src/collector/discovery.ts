@@ -72,6 +72,10 @@ export class CriDiscovery implements ContainerSource {
   private lastError = "";
   private listed = false;
 
+  isListed(): boolean {
+    return this.listed;
+  }
+
   constructor(
     private readonly client: CriClient,
     private readonly log: Logger,

@@ -79,6 +79,8 @@ export class ContainerStdioInput implements Input {
   private readonly sources = new Map<string, Source>();
   private readonly tail: TailOptions;
   private readonly prefix: string;
+  /** The LogFormat parameter; unset: what discovery says (CRI, or json-file for Docker). */
+  private readonly format: "cri" | "docker-json" | undefined;
   private unsubscribe: (() => void) | undefined;
 
   constructor(
@@ -87,11 +89,12 @@ export class ContainerStdioInput implements Input {
     multiline: MultilineOptions | undefined,
   ) {
     this.filter = new ContainerFilter((p["ContainerFilters"] as ContainerFiltersConfig) ?? {});
-    const format = (p["LogFormat"] as string | undefined) ?? "cri";
-    if (format !== "cri" && format !== "docker-json") {
+    const format = p["LogFormat"] as string | undefined;
+    if (format !== undefined && format !== "cri" && format !== "docker-json") {
       throw new Error(`LogFormat: want cri or docker-json, got ${JSON.stringify(format)}`);
     }
-    this.tail = { ...tailOptions(p, pipeline, multiline, format), fromOldestRotated: true };
+    this.format = format;
+    this.tail = { ...tailOptions(p, pipeline, multiline, "cri"), fromOldestRotated: true };
     this.prefix = `${pipeline.name}/stdio/`;
   }
 
@@ -144,7 +147,7 @@ export class ContainerStdioInput implements Input {
       {
         key,
         path: c.logPath,
-        tail: this.tail,
+        tail: { ...this.tail, decode: lineDecoder(this.format ?? c.logFormat ?? "cri") },
         prepare: (records: LogRecord[]) => {
           const out: LogRecord[] = [];
           for (const r of records) {

@@ -12,8 +12,9 @@ import { mkdir, readdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sleep, waitExited } from "../../test/harness/cri.js";
+import { httpGet } from "../../test/harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "../../test/harness/timeouts.js";
-import { Collector, Env, httpPipeline, IMAGE, numbered, Sink, seq, until } from "./env.js";
+import { Collector, Env, freePort, httpPipeline, IMAGE, numbered, Sink, seq, until } from "./env.js";
 
 const RFC3339_NANO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
 
@@ -227,6 +228,7 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     const s = await sink();
     s.down = true;
     const col = collector("down");
+    col.metricsPort = await freePort();
     await col.writeConfig("d.yaml", httpPipeline("down", s.url));
     await col.start();
     const pod = await env.pod("down", "down");
@@ -236,9 +238,17 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.equal(s.records.length, 0);
     s.down = false;
     await until("3000 records", () => s.records.length >= 3000, 60_000, col);
+    const metrics = await httpGet(`http://127.0.0.1:${col.metricsPort}/metrics`);
+    assert.match(metrics, /berth_collector_records_total\{pipeline="d"\} 3000/);
+    assert.match(metrics, /berth_collector_send_failures_total\{pipeline="d",flusher="flusher_http"\} [1-9]/);
     await col.kill("SIGTERM");
     assert.deepEqual(s.contents(c), seq(3000));
+    // `berth-collector status`: the container's log read to its end, and done.
+    const st = await col.status();
+    const src = st.sources.find((x) => x.key === `d/stdio/${c}`);
+    assert.ok(src?.done && src.offset === src.size, JSON.stringify(st.sources));
   });
+
   it("input_file reads files inside containers: the writable layer and bind mounts", async () => {
     const s = await sink();
     const col = collector("files");

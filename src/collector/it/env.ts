@@ -3,12 +3,13 @@
  * the busybox image, pods whose containers write numbered lines, an HTTP sink that can be
  * down, and the collector run as its own process (so it can be SIGKILLed).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import {
   ContainerConfig,
   type DeepPartial,
@@ -20,6 +21,7 @@ import { removeAllPods, runtimeClient, sleep } from "../../test/harness/cri.js";
 import { importBusybox, startPodEnv } from "../../test/harness/pod-env.js";
 
 export const IMAGE = "docker.io/berth/busybox:collector";
+const run = promisify(execFile);
 const BIN = new URL("../../bin/berth-collector.js", import.meta.url).pathname;
 
 /** `sh -c` script printing `${prefix}0` … `${prefix}${n-1}` (to stderr with toStderr). */
@@ -171,12 +173,32 @@ export class Collector {
     await writeFile(join(this.configDir, file), yaml);
   }
 
+  /** `--metrics-address 127.0.0.1:PORT` when set. */
+  metricsPort = 0;
+
+  /** Runs `berth-collector status -o json` on this collector's state dir. */
+  async status(): Promise<{
+    pipelines: Array<{ name: string }>;
+    sources: Array<{ key: string; offset: number; size?: number; done: boolean }>;
+  }> {
+    const { stdout } = await run(process.execPath, [
+      BIN,
+      "status",
+      "--state-dir",
+      this.stateDir,
+      "-o",
+      "json",
+    ]);
+    return JSON.parse(stdout);
+  }
+
   async start(): Promise<void> {
     await mkdir(this.configDir, { recursive: true });
     const proc = spawn(
       process.execPath,
       [
         BIN,
+        ...(this.metricsPort ? ["--metrics-address", `127.0.0.1:${this.metricsPort}`] : []),
         "--config",
         this.configDir,
         "--runtime-endpoint",
@@ -200,6 +222,14 @@ export class Collector {
     proc.kill(signal);
     return done;
   }
+}
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
 }
 
 /** Waits for `cond`, failing with `what` (and the collector's output) after `ms`. */

@@ -4,16 +4,12 @@
  * speak just enough of Loki's push API, Elasticsearch's _bulk and OTLP/HTTP for the others.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { type AddressInfo, createServer as createTcpServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ElasticsearchFlusher, indexName, LokiFlusher, OtlpLogFlusher } from "./flusher-backends.js";
 import { formatSyslog, SyslogFlusher } from "./flusher-syslog.js";
+import { Rsyslog } from "./it/rsyslog.js";
 import type { LogRecord } from "./record.js";
 import { parseRfc3339Ns } from "./record.js";
 
@@ -33,14 +29,6 @@ const rec = (content: string, source = "stdout", i = 0): LogRecord => ({
   tags: { ...TAGS },
 });
 
-async function freePort(): Promise<number> {
-  const srv = createTcpServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -50,68 +38,17 @@ async function until(what: string, cond: () => boolean, ms = 20_000): Promise<vo
 }
 
 describe("flusher_syslog with rsyslogd", () => {
-  let dir: string;
-  let port: number;
-  let out: string;
-  let rsyslog: ChildProcess | undefined;
-
-  const launch = async () => {
-    rsyslog = spawn(
-      "/usr/sbin/rsyslogd",
-      ["-n", "-f", join(dir, "rsyslog.conf"), "-i", join(dir, "rsyslog.pid")],
-      {
-        stdio: ["ignore", "ignore", "ignore"],
-      },
-    );
-    const { connect } = await import("node:net");
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = connect({ host: "127.0.0.1", port }, () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on("error", () => resolve(false));
-      });
-      if (ok) return;
-      if (Date.now() > deadline) throw new Error("rsyslogd did not listen");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  const stopRsyslog = async () => {
-    const p = rsyslog;
-    rsyslog = undefined;
-    if (!p || p.exitCode !== null) return;
-    const done = new Promise((r) => p.once("exit", r));
-    p.kill("SIGTERM");
-    await done;
-  };
-
+  const rsyslog = new Rsyslog();
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "collector-rsyslog-"));
-    port = await freePort();
-    out = join(dir, "out.log");
-    await writeFile(
-      join(dir, "rsyslog.conf"),
-      `global(workDirectory="${dir}" parser.escapeControlCharactersOnReceive="off")
-module(load="imtcp")
-template(name="berth" type="string" string="%app-name%|%msgid%|%pri%|%timereported:::date-rfc3339%|%structured-data%|%msg:::json%\\n")
-ruleset(name="berth") { action(type="omfile" file="${out}" template="berth") }
-input(type="imtcp" address="127.0.0.1" port="${port}" ruleset="berth")
-`,
-    );
-    await launch();
+    await rsyslog.start();
   });
-
   after(async () => {
-    await stopRsyslog();
-    await rm(dir, { recursive: true, force: true });
+    await rsyslog.stop();
   });
-
-  const received = () => (existsSync(out) ? readFileSync(out, "utf8").split("\n").slice(0, -1) : []);
+  const received = () => rsyslog.received();
 
   it("delivers RFC 5424 with octet counting: multi-line and special characters intact, in order", async () => {
-    const f = new SyslogFlusher({ Address: `tcp://127.0.0.1:${port}`, Hostname: "node-1" });
+    const f = new SyslogFlusher({ Address: `tcp://127.0.0.1:${rsyslog.port}`, Hostname: "node-1" });
     const records = Array.from({ length: 1000 }, (_, i) => rec(`line-${i}`, i % 2 ? "stderr" : "stdout", i));
     records.push(rec('multi\nline "quoted" ] \\ ünïcode', "stdout", 1000));
     await f.send(records.slice(0, 500));
@@ -136,11 +73,11 @@ input(type="imtcp" address="127.0.0.1" port="${port}" ruleset="berth")
   });
 
   it("fails while rsyslogd is down, and reconnects when it is back", async () => {
-    const f = new SyslogFlusher({ Address: `127.0.0.1:${port}` });
+    const f = new SyslogFlusher({ Address: `127.0.0.1:${rsyslog.port}` });
     const before = received().length;
-    await stopRsyslog();
+    await rsyslog.kill();
     await assert.rejects(f.send([rec("while-down")]));
-    await launch();
+    await rsyslog.launch();
     await f.send([rec("after-restart")]);
     await until("the message", () => received().length > before);
     assert.match(received().at(-1)!, /after-restart/);

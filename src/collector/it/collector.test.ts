@@ -15,6 +15,7 @@ import { sleep, waitExited } from "../../test/harness/cri.js";
 import { httpGet } from "../../test/harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "../../test/harness/timeouts.js";
 import { Collector, Env, freePort, httpPipeline, IMAGE, numbered, Sink, seq, until } from "./env.js";
+import { Rsyslog } from "./rsyslog.js";
 
 const RFC3339_NANO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
 
@@ -281,5 +282,42 @@ flushers:
     assert.deepEqual(by("/logs/a.log"), seq(1000));
     assert.deepEqual(by("/data/b.log"), seq(500, "b-"));
     await env.rt.call("stopContainer", { containerId: c, timeout: 0 });
+  });
+  it("ships container output to rsyslogd (flusher_syslog), multi-line records whole", async () => {
+    const rsyslog = new Rsyslog();
+    await rsyslog.start();
+    try {
+      const col = collector("syslog");
+      await col.writeConfig(
+        "s.yaml",
+        `inputs:
+  - Type: input_container_stdio
+    ContainerFilters: { K8sNamespaceRegex: ^syslog$ }
+    Multiline: { StartPattern: "(line|trace)-.*" }
+flushers:
+  - Type: flusher_syslog
+    Address: tcp://127.0.0.1:${rsyslog.port}
+`,
+      );
+      await col.start();
+      const pod = await env.pod("syslog", "syslog");
+      const c = await env.container(
+        pod,
+        "w",
+        `${numbered(1000)}; echo trace-x; echo "  at a"; echo "  at b"`,
+      );
+      await waitExited(env.rt, c);
+      await until("1001 messages", () => rsyslog.received().length >= 1001, 60_000, col);
+      await col.kill("SIGTERM");
+      assert.deepEqual(rsyslog.messages(), [...seq(1000), "trace-x\n  at a\n  at b"]);
+      const [app, msgid, pri, , sd] = rsyslog.received()[0]!.split("|");
+      assert.deepEqual([app, msgid, pri], ["w", "stdout", "14"]);
+      assert.match(
+        sd!,
+        new RegExp(`namespace="syslog" pod="syslog" pod_uid="uid-syslog" container="w" container_id="${c}"`),
+      );
+    } finally {
+      await rsyslog.stop();
+    }
   });
 });

@@ -137,16 +137,18 @@ export async function main(argv: string[]): Promise<number> {
     await new Promise<void>((resolve) => server!.listen(Number(m[2]), m[1], resolve));
   }
 
-  log.info({ endpoint, docker, config: values.config }, "starting");
-  await agent.start();
+  // Handlers first: a SIGTERM during start-up still ends in a graceful stop.
+  const stopSignal = new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
   process.on("SIGHUP", () => {
     log.info("SIGHUP: reloading configs");
     void agent.reload();
   });
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
-  });
+  log.info({ endpoint, docker, config: values.config }, "starting");
+  await agent.start();
+  await stopSignal;
   log.info("stopping");
   await agent.stop();
   server?.close();

@@ -56,6 +56,7 @@ export class Agent {
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
   private stopped = false;
+  private started = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.checkpoints = new CheckpointStore(opts.stateDir, opts.checkpointIntervalMs ?? 1000);
@@ -83,6 +84,7 @@ export class Agent {
     await this.checkpoints.load();
     this.checkpoints.start();
     await Promise.all(this.discoveries.map((d) => d.start()));
+    this.started = true;
     await this.reload();
     this.timer = setInterval(() => void this.reload(), this.opts.configIntervalMs ?? 3000);
   }
@@ -109,6 +111,7 @@ export class Agent {
 
   /** Re-reads the config path; one reload at a time (one asked for meanwhile runs after). */
   reload(): Promise<void> {
+    if (!this.started) return Promise.resolve(); // start() loads them, after the checkpoints
     if (this.reloading) {
       this.reloadAgain = true;
       return this.reloading;

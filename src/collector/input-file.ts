@@ -4,6 +4,7 @@
  * mounts or else its writable overlay layer). The paths are looked up again every few
  * seconds; each file is a source followed across rotations, from its start when first seen.
  */
+import { stat } from "node:fs/promises";
 import { relative } from "node:path";
 import type { MultilineOptions } from "./assembler.js";
 import type { Schema } from "./config.js";
@@ -176,8 +177,11 @@ export class FileInput implements Input {
         deliver: (records) => this.pipeline.deliver(records),
       },
     );
-    void src.finished.then(() => {
+    void src.finished.then(async (how) => {
       if (this.sources.get(key) === src) this.sources.delete(key);
+      // Read to the end of a file that went away: its position is of no more use.
+      if (how === "done" && !(await stat(host).catch(() => undefined)))
+        this.pipeline.ctx.checkpoints.delete(key);
     });
     return src;
   }

@@ -1,0 +1,161 @@
+/**
+ * `npm run bench:collector`: berth-collector's reading path on one core (the npm script pins
+ * it with taskset): pre-written log files are read, assembled, processed and serialised to a
+ * null sink (flusher_stdout into /dev/null) through the same Source/Pipeline code the agent
+ * runs. Cases: CRI single-line, CRI lines with regex parsing, raw multiline (stack traces).
+ * Prints MB/s (of file bytes) and records/s per case; writes bench-results/collector.json.
+ *
+ * Environment: BENCH_COLLECTOR_MB (size of each file, default 64), BENCH_COLLECTOR_RUNS
+ * (default 3; the median is reported).
+ */
+import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CheckpointStore } from "../collector/checkpoint.js";
+import { parsePipeline } from "../collector/config.js";
+import type { ContainerSource } from "../collector/discovery.js";
+import { DEFAULT_TAIL_OPTIONS } from "../collector/file-tail.js";
+import { lineDecoder } from "../collector/line-format.js";
+import { Pipeline, SCHEMAS } from "../collector/pipeline.js";
+import { multilineOptions } from "../collector/processors.js";
+import { Source } from "../collector/source.js";
+import { createLogger } from "../common/logger.js";
+
+const MB = Number(process.env["BENCH_COLLECTOR_MB"] ?? 64);
+const RUNS = Number(process.env["BENCH_COLLECTOR_RUNS"] ?? 3);
+
+interface Case {
+  name: string;
+  format: "cri" | "raw";
+  processors: string;
+  multiline?: Record<string, unknown>;
+  line(i: number): string;
+}
+
+const TS = "2026-12-06T03:23:46.123456789Z";
+const CASES: Case[] = [
+  {
+    name: "cri single-line",
+    format: "cri",
+    processors: "",
+    line: (i) =>
+      `${TS} stdout F GET /api/v1/items/${i} 200 1532 bytes in 12 ms user=alice trace=${i.toString(16)}\n`,
+  },
+  {
+    name: "cri + regex parse",
+    format: "cri",
+    processors: `processors:
+  - Type: processor_parse_regex_native
+    Regex: (\\S+) (\\S+) (\\d+) (\\d+) bytes in (\\d+) ms (.*)
+    Keys: [method, path, status, size, ms, rest]
+`,
+    line: (i) =>
+      `${TS} stdout F GET /api/v1/items/${i} 200 1532 bytes in 12 ms user=alice trace=${i.toString(16)}\n`,
+  },
+  {
+    name: "raw multiline (5-line traces)",
+    format: "raw",
+    processors: "",
+    multiline: { StartPattern: "\\d{4}-\\d\\d-\\d\\d .*" },
+    line: (i) =>
+      i % 5 === 0
+        ? `2026-12-06 03:23:46 ERROR request ${i} failed: java.lang.IllegalStateException\n`
+        : `    at com.example.Service.handle(Service.java:${i % 997})\n`,
+  },
+];
+
+async function writeCase(path: string, c: Case): Promise<{ bytes: number; lines: number }> {
+  const fh = await open(path, "w");
+  let bytes = 0;
+  let lines = 0;
+  const target = MB * 1024 * 1024;
+  while (bytes < target) {
+    const parts: string[] = [];
+    for (let k = 0; k < 10_000; k++) parts.push(c.line(lines++));
+    const chunk = parts.join("");
+    await fh.write(chunk);
+    bytes += Buffer.byteLength(chunk);
+  }
+  await fh.close();
+  return { bytes, lines };
+}
+
+async function runOnce(dir: string, path: string, c: Case): Promise<{ seconds: number; records: number }> {
+  const log = createLogger("warn");
+  const checkpoints = new CheckpointStore(join(dir, `state-${Date.now()}`));
+  await checkpoints.load();
+  const none: ContainerSource = { subscribe: () => () => {}, current: () => new Map() };
+  const cfg = parsePipeline(
+    join(dir, "bench.yaml"),
+    `inputs:\n  - Type: input_file\n    FilePaths: [${path}]\n${c.processors}flushers:\n  - Type: flusher_stdout\n    FileName: /dev/null\n`,
+    SCHEMAS,
+  )!;
+  const pipeline = new Pipeline(cfg, { containers: none, checkpoints, log, readIntervalMs: 10 });
+  let records = 0;
+  const src = new Source(
+    {
+      key: "bench",
+      path,
+      tail: {
+        ...DEFAULT_TAIL_OPTIONS,
+        decode: lineDecoder(c.format),
+        multiline: multilineOptions(c.multiline),
+      },
+      prepare: (r) => r,
+    },
+    {
+      checkpoints,
+      log,
+      readIntervalMs: 10,
+      deliver: (r) => {
+        records += r.length;
+        return pipeline.deliver(r);
+      },
+    },
+  );
+  const t0 = process.hrtime.bigint();
+  src.start();
+  src.finish();
+  await src.finished;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  await pipeline.stop();
+  return { seconds, records };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "berth-bench-collector-"));
+  const results: Array<Record<string, unknown>> = [];
+  try {
+    for (const c of CASES) {
+      const path = join(dir, `${c.name.replace(/\W+/g, "_")}.log`);
+      const { bytes, lines } = await writeCase(path, c);
+      const runs: Array<{ seconds: number; records: number }> = [];
+      for (let i = 0; i < RUNS; i++) runs.push(await runOnce(dir, path, c));
+      runs.sort((a, b) => a.seconds - b.seconds);
+      const med = runs[Math.floor(runs.length / 2)]!;
+      const mbps = bytes / 1024 / 1024 / med.seconds;
+      results.push({
+        case: c.name,
+        fileMiB: +(bytes / 1048576).toFixed(1),
+        lines,
+        records: med.records,
+        seconds: +med.seconds.toFixed(3),
+        mibPerSecond: +mbps.toFixed(1),
+        recordsPerSecond: Math.round(med.records / med.seconds),
+      });
+      console.log(
+        `${c.name.padEnd(32)} ${(bytes / 1048576).toFixed(0)} MiB, ${med.records} records: ${mbps.toFixed(1)} MiB/s, ${Math.round(med.records / med.seconds)} records/s (median of ${RUNS})`,
+      );
+      await rm(path);
+    }
+    await mkdir("bench-results", { recursive: true });
+    await writeFile(
+      join("bench-results", "collector.json"),
+      `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

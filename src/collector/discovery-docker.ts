@@ -1,0 +1,200 @@
+/**
+ * Finds containers through the Docker Engine API (`--docker-endpoint unix:///var/run/docker.sock`):
+ * /containers/json?all=1 on every poll, /containers/{id}/json for each new or changed one.
+ * Kubernetes names come from the labels cri-dockerd (and dockershim before it) set; a pod's
+ * labels are its sandbox container's. Logs are Docker's json-file format at `LogPath`.
+ */
+import { Client } from "undici";
+import type { Logger } from "../common/logger.js";
+import type { ContainerInfo } from "./container-info.js";
+import type { ContainerSet, ContainerSource } from "./discovery.js";
+
+interface DockerSummary {
+  Id: string;
+  State?: string;
+  Labels?: Record<string, string> | null;
+}
+
+interface DockerInspect {
+  Id: string;
+  Name?: string;
+  LogPath?: string;
+  Config?: { Env?: string[] | null; Labels?: Record<string, string> | null; Image?: string };
+  State?: { Status?: string };
+  Mounts?: Array<{ Source?: string; Destination?: string }> | null;
+  GraphDriver?: { Data?: Record<string, string> | null };
+}
+
+const STATES: Record<string, ContainerInfo["state"]> = {
+  created: "created",
+  running: "running",
+  paused: "running",
+  restarting: "running",
+  exited: "exited",
+  dead: "exited",
+  removing: "exited",
+};
+
+/** unix:///var/run/docker.sock (or a bare path) → the socket path. */
+export function dockerSocket(endpoint: string): string {
+  const path = endpoint.replace(/^unix:\/\//, "").replace(/^unix:/, "");
+  if (!path.startsWith("/"))
+    throw new Error(`--docker-endpoint: want unix:///path, got ${JSON.stringify(endpoint)}`);
+  return path;
+}
+
+export class DockerDiscovery implements ContainerSource {
+  private containers = new Map<string, ContainerInfo>();
+  private readonly subscribers = new Set<(set: ContainerSet) => void>();
+  private readonly http: Client;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  private lastError = "";
+  private listed = false;
+
+  isListed(): boolean {
+    return this.listed;
+  }
+
+  constructor(
+    endpoint: string,
+    private readonly log: Logger,
+    private readonly pollMs = 1000,
+  ) {
+    this.http = new Client("http://docker", { socketPath: dockerSocket(endpoint) });
+  }
+
+  current(): ContainerSet {
+    return this.containers;
+  }
+
+  subscribe(fn: (set: ContainerSet) => void): () => void {
+    this.subscribers.add(fn);
+    if (this.listed) fn(this.containers);
+    return () => this.subscribers.delete(fn);
+  }
+
+  async start(): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), this.pollMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    void this.http.close().catch(() => {});
+  }
+
+  poll(): Promise<void> {
+    this.polling ??= this.pollOnce()
+      .then(
+        () => {
+          this.lastError = "";
+        },
+        (err: Error) => {
+          if (err.message !== this.lastError)
+            this.log.warn({ err: err.message }, "listing Docker containers failed");
+          this.lastError = err.message;
+        },
+      )
+      .finally(() => {
+        this.polling = undefined;
+      });
+    return this.polling;
+  }
+
+  private async get<T>(path: string): Promise<T> {
+    const res = await this.http.request({ path, method: "GET", headersTimeout: 30_000, bodyTimeout: 30_000 });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`GET ${path}: HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+    return JSON.parse(text) as T;
+  }
+
+  private async pollOnce(): Promise<void> {
+    const list = await this.get<DockerSummary[]>("/containers/json?all=1");
+    const sandboxes = new Map<string, Record<string, string>>();
+    for (const c of list) {
+      if (c.Labels?.["io.kubernetes.docker.type"] === "podsandbox") sandboxes.set(c.Id, c.Labels ?? {});
+    }
+    const next = new Map<string, ContainerInfo>();
+    for (const c of list) {
+      if (sandboxes.has(c.Id)) continue;
+      const state = STATES[c.State ?? ""] ?? "unknown";
+      const known = this.containers.get(c.Id);
+      if (known && known.state === state) {
+        next.set(c.Id, known);
+        continue;
+      }
+      const info = await this.get<DockerInspect>(`/containers/${encodeURIComponent(c.Id)}/json`).then(
+        (d) => toInfo(d, sandboxes),
+        () => (known ? { ...known, state: "unknown" as const } : undefined),
+      );
+      if (info) next.set(c.Id, info);
+    }
+    this.containers = next;
+    this.listed = true;
+    for (const fn of this.subscribers) fn(next);
+  }
+}
+
+export function toInfo(d: DockerInspect, sandboxes: Map<string, Record<string, string>>): ContainerInfo {
+  const labels = d.Config?.Labels ?? {};
+  const env: Record<string, string> = {};
+  for (const e of d.Config?.Env ?? []) {
+    const i = e.indexOf("=");
+    if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
+  }
+  const sandbox = sandboxes.get(labels["io.kubernetes.sandbox.id"] ?? "") ?? {};
+  const k8sLabels = Object.fromEntries(
+    Object.entries(sandbox).filter(([k]) => !k.startsWith("io.kubernetes.")),
+  );
+  return {
+    id: d.Id,
+    name: labels["io.kubernetes.container.name"] ?? (d.Name ?? "").replace(/^\//, ""),
+    podName: labels["io.kubernetes.pod.name"] ?? "",
+    namespace: labels["io.kubernetes.pod.namespace"] ?? "",
+    podUid: labels["io.kubernetes.pod.uid"] ?? "",
+    podSandboxId: labels["io.kubernetes.sandbox.id"] ?? "",
+    image: d.Config?.Image ?? "",
+    labels,
+    k8sLabels,
+    env,
+    logPath: d.LogPath ?? "",
+    logFormat: "docker-json",
+    state: STATES[d.State?.Status ?? ""] ?? "unknown",
+    rootfs: d.GraphDriver?.Data?.["UpperDir"] ?? d.GraphDriver?.Data?.["MergedDir"] ?? "",
+    mounts: (d.Mounts ?? []).flatMap((m) =>
+      m.Source && m.Destination ? [{ destination: m.Destination, source: m.Source }] : [],
+    ),
+  };
+}
+
+/** Several container sources as one; subscribers hear once every part has listed. */
+export class MergedDiscovery implements ContainerSource {
+  private readonly subscribers = new Set<(set: ContainerSet) => void>();
+  private merged = new Map<string, ContainerInfo>();
+
+  constructor(private readonly parts: Array<ContainerSource & { isListed(): boolean }>) {
+    for (const p of parts) p.subscribe(() => this.update());
+  }
+
+  private ready(): boolean {
+    return this.parts.every((p) => p.isListed());
+  }
+
+  private update(): void {
+    if (!this.ready()) return;
+    this.merged = new Map(this.parts.flatMap((p) => [...p.current()]));
+    for (const fn of this.subscribers) fn(this.merged);
+  }
+
+  current(): ContainerSet {
+    return this.merged;
+  }
+
+  subscribe(fn: (set: ContainerSet) => void): () => void {
+    this.subscribers.add(fn);
+    if (this.ready()) fn(this.merged);
+    return () => this.subscribers.delete(fn);
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Finds containers through the CRI: ListContainers and ListPodSandbox on every poll, plus a
+ * verbose ContainerStatus for each container first seen or whose state changed (labels, log
+ * path, env from the verbose `config`/`runtimeSpec`, mounts, rootfs). GetContainerEvents,
+ * where the runtime has it, makes the next poll happen at once. Subscribers get the whole set
+ * after each poll; a container missing from it has been removed from the runtime.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { ClientReadableStream } from "@grpc/grpc-js";
+import type { CriClient } from "../api/client.js";
+import {
+  type Container,
+  ContainerState,
+  type ContainerStatusResponse,
+  GetEventsRequest,
+  type ListContainersResponse,
+  type ListPodSandboxResponse,
+  type PodSandbox,
+} from "../api/gen/runtime/v1/api.js";
+import type { Logger } from "../common/logger.js";
+import type { ContainerInfo } from "./container-info.js";
+
+export type ContainerSet = ReadonlyMap<string, ContainerInfo>;
+
+/** Where the containers come from (CRI here; a Docker source would give the same). */
+export interface ContainerSource {
+  subscribe(fn: (set: ContainerSet) => void): () => void;
+  current(): ContainerSet;
+}
+
+const STATES: Record<number, ContainerInfo["state"]> = {
+  [ContainerState.CONTAINER_CREATED]: "created",
+  [ContainerState.CONTAINER_RUNNING]: "running",
+  [ContainerState.CONTAINER_EXITED]: "exited",
+};
+
+interface VerboseInfo {
+  config?: { envs?: Array<{ key?: string; value?: string }> };
+  runtimeSpec?: { process?: { env?: string[] }; root?: { path?: string } };
+  rootfs?: string;
+  bundle?: string;
+}
+
+function placeholder(c: Container): ContainerInfo {
+  return {
+    id: c.id,
+    name: c.metadata?.name ?? "",
+    podName: "",
+    namespace: "",
+    podUid: "",
+    podSandboxId: c.podSandboxId,
+    image: c.image?.image ?? "",
+    labels: c.labels,
+    k8sLabels: {},
+    env: {},
+    logPath: "",
+    state: "unknown",
+    rootfs: "",
+    mounts: [],
+  };
+}
+
+export class CriDiscovery implements ContainerSource {
+  private containers = new Map<string, ContainerInfo>();
+  private readonly subscribers = new Set<(set: ContainerSet) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private events: ClientReadableStream<unknown> | undefined;
+  private polling: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private lastError = "";
+  private listed = false;
+
+  isListed(): boolean {
+    return this.listed;
+  }
+
+  constructor(
+    private readonly client: CriClient,
+    private readonly log: Logger,
+    private readonly pollMs = 1000,
+  ) {}
+
+  current(): ContainerSet {
+    return this.containers;
+  }
+
+  /** `fn` gets the set after every successful listing (at once if there was one already). */
+  subscribe(fn: (set: ContainerSet) => void): () => void {
+    this.subscribers.add(fn);
+    if (this.listed) fn(this.containers);
+    return () => this.subscribers.delete(fn);
+  }
+
+  async start(): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), this.pollMs);
+    this.watchEvents();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.events?.cancel();
+  }
+
+  /** One poll at a time; a poll asked for during one runs right after it. */
+  poll(): Promise<void> {
+    if (this.polling) {
+      this.again = true;
+      return this.polling;
+    }
+    this.polling = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.pollOnce();
+          if (this.lastError) this.log.info("runtime reachable again");
+          this.lastError = "";
+        } catch (err) {
+          const msg = (err as Error).message;
+          if (msg !== this.lastError) this.log.warn({ err: msg }, "listing containers failed");
+          this.lastError = msg;
+        }
+      } while (this.again && !this.stopped);
+      this.polling = undefined;
+    })();
+    return this.polling;
+  }
+
+  private watchEvents(): void {
+    if (this.stopped) return;
+    let stream: ClientReadableStream<unknown>;
+    try {
+      stream = this.client.runtime.getContainerEvents(GetEventsRequest.fromPartial({}));
+    } catch {
+      return;
+    }
+    this.events = stream;
+    stream.on("data", () => void this.poll());
+    stream.on("error", () => {});
+    stream.on("close", () => {
+      if (!this.stopped) setTimeout(() => this.watchEvents(), 5000).unref();
+    });
+  }
+
+  private async pollOnce(): Promise<void> {
+    const [list, pods] = await Promise.all([
+      this.client.runtimeCall<ListContainersResponse>("listContainers", {}, 30_000),
+      this.client.runtimeCall<ListPodSandboxResponse>("listPodSandbox", {}, 30_000),
+    ]);
+    const podById = new Map(pods.items.map((p) => [p.id, p]));
+    const next = new Map<string, ContainerInfo>();
+    for (const c of list.containers) {
+      const state = STATES[c.state] ?? "unknown";
+      const known = this.containers.get(c.id);
+      if (known && known.state === state) {
+        next.set(c.id, known);
+        continue;
+      }
+      const info = await this.inspect(c, state, podById.get(c.podSandboxId)).catch((err: Error) => {
+        this.log.debug({ container: c.id, err: err.message }, "ContainerStatus failed; retried next poll");
+        // Still listed, so not removed: keep what we knew, or a placeholder ("unknown" is
+        // collected by nobody), and ask again on the next poll.
+        return known ? { ...known, state: "unknown" as const } : placeholder(c);
+      });
+      next.set(c.id, info);
+    }
+    this.containers = next;
+    this.listed = true;
+    for (const fn of this.subscribers) fn(next);
+  }
+
+  private async inspect(
+    c: Container,
+    state: ContainerInfo["state"],
+    pod: PodSandbox | undefined,
+  ): Promise<ContainerInfo> {
+    const st = await this.client.runtimeCall<ContainerStatusResponse>(
+      "containerStatus",
+      { containerId: c.id, verbose: true },
+      30_000,
+    );
+    let verbose: VerboseInfo = {};
+    try {
+      verbose = JSON.parse(st.info["info"] ?? "{}") as VerboseInfo;
+    } catch {}
+    const env: Record<string, string> = {};
+    for (const e of verbose.runtimeSpec?.process?.env ?? []) {
+      const i = e.indexOf("=");
+      if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
+    }
+    for (const e of verbose.config?.envs ?? []) if (e.key) env[e.key] = e.value ?? "";
+    const labels = { ...c.labels, ...st.status?.labels };
+    const bundle = verbose.bundle ?? "";
+    return {
+      id: c.id,
+      name: labels["io.kubernetes.container.name"] ?? c.metadata?.name ?? "",
+      podName: labels["io.kubernetes.pod.name"] ?? pod?.metadata?.name ?? "",
+      namespace: labels["io.kubernetes.pod.namespace"] ?? pod?.metadata?.namespace ?? "",
+      podUid: labels["io.kubernetes.pod.uid"] ?? pod?.metadata?.uid ?? "",
+      podSandboxId: c.podSandboxId,
+      image: st.status?.image?.image || c.image?.image || c.imageRef,
+      labels,
+      k8sLabels: pod?.labels ?? {},
+      env,
+      logPath: st.status?.logPath ?? "",
+      state,
+      rootfs:
+        bundle && existsSync(join(bundle, "upper"))
+          ? join(bundle, "upper")
+          : (verbose.rootfs ?? verbose.runtimeSpec?.root?.path ?? ""),
+      mounts: (st.status?.mounts ?? []).map((m) => ({ destination: m.containerPath, source: m.hostPath })),
+    };
+  }
+}

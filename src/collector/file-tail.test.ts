@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { appendFile, mkdtemp, rename, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DEFAULT_TAIL_OPTIONS, FileTail, type TailOptions } from "./file-tail.js";
+import { decodeRawLine } from "./line-format.js";
+
+const OPTS: TailOptions = {
+  ...DEFAULT_TAIL_OPTIONS,
+  decode: decodeRawLine,
+  rotationGraceMs: 0,
+  chunkBytes: 64,
+};
+const lines = (from: number, to: number) =>
+  Array.from({ length: to - from }, (_, i) => `line-${from + i}\n`).join("");
+
+/** Reads everything available now, acking each batch. */
+async function drain(t: FileTail, final = false): Promise<string[]> {
+  const out: string[] = [];
+  for (;;) {
+    const b = await t.next(final);
+    if (!b) return out;
+    out.push(...b.records.map((r) => r.fields["content"]!));
+    await t.ack(b);
+  }
+}
+const seq = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `line-${from + i}`);
+
+describe("FileTail", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "collector-tail-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("waits for a file that appears later, then follows it as it grows", async () => {
+    const p = join(dir, "later.log");
+    const t = new FileTail(p, OPTS);
+    await t.open();
+    assert.deepEqual(await drain(t), []);
+    await writeFile(p, lines(0, 10));
+    assert.deepEqual(await drain(t), seq(0, 10));
+    await appendFile(p, lines(10, 20));
+    assert.deepEqual(await drain(t), seq(10, 20));
+    await t.close();
+  });
+
+  it("rename-and-create: finishes the renamed file, then reads the new one from its start", async () => {
+    const p = join(dir, "rot.log");
+    await writeFile(p, lines(0, 5));
+    const t = new FileTail(p, OPTS);
+    await t.open();
+    assert.deepEqual(await drain(t), seq(0, 5));
+    await appendFile(p, lines(5, 8)); // written before the rename, not read yet
+    await rename(p, `${p}.20261206-000001`);
+    await appendFile(`${p}.20261206-000001`, lines(8, 10)); // the writer had not reopened yet
+    await writeFile(p, lines(10, 15));
+    assert.deepEqual(await drain(t), seq(5, 15));
+    await t.close();
+  });
+
+  it("two rotations between looks: the middle file is read too, in order", async () => {
+    const p = join(dir, "rot2.log");
+    await writeFile(p, lines(0, 3));
+    const t = new FileTail(p, OPTS);
+    await t.open();
+    assert.deepEqual(await drain(t), seq(0, 3));
+    await appendFile(p, lines(3, 5));
+    await rename(p, `${p}.1`);
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(p, lines(5, 8));
+    await rename(p, `${p}.2`);
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(p, lines(8, 10));
+    assert.deepEqual(await drain(t), seq(3, 10));
+    await t.close();
+  });
+
+  it("fromOldestRotated: a log rotated before it was first opened is read from its first file", async () => {
+    const p = join(dir, "early.log");
+    await writeFile(`${p}.20261206-000001`, lines(0, 3));
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(`${p}.20261206-000002`, lines(3, 6));
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(p, lines(6, 8));
+    const t = new FileTail(p, { ...OPTS, fromOldestRotated: true });
+    await t.open();
+    assert.deepEqual(await drain(t), seq(0, 8));
+    await t.close();
+  });
+
+  it("copytruncate: a shrunk file is read again from its start", async () => {
+    const p = join(dir, "trunc.log");
+    await writeFile(p, lines(0, 10));
+    const t = new FileTail(p, OPTS);
+    await t.open();
+    assert.deepEqual(await drain(t), seq(0, 10));
+    await truncate(p, 0);
+    await appendFile(p, lines(10, 12));
+    assert.deepEqual(await drain(t), seq(10, 12));
+    await t.close();
+  });
+
+  it("truncated and rewritten past the old offset: the changed first bytes tell", async () => {
+    const p = join(dir, "trunc2.log");
+    await writeFile(p, lines(0, 3));
+    const t = new FileTail(p, OPTS);
+    await t.open();
+    assert.deepEqual(await drain(t), seq(0, 3));
+    await writeFile(p, lines(100, 110));
+    assert.deepEqual(await drain(t), seq(100, 110));
+    await t.close();
+  });
+
+  it("restarts from a committed position, also when the file was rotated meanwhile", async () => {
+    const p = join(dir, "restart.log");
+    await writeFile(p, lines(0, 10));
+    const t = new FileTail(p, OPTS);
+    await t.open();
+    const b = await t.next();
+    assert.ok(b);
+    await t.ack(b);
+    const pos = t.position()!;
+    const got = b.records.length;
+    await t.close();
+    await rename(p, `${p}.20261206-000002`);
+    await writeFile(p, lines(10, 12));
+    const t2 = new FileTail(p, OPTS);
+    await t2.open(pos);
+    assert.deepEqual(await drain(t2), seq(got, 12));
+    await t2.close();
+  });
+
+  it("an unknown position (file replaced) starts the path from 0; final closes an open last line", async () => {
+    const p = join(dir, "gone.log");
+    await writeFile(p, "a\nb");
+    const t = new FileTail(p, OPTS);
+    await t.open({ path: p, dev: 1, ino: 1, fp: "x", fpLen: 1, offset: 99 });
+    assert.deepEqual(await drain(t), ["a"]);
+    assert.deepEqual(await drain(t, true), ["b"]);
+    await t.close();
+  });
+});

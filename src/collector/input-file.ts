@@ -1,0 +1,188 @@
+/**
+ * input_file: text files on the host, or inside the containers the filters select
+ * (EnableContainerDiscovery: FilePaths are paths in the container, found through its bind
+ * mounts or else its writable overlay layer). The paths are looked up again every few
+ * seconds; each file is a source followed across rotations, from its start when first seen.
+ */
+import { stat } from "node:fs/promises";
+import { relative } from "node:path";
+import type { MultilineOptions } from "./assembler.js";
+import type { Schema } from "./config.js";
+import type { ContainerInfo } from "./container-info.js";
+import type { TailOptions } from "./file-tail.js";
+import { ContainerFilter, type ContainerFiltersConfig } from "./filters.js";
+import { expandGlob, nameRegex } from "./glob.js";
+import { FILTERS_SCHEMA, tagsFor, tailOptions } from "./input-stdio.js";
+import type { Input, Pipeline } from "./pipeline.js";
+import { MULTILINE_SCHEMA } from "./processors.js";
+import type { LogRecord } from "./record.js";
+import { Source } from "./source.js";
+
+export const FILE_SCHEMA: Schema = {
+  FilePaths: { type: "strings", required: true },
+  MaxDirSearchDepth: { type: "int" },
+  ExcludeFilePaths: { type: "strings" },
+  ExcludeFiles: { type: "strings" },
+  ExcludeDirs: { type: "strings" },
+  FileEncoding: { type: "string" },
+  Multiline: { type: "object", schema: MULTILINE_SCHEMA },
+  FlushTimeoutSecs: { type: "number" },
+  EnableContainerDiscovery: { type: "bool" },
+  ContainerFilters: { type: "object", schema: FILTERS_SCHEMA },
+  ExternalK8sLabelTag: { type: "map" },
+  ExternalEnvTag: { type: "map" },
+  AppendingLogPositionMeta: { type: "bool" },
+};
+
+type Params = Record<string, unknown>;
+
+/** A container path → the host path it can be read at (longest bind mount, else rootfs). */
+export function hostPathIn(c: ContainerInfo, path: string): string | undefined {
+  let best: { destination: string; source: string } | undefined;
+  for (const m of c.mounts) {
+    const rel = relative(m.destination, path);
+    if (rel.startsWith("..") || (best && best.destination.length >= m.destination.length)) continue;
+    best = m;
+  }
+  if (best)
+    return `${best.source.replace(/\/+$/, "")}/${relative(best.destination, path)}`.replace(/\/$/, "");
+  return c.rootfs ? `${c.rootfs.replace(/\/+$/, "")}${path}` : undefined;
+}
+
+/** A host path found for a container → the path the container sees it at. */
+function containerPathOf(c: ContainerInfo, root: string, host: string): string {
+  for (const m of c.mounts) {
+    const src = m.source.replace(/\/+$/, "");
+    if (host.startsWith(`${src}/`)) return `${m.destination.replace(/\/+$/, "")}${host.slice(src.length)}`;
+  }
+  return host.startsWith(root) ? `/${relative(root, host)}` : host;
+}
+
+export class FileInput implements Input {
+  private readonly sources = new Map<string, Source>();
+  private readonly tail: TailOptions;
+  private readonly filter: ContainerFilter | undefined;
+  private readonly excludePaths: RegExp[];
+  private readonly excludeFiles: RegExp[];
+  private readonly excludeDirs: RegExp[];
+  private timer: NodeJS.Timeout | undefined;
+  private scanning = false;
+
+  constructor(
+    private readonly p: Params,
+    private readonly pipeline: Pipeline,
+    multiline: MultilineOptions | undefined,
+  ) {
+    const enc = (p["FileEncoding"] as string | undefined) ?? "utf8";
+    if (!/^utf-?8$/i.test(enc))
+      throw new Error(`FileEncoding: only utf8 is supported, got ${JSON.stringify(enc)}`);
+    for (const fp of p["FilePaths"] as string[]) {
+      if (!fp.startsWith("/")) throw new Error(`FilePaths: want absolute paths, got ${JSON.stringify(fp)}`);
+    }
+    this.tail = { ...tailOptions(p, pipeline, multiline, "raw") };
+    this.filter = p["EnableContainerDiscovery"]
+      ? new ContainerFilter((p["ContainerFilters"] as ContainerFiltersConfig) ?? {})
+      : undefined;
+    const res = (k: string) => ((p[k] as string[] | undefined) ?? []).map(nameRegex);
+    this.excludePaths = res("ExcludeFilePaths");
+    this.excludeFiles = res("ExcludeFiles");
+    this.excludeDirs = res("ExcludeDirs");
+  }
+
+  start(): void {
+    void this.scan();
+    this.timer = setInterval(() => void this.scan(), 2000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.all([...this.sources.values()].map((s) => s.stop()));
+    this.sources.clear();
+  }
+
+  private excluded(path: string): boolean {
+    const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    return (
+      this.excludePaths.some((r) => r.test(path)) ||
+      this.excludeFiles.some((r) => r.test(name)) ||
+      this.excludeDirs.some((r) => r.test(dir))
+    );
+  }
+
+  /** (key, host path, path as the user sees it, container) for every matching file now. */
+  private async matches(): Promise<Array<{ key: string; host: string; shown: string; c?: ContainerInfo }>> {
+    const depth = (this.p["MaxDirSearchDepth"] as number | undefined) ?? 0;
+    const out: Array<{ key: string; host: string; shown: string; c?: ContainerInfo }> = [];
+    const prefix = `${this.pipeline.name}/file/`;
+    for (const pattern of this.p["FilePaths"] as string[]) {
+      if (!this.filter) {
+        for (const host of await expandGlob(pattern, depth)) {
+          if (!this.excluded(host)) out.push({ key: prefix + host, host, shown: host });
+        }
+        continue;
+      }
+      for (const c of this.pipeline.ctx.containers.current().values()) {
+        if (c.state !== "running" || !this.filter.matches(c)) continue;
+        const root = hostPathIn(c, "/");
+        const hostPattern = hostPathIn(c, pattern);
+        if (!hostPattern || root === undefined) continue;
+        for (const host of await expandGlob(hostPattern, depth)) {
+          const shown = containerPathOf(c, root, host);
+          if (!this.excluded(shown)) out.push({ key: `${prefix}${c.id}${shown}`, host, shown, c });
+        }
+      }
+    }
+    return out;
+  }
+
+  private async scan(): Promise<void> {
+    if (this.scanning) return;
+    this.scanning = true;
+    try {
+      const found = await this.matches();
+      const seen = new Set<string>();
+      for (const f of found) {
+        seen.add(f.key);
+        if (this.sources.has(f.key)) continue;
+        const src = this.source(f.key, f.host, f.shown, f.c);
+        this.sources.set(f.key, src);
+        src.start();
+      }
+      for (const [key, src] of this.sources) if (!seen.has(key)) src.finish();
+    } catch (err) {
+      this.pipeline.log.warn({ err: (err as Error).message }, "input_file: scanning failed");
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private source(key: string, host: string, shown: string, c: ContainerInfo | undefined): Source {
+    const tags: Record<string, string> = { ...(c ? tagsFor(c, this.p) : {}), __path__: shown };
+    const src = new Source(
+      {
+        key,
+        path: host,
+        tail: this.tail,
+        prepare: (records: LogRecord[]) => {
+          for (const r of records) r.tags = { ...tags };
+          return records;
+        },
+      },
+      {
+        checkpoints: this.pipeline.ctx.checkpoints,
+        log: this.pipeline.log,
+        readIntervalMs: this.pipeline.ctx.readIntervalMs,
+        deliver: (records) => this.pipeline.deliver(records),
+      },
+    );
+    void src.finished.then(async (how) => {
+      if (this.sources.get(key) === src) this.sources.delete(key);
+      // Read to the end of a file that went away: its position is of no more use.
+      if (how === "done" && !(await stat(host).catch(() => undefined)))
+        this.pipeline.ctx.checkpoints.delete(key);
+    });
+    return src;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The log record that flows from an input through the processors to the flushers, and the
+ * time helpers every stage shares (times are nanoseconds since the epoch, as bigint, so the
+ * CRI log's RFC 3339 nanosecond stamps survive the trip unchanged).
+ */
+
+export interface LogRecord {
+  /** The line's own time (the CRI log's stamp), ns since the epoch. */
+  timeNs: bigint;
+  /** stdout / stderr for container output; "" for files. */
+  source: string;
+  /** Content and parsed fields, in insertion order ("content" first until a parser drops it). */
+  fields: Record<string, string>;
+  /** Where the record came from: container, pod, file path… (`_container_name_`…). */
+  tags: Record<string, string>;
+}
+
+const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/;
+
+// Lines come in bursts within one second: the seconds part is parsed (and formatted) once.
+let lastParsed = { key: "", ns: 0n };
+let lastFormatted = { sec: -1n, text: "" };
+
+/** RFC 3339 (with up to 9 fraction digits) → ns since the epoch; undefined if not one. */
+export function parseRfc3339Ns(text: string): bigint | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const key = `${m[1]}${m[3]}`;
+  let base: bigint;
+  if (lastParsed.key === key) base = lastParsed.ns;
+  else {
+    const ms = Date.parse(key);
+    if (Number.isNaN(ms)) return undefined;
+    base = BigInt(ms) * 1_000_000n;
+    lastParsed = { key, ns: base };
+  }
+  return m[2] ? base + BigInt(m[2].padEnd(9, "0")) : base;
+}
+
+/** ns since the epoch → RFC 3339 in UTC with nine fraction digits. */
+export function formatRfc3339Ns(ns: bigint): string {
+  let sec = ns / 1_000_000_000n;
+  let frac = ns % 1_000_000_000n;
+  if (frac < 0n) {
+    frac += 1_000_000_000n;
+    sec -= 1n;
+  }
+  if (lastFormatted.sec !== sec) {
+    lastFormatted = { sec, text: new Date(Number(sec) * 1000).toISOString().slice(0, 19) };
+  }
+  return `${lastFormatted.text}.${frac.toString().padStart(9, "0")}Z`;
+}
+
+export function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+/** One NDJSON line of recordToJson(r), written without building the object. */
+export function recordToJsonLine(r: LogRecord): string {
+  let out = "{";
+  let first = true;
+  const add = (k: string, v: string) => {
+    out += `${first ? "" : ","}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    first = false;
+  };
+  const tags = r.tags;
+  for (const k in r.fields) if (!(k in tags) && k !== "_source_" && k !== "_time_") add(k, r.fields[k]!);
+  if (r.source) add("_source_", r.source);
+  add("_time_", formatRfc3339Ns(r.timeNs));
+  for (const k in tags) add(k, tags[k]!);
+  return `${out}}\n`;
+}
+
+/** The flat JSON view flusher_stdout and the JSON-based flushers write. */
+export function recordToJson(r: LogRecord): Record<string, string> {
+  const out: Record<string, string> = { ...r.fields };
+  if (r.source) out["_source_"] = r.source;
+  out["_time_"] = formatRfc3339Ns(r.timeNs);
+  return Object.assign(out, r.tags);
+}

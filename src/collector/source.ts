@@ -1,0 +1,129 @@
+/**
+ * One followed log (a container's CRI log, a host file): read a batch, tag it, run the
+ * processors, hand it to the pipeline's delivery, and only then commit its position, one
+ * batch at a time. A sink that does not take a batch therefore stops this reader where it is:
+ * memory stays bounded by one batch per source, nothing is dropped. A source marked `final`
+ * (its container exited or was removed) is read to its end and then reports itself done.
+ */
+import type { Logger } from "../common/logger.js";
+import type { CheckpointStore } from "./checkpoint.js";
+import { FileTail, type TailOptions } from "./file-tail.js";
+import type { LogRecord } from "./record.js";
+
+export interface SourceContext {
+  checkpoints: CheckpointStore;
+  log: Logger;
+  /** How often an idle source looks for new data (ms). */
+  readIntervalMs: number;
+  /** Processors and delivery; resolves false when the pipeline stopped before the sinks took it. */
+  deliver(records: LogRecord[]): Promise<boolean>;
+}
+
+export interface SourceOptions {
+  key: string;
+  path: string;
+  tail: TailOptions;
+  /** Adds tags, drops ignored streams; runs before the processors. */
+  prepare(records: LogRecord[]): LogRecord[];
+}
+
+export class Source {
+  private final = false;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private tail: FileTail;
+  /** Resolves when the loop has ended (done, or stopped). */
+  readonly finished: Promise<"done" | "stopped">;
+  private begin!: () => void;
+
+  constructor(
+    private readonly opts: SourceOptions,
+    private readonly ctx: SourceContext,
+  ) {
+    this.tail = new FileTail(opts.path, opts.tail);
+    const started = new Promise<void>((r) => (this.begin = r));
+    this.finished = started.then(() => this.run());
+  }
+
+  get key(): string {
+    return this.opts.key;
+  }
+
+  start(): void {
+    this.begin();
+  }
+
+  /** Nothing more will be written: read to the end, then finish. */
+  finish(): void {
+    this.final = true;
+    this.wake?.();
+  }
+
+  /** Stops after the batch in hand (delivered and committed, or abandoned uncommitted). */
+  stop(): Promise<"done" | "stopped"> {
+    this.stopping = true;
+    this.wake?.();
+    this.begin();
+    return this.finished;
+  }
+
+  private async run(): Promise<"done" | "stopped"> {
+    while (!this.stopping) {
+      try {
+        return await this.follow();
+      } catch (err) {
+        // An I/O error: start over from the last committed position after a pause.
+        this.ctx.log.error(
+          { source: this.opts.key, err: (err as Error).message },
+          "reading failed, retrying",
+        );
+        await this.tail.close();
+        this.tail = new FileTail(this.opts.path, this.opts.tail);
+        await this.sleep(1000);
+      }
+    }
+    return "stopped";
+  }
+
+  private async follow(): Promise<"done" | "stopped"> {
+    const { checkpoints } = this.ctx;
+    const key = this.opts.key;
+    try {
+      if (this.stopping) return "stopped";
+      await this.tail.open(checkpoints.get(key)?.position);
+      while (!this.stopping) {
+        const final = this.final;
+        const batch = await this.tail.next(final);
+        if (!batch) {
+          if (final) {
+            checkpoints.set(key, { position: this.tail.position(), done: true });
+            return "done";
+          }
+          await this.sleep(this.ctx.readIntervalMs);
+          continue;
+        }
+        const records = this.opts.prepare(batch.records);
+        if (records.length > 0 && !(await this.ctx.deliver(records))) return "stopped";
+        await this.tail.ack(batch);
+        checkpoints.set(key, { position: this.tail.position() });
+      }
+      return "stopped";
+    } finally {
+      await this.tail.close();
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}

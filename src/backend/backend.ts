@@ -57,6 +57,8 @@ export interface PullProgress {
     downloaded: number;
     state: "waiting" | "downloading" | "done";
   }>;
+  /** Set when the pull is over. */
+  finished?: boolean;
 }
 
 export interface NetworkStatus {

@@ -468,7 +468,7 @@ export class ContainerManager {
   /** Connects a streaming session to the running container's stdio (through its conmon). */
   async attach(id: string, io: ExecIO): Promise<number> {
     const c = await this.requireRunning(id);
-    return this.runtime(c).attach(c.id, io);
+    return this.runtime(c).attach(c.id, io, this.stdioConfig(c.id));
   }
 
   /** The running container and the process to exec in it: its whole spec (user, caps, env…) but the command. */

@@ -36,6 +36,7 @@ export function berthImagesService(opts: {
             layers: p.layers.map((l) => ({ ...l, size: BigInt(l.size), downloaded: BigInt(l.downloaded) })),
           });
           if (!call.write(msg)) await once(call, "drain");
+          if (p.finished) break;
         }
         await new Promise((r) => setTimeout(r, interval));
       }

@@ -26,7 +26,11 @@ export type PullAuth = CriAuthConfig;
 /** A pull in flight, as berth.v1.Images/PullProgress reports it. */
 export interface PullProgress {
   layers: { digest: string; size: number; downloaded: number; state: "waiting" | "downloading" | "done" }[];
+  /** Set when the pull is over (succeeded or not). */
+  finished?: boolean;
 }
+
+const PROGRESS_LINGER_MS = 5000;
 
 export type PullDeps = InstallDeps & { config: BerthConfig };
 
@@ -71,7 +75,11 @@ export class Puller {
     try {
       return await this.pullTracked(ref, auth, signal, progress);
     } finally {
-      if (this.progress.get(key) === progress) this.progress.delete(key);
+      // Kept a little while, finished: a watcher that comes late (a fast pull) still sees it.
+      progress.finished = true;
+      setTimeout(() => {
+        if (this.progress.get(key) === progress) this.progress.delete(key);
+      }, PROGRESS_LINGER_MS).unref();
     }
   }
 

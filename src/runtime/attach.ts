@@ -67,11 +67,20 @@ export async function connectAttachSocket(dir: string): Promise<net.Socket> {
   return new net.Socket({ fd: relayFd, readable: true, writable: true });
 }
 
+/** After a client's detach, how long the container's output may pause before the session ends. */
+const DETACH_QUIET_MS = 500;
+
 export interface AttachOptions {
   /** The directory holding conmon's `attach` socket. */
   socketDir: string;
   /** conmon's control FIFO (terminal resize). */
   ctlPath: string;
+  /**
+   * The container's stdin_once and tty: unless stdin_once without a terminal, the client's
+   * stdin EOF is its detach (crictl's Ctrl-P Ctrl-Q) and ends the session, as containerd does.
+   */
+  stdinOnce?: boolean;
+  tty?: boolean;
 }
 
 /**
@@ -93,6 +102,18 @@ export async function attachContainer(o: AttachOptions, io: ExecIO): Promise<num
 
   // stdin's end becomes shutdown(SHUT_WR): conmon closes the container's stdin if stdin_once.
   io.stdin?.pipe(sock);
+  if (!(o.stdinOnce && !o.tty)) {
+    // The client's stdin EOF is a detach: what the container is still answering reaches the
+    // client, then the session ends once the output has been quiet for a moment.
+    io.stdin?.once("end", () => {
+      let timer = setTimeout(() => sock.destroy(), DETACH_QUIET_MS);
+      sock.on("data", () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => sock.destroy(), DETACH_QUIET_MS);
+      });
+      sock.once("close", () => clearTimeout(timer));
+    });
+  }
   if (io.resize) void applyResizes(io.resize, (s) => writeControl(o.ctlPath, resizeMessage(s)));
 
   const onAbort = () => sock.destroy();

@@ -72,8 +72,11 @@ export interface OciRuntime {
   execSync(id: string, processSpec: OciProcess, timeoutSec: number): Promise<ExecSyncResult>;
   /** Runs a process in the container wired to a streaming session; resolves with its exit code. */
   exec(id: string, processSpec: OciProcess, tty: boolean, io: ExecIO): Promise<number>;
-  /** Connects a streaming session to the container's stdio until it exits or the client leaves. */
-  attach(id: string, io: ExecIO): Promise<number>;
+  /**
+   * Connects a streaming session to the container's stdio until it exits or the client leaves
+   * (or, unless stdin_once without a terminal, closes its stdin: a detach).
+   */
+  attach(id: string, io: ExecIO, stdio?: { stdinOnce: boolean; tty: boolean }): Promise<number>;
   /** Makes the monitor reopen the container's log file (after the kubelet rotated it). */
   reopenLog(id: string): Promise<void>;
   /** The container's init pid as the monitor recorded it; 0 when unknown. */
@@ -323,9 +326,9 @@ export class ConmonOciRuntime implements OciRuntime {
     return runcExec({ runtimePath: path, runtimeRoot: root, containerId: id, processSpec, tty }, io);
   }
 
-  async attach(id: string, io: ExecIO): Promise<number> {
+  async attach(id: string, io: ExecIO, stdio?: { stdinOnce: boolean; tty: boolean }): Promise<number> {
     const ctlPath = join(await this.bundleOf(id), "ctl");
-    return attachContainer({ socketDir: join(this.socketDir, id), ctlPath }, io);
+    return attachContainer({ socketDir: join(this.socketDir, id), ctlPath, ...stdio }, io);
   }
 
   async update(id: string, resources: object): Promise<void> {

@@ -297,6 +297,20 @@ describe("pods and containers", { timeout: SUITE_TIMEOUT_MS }, () => {
     leave.abort();
     await assert.rejects(session1);
     assert.equal((await containerStatus(rt, echo)).state, ContainerState.CONTAINER_RUNNING);
+    // The client closing stdin is a detach (crictl's Ctrl-P Ctrl-Q) of a container that is not
+    // stdin_once: the session ends (once the output is quiet), the container runs on.
+    const detachIn = new PassThrough();
+    const detachOut = text();
+    const detached = execOverSpdy(await attachUrl(echo, { stdin: true }), {
+      stdin: detachIn,
+      stdout: detachOut.w,
+      stderr: detachOut.w,
+    });
+    detachIn.write("three\n");
+    await detachOut.until(/got:three\n/);
+    detachIn.end();
+    assert.equal(await detached, 0);
+    assert.equal((await containerStatus(rt, echo)).state, ContainerState.CONTAINER_RUNNING);
     // An exec running when the container exits ends with it (killed with the pid namespace).
     const execOut = text();
     const { url: sleeperUrl } = await rt.call<{ url: string }>("exec", {

@@ -1,38 +1,9 @@
-/**
- * Pod lifecycle benchmark: berthd and containerd (when installed) side by side, both up at once,
- * with the same busybox image, the same CNI conflist (bridge `berthbench0` on 10.253.0.0/16 +
- * portmap, plugins from /usr/lib/cni) and the same pod/container configs, driven through their
- * CRI sockets with the same client.
- *
- * A lifecycle is RunPodSandbox, CreateContainer (`sleep 3600`, RuntimeDefault seccomp), StartContainer, StopContainer
- * (timeout 0: SIGKILL at once; busybox sleep as pid 1 ignores SIGTERM), StopPodSandbox,
- * RemovePodSandbox, each timed on the client. Phases:
- *   warm-up  a few lifecycles each (checks the pod IP and that the container runs)
- *   serial   N lifecycles each, in chunks alternating between the runtimes (load drift hits both)
- *   parallel rounds of P concurrent lifecycles, alternating runtimes per round
- *   memory   P pods started at once; VmRSS/Pss of the daemon, the per-container monitors
- *            (conmon / containerd-shim-runc-v2) and the sandbox processes, then torn down
- *
- * containerd needs a sandbox image: the busybox image with Entrypoint ["/bin/sleep","infinity"]
- * doubles as one, pushed to a local registry and pulled (with the app image) before anything
- * is timed. Everything lives in temp dirs; at the end (or on failure / signal) pods are removed
- * through CRI, stray processes in the bench cgroup are killed, and the bridge, the cgroup
- * parent and temp dirs are removed (CNI DEL removes the iptables rules).
- */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  ContainerConfig,
-  ContainerState,
-  NamespaceMode,
-  PodSandboxConfig,
-  SecurityProfile_ProfileType,
-} from "../api/gen/runtime/v1/api.js";
-import { defaultConflist } from "../network/default-conflist.js";
+import { ContainerState } from "../api/gen/runtime/v1/api.js";
 import { busyboxLayer } from "../tools/busybox-image.js";
 import { buildImage, ociArchive } from "../tools/oci-builder.js";
 import { pushImage } from "../tools/push-image.js";
@@ -41,18 +12,21 @@ import { startBerthd } from "./berth.js";
 import { CNI_BIN_DIR, containerdMissing, containerdVersion, startContainerd } from "./containerd.js";
 import { type ExecBenchResult, type ExecTarget, runExecBench } from "./exec.js";
 import type { RuntimeInstance } from "./measure.js";
+import { BRIDGE, CGROUP_PARENT, conflist, containerConfig, podConfig, SUBNET } from "./pod-configs.js";
 import { PodCri } from "./pod-cri.js";
+import {
+  cgroupDirs,
+  leftoverIptables,
+  removeBridge,
+  removeLeftoverNatRules,
+  restoreRunContainerd,
+  runContainerdSnapshot,
+  sweepHost,
+} from "./pod-host.js";
 import { childrenOf, listProcs, monitorsUnder, type ProcMem, procsMem } from "./procs.js";
 import { RssSampler, readMem } from "./rss.js";
-import { type Cleanup, errorText, log, mountsUnder, removeTree, run, sleep, withTimeout } from "./util.js";
+import { type Cleanup, errorText, log, mountsUnder, removeTree, sleep, withTimeout } from "./util.js";
 
-export const BRIDGE = "berthbench0";
-export const SUBNET = "10.253.0.0/16";
-/** cgroupfs parent of every pod and container (both runtimes), removed at the end. */
-export const CGROUP_PARENT = "/berthbench";
-const CGROUP_ROOT = "/sys/fs/cgroup";
-const NETWORK_NAME = "berth-bench";
-const POD_NAMESPACE = "berth-bench";
 const RUNC = "/usr/sbin/runc";
 
 export const POD_RPCS = [
@@ -222,60 +196,6 @@ export function serverDurations(logs: string): Record<PodRpc, number[]> {
   return out;
 }
 
-function conflist(ipamDir: string): string {
-  const list = defaultConflist({
-    name: NETWORK_NAME,
-    bridge: BRIDGE,
-    subnet: SUBNET,
-    dataDir: ipamDir,
-    promiscMode: true,
-    bandwidth: false,
-  });
-  return `${JSON.stringify(list, null, 2)}\n`;
-}
-
-/** What kubelet would send, minus what neither runtime needs: pid namespace per container. */
-function podConfig(name: string, uid: string, logRoot: string): PodSandboxConfig {
-  return PodSandboxConfig.fromPartial({
-    metadata: { name, namespace: POD_NAMESPACE, uid, attempt: 0 },
-    hostname: name,
-    logDirectory: join(logRoot, `${POD_NAMESPACE}_${name}_${uid}`),
-    labels: { "berth-bench": "pod", "io.kubernetes.pod.name": name },
-    linux: {
-      cgroupParent: CGROUP_PARENT,
-      securityContext: {
-        namespaceOptions: {
-          network: NamespaceMode.POD,
-          pid: NamespaceMode.CONTAINER,
-          ipc: NamespaceMode.POD,
-        },
-      },
-    },
-  });
-}
-
-function containerConfig(image: string): ContainerConfig {
-  return ContainerConfig.fromPartial({
-    metadata: { name: "sleeper", attempt: 0 },
-    image: { image },
-    command: ["sleep", "3600"],
-    logPath: "sleeper/0.log",
-    labels: { "berth-bench": "container" },
-    linux: {
-      securityContext: {
-        namespaceOptions: {
-          network: NamespaceMode.POD,
-          pid: NamespaceMode.CONTAINER,
-          ipc: NamespaceMode.POD,
-        },
-        // Named, as the kubelet does when a cluster wants it: neither runtime applies a profile
-        // to a container that names none. The filter costs runc ~18 ms per start and exec here.
-        seccomp: { profileType: SecurityProfile_ProfileType.RuntimeDefault },
-      },
-    },
-  });
-}
-
 /** Best effort: stop and remove a pod (after a failure, or at cleanup). */
 async function forceRemovePod(cri: PodCri, podId: string): Promise<void> {
   await cri.stopPodSandbox(podId).catch(() => {});
@@ -433,135 +353,6 @@ async function measureMemory(
         }),
       ),
     );
-  }
-}
-
-// ---- cleanup of what the runtimes leave on the host when something went wrong ----
-
-async function cgroupDirs(): Promise<string[]> {
-  const out: string[] = [];
-  for (const hierarchy of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
-    const d = join(CGROUP_ROOT, hierarchy, CGROUP_PARENT);
-    if (existsSync(d)) out.push(d);
-  }
-  return out;
-}
-
-/** Every cgroup dir at or below `dir`, deepest first. */
-async function cgroupTree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-    }
-    out.push(d);
-  };
-  await walk(dir);
-  return out;
-}
-
-/** Kills whatever still runs in the bench cgroup parent and monitors naming `dirs`, then removes the cgroups. */
-async function sweepHost(dirs: readonly string[]): Promise<void> {
-  const strays = new Set<number>();
-  for (const top of await cgroupDirs()) {
-    for (const d of await cgroupTree(top)) {
-      const procs = await readFile(join(d, "cgroup.procs"), "utf8").catch(() => "");
-      for (const p of procs.split("\n").filter(Boolean)) strays.add(Number(p));
-    }
-  }
-  const procs = await listProcs();
-  for (const dir of dirs) {
-    for (const bin of ["conmon", "containerd-shim-runc-v2"]) {
-      for (const p of monitorsUnder(procs, bin, dir)) strays.add(p.pid);
-    }
-  }
-  if (strays.size > 0) {
-    log(`cleanup: killing ${strays.size} leftover process(es): ${[...strays].join(" ")}`);
-    for (const pid of strays) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
-    }
-    await sleep(500);
-  }
-  for (const top of await cgroupDirs()) {
-    for (const d of await cgroupTree(top)) {
-      await rmdir(d).catch((err: unknown) => log(`cleanup: rmdir ${d}: ${errorText(err)}`));
-    }
-  }
-}
-
-async function removeBridge(): Promise<void> {
-  if (!existsSync(`/sys/class/net/${BRIDGE}`)) return;
-  await run("ip", ["link", "del", BRIDGE]).catch((err: unknown) => log(`cleanup: ${errorText(err)}`));
-}
-
-/** Rules left in iptables that name the bench subnet (CNI DEL should have removed them all). */
-async function leftoverIptables(): Promise<string[]> {
-  const out = await run("iptables-save", []).catch(() => "");
-  return out.split("\n").filter((l) => l.includes("10.253.") || l.includes(BRIDGE));
-}
-
-/**
- * Last resort when a pod was never torn down (bench killed midway): the bridge plugin's DEL
- * cannot remove its ipMasq rules once the netns is gone (it reads the addresses from it), so
- * delete the NAT rules tagged with the bench network's name, then its per-pod chains.
- */
-async function removeLeftoverNatRules(): Promise<void> {
-  const text = await run("iptables-save", ["-t", "nat"]).catch(() => "");
-  const ours = text
-    .split("\n")
-    .filter((l) => l.startsWith("-A ") && l.includes(`name: \\"${NETWORK_NAME}\\"`));
-  if (ours.length === 0) return;
-  const chains = new Set<string>();
-  const deletes: string[] = [];
-  for (const line of ours) {
-    const chain = line.split(" ")[1] ?? "";
-    if (/^CNI-[0-9a-f]{24}$/.test(chain)) chains.add(chain);
-    else deletes.push(`-D ${line.slice(3)}`);
-  }
-  const script = [
-    "*nat",
-    ...deletes,
-    ...[...chains].map((c) => `-F ${c}`),
-    ...[...chains].map((c) => `-X ${c}`),
-    "COMMIT",
-    "",
-  ].join("\n");
-  log(`cleanup: removing ${ours.length} leftover NAT rule(s) of ${NETWORK_NAME}`);
-  await runWithInput("iptables-restore", ["--noflush"], script).catch((err: unknown) =>
-    log(`cleanup: iptables-restore: ${errorText(err)}`),
-  );
-}
-
-function runWithInput(file: string, args: string[], input: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ["pipe", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr?.on("data", (b: Buffer) => (stderr += b.toString()));
-    child.once("error", reject);
-    child.once("exit", (code) =>
-      code === 0 ? resolve() : reject(new Error(`exit ${code}: ${stderr.trim()}`)),
-    );
-    child.stdin?.end(input);
-  });
-}
-
-/** containerd's shim sockets go to /run/containerd/s whatever its state dir: remove what we add. */
-async function runContainerdSnapshot(): Promise<{ existed: boolean; sockets: Set<string> }> {
-  const existed = existsSync("/run/containerd");
-  const sockets = new Set(await readdir("/run/containerd/s").catch(() => [] as string[]));
-  return { existed, sockets };
-}
-
-async function restoreRunContainerd(before: { existed: boolean; sockets: Set<string> }): Promise<void> {
-  for (const s of await readdir("/run/containerd/s").catch(() => [] as string[])) {
-    if (!before.sockets.has(s)) await rm(join("/run/containerd/s", s), { force: true, recursive: true });
-  }
-  if (!before.existed) {
-    // Only if nothing else moved in meanwhile.
-    await rmdir("/run/containerd/s").catch(() => {});
-    await rmdir("/run/containerd").catch(() => {});
   }
 }
 

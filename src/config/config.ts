@@ -22,7 +22,7 @@ export interface RegistryConfig {
   mirrors: Record<string, { endpoints: string[] }>;
   configs: Record<string, RegistryHostConfig>;
 }
-export interface ImageConfig {
+export interface ImageSettings {
   /** Layers downloaded (and unpacked) at once per pull. */
   maxConcurrentDownloads: number;
   /** Drop compressed layer blobs once unpacked (saves disk; as containerd's discard_unpacked_layers). */
@@ -72,7 +72,7 @@ export interface BerthConfig {
   state: string;
   listen: string;
   logLevel: LogLevel;
-  image: ImageConfig;
+  image: ImageSettings;
   registry: RegistryConfig;
   runtime: RuntimeConfig;
   cni: CniConfig;

@@ -26,7 +26,7 @@ import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
 const BRIDGE = "berthhi0";
-const SUBNET = "10.253.0.0/24";
+const SUBNET = "10.248.0.0/24";
 
 const HOST_NS = { linux: { securityContext: { namespaceOptions: { network: 2, pid: 1, ipc: 0 } } } };
 

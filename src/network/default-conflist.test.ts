@@ -49,6 +49,20 @@ test("default conflist: berth / berth0 / 10.88.0.0/16 with portmap and bandwidth
   assert.equal((defaultConflist({ bandwidth: false }).plugins as unknown[]).length, 2);
 });
 
+test("the bridge gets hairpin mode or promiscuous mode, never both (the plugin refuses both)", () => {
+  const bridgeOf = (l: Record<string, unknown>) => (l["plugins"] as Array<Record<string, unknown>>)[0]!;
+  assert.equal(bridgeOf(defaultConflist())["hairpinMode"], true);
+  assert.equal(bridgeOf(defaultConflist())["promiscMode"], undefined);
+  const promisc = bridgeOf(defaultConflist({ promiscMode: true }));
+  assert.deepEqual([promisc["promiscMode"], promisc["hairpinMode"]], [true, undefined]);
+  const plugins = (
+    defaultConflist({ portmap: false, bandwidth: false, loopback: true })["plugins"] as Array<{
+      type: string;
+    }>
+  ).map((p) => p.type);
+  assert.deepEqual(plugins, ["bridge", "loopback"]);
+});
+
 test("the installed plugins (1.1.1) support cniVersion 1.0.0", { skip: needsPlugins }, async () => {
   const info = await pluginVersionInfo("/usr/lib/cni/bridge");
   assert.ok(info.supportedVersions.includes("1.0.0"), info.supportedVersions.join(","));

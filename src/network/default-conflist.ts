@@ -45,8 +45,8 @@ export function defaultConflist(opts: DefaultConflistOptions = {}): Record<strin
       bridge: opts.bridge ?? "berth0",
       isGateway: true,
       ipMasq: opts.ipMasq ?? true,
-      hairpinMode: true,
-      ...(opts.promiscMode && { promiscMode: true }),
+      // The bridge plugin takes one of the two: hairpin by default, promiscuous when asked.
+      ...(opts.promiscMode ? { promiscMode: true } : { hairpinMode: true }),
       ipam,
     },
   ];

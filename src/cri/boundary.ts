@@ -139,6 +139,35 @@ function logOutcome(log: Logger, method: string, started: bigint, err?: unknown)
   }
 }
 
+/**
+ * Runs one call: the handler gets a logger and an AbortSignal (client cancel, deadline,
+ * shutdown); its outcome is logged, counted and answered with a typed error's gRPC code.
+ */
+function serve<Res>(
+  call: CancellableCall,
+  log: Logger,
+  method: string,
+  run: (signal: AbortSignal) => Promise<Res>,
+  callback: (err: ServerErrorResponse | null, res?: Res) => void,
+): void {
+  const started = process.hrtime.bigint();
+  const { signal, done } = callSignal(call, method);
+  run(signal).then(
+    (res) => {
+      done();
+      logOutcome(log, method, started);
+      callback(null, res);
+    },
+    (err: unknown) => {
+      done();
+      const final = outcomeError(err, signal);
+      if (final !== err) log.debug({ err: describe(err) }, `${method}: error after the call was aborted`);
+      logOutcome(log, method, started, final);
+      callback(toGrpcError(final));
+    },
+  );
+}
+
 export function unary<Req, Res>(
   logger: Logger,
   method: string,
@@ -146,22 +175,7 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const log = logger.child({ method, ...requestFields(call.request) });
-    const started = process.hrtime.bigint();
-    const { signal, done } = callSignal(call, method);
-    handler(call.request, log, signal).then(
-      (res) => {
-        done();
-        logOutcome(log, method, started);
-        callback(null, res);
-      },
-      (err: unknown) => {
-        done();
-        const final = outcomeError(err, signal);
-        if (final !== err) log.debug({ err: describe(err) }, `${method}: error after the call was aborted`);
-        logOutcome(log, method, started, final);
-        callback(toGrpcError(final));
-      },
-    );
+    serve(call, log, method, (signal) => handler(call.request, log, signal), callback);
   };
 }
 
@@ -172,21 +186,7 @@ export function clientStreaming<Req, Res>(
 ): handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
     const log = logger.child({ method });
-    const started = process.hrtime.bigint();
-    const { signal, done } = callSignal(call, method);
-    handler(call as AsyncIterable<Req>, log, signal).then(
-      (res) => {
-        done();
-        logOutcome(log, method, started);
-        callback(null, res);
-      },
-      (err: unknown) => {
-        done();
-        const final = outcomeError(err, signal);
-        logOutcome(log, method, started, final);
-        callback(toGrpcError(final));
-      },
-    );
+    serve(call, log, method, (signal) => handler(call as AsyncIterable<Req>, log, signal), callback);
   };
 }
 

@@ -44,20 +44,30 @@ export async function pullWithProgress(
   };
   let timer: NodeJS.Timeout | undefined;
   let stream: { cancel(): void } | undefined;
+  // Resolves when the progress stream has said its last word (done, end or an error).
+  let streamOver: Promise<void> = Promise.resolve();
   if (tty) {
     draw(`Pulling ${image} ${elapsed()}`);
     timer = setInterval(() => draw(`Pulling ${image} ${elapsed()}`), 250);
     const { PullProgressRequest } = await import("../api/gen/berth/v1/berth.js");
     const s = ctx.client.berth.pullProgress(PullProgressRequest.fromPartial({ image, intervalMs: 200 }));
-    s.on("data", (m: PullProgressResponse) => {
-      if (!m.done) last = m.layers;
+    streamOver = new Promise<void>((resolve) => {
+      s.on("data", (m: PullProgressResponse) => {
+        if (m.done) resolve();
+        else last = m.layers;
+      });
+      s.on("end", () => resolve());
+      // another runtime (UNIMPLEMENTED) or cancelled: elapsed time only
+      s.on("error", () => resolve());
     });
-    s.on("error", () => {}); // another runtime (UNIMPLEMENTED) or cancelled: elapsed time only
     stream = s;
   } else if (!quiet) process.stderr.write(`Pulling ${image}\n`);
   try {
     const res = await ctx.client.pullImage(image, auth, ctx.timeoutS ? ctx.timeoutS * 1000 : undefined);
     if (tty) {
+      // A fast pull can end before the first progress sample reached us: the server keeps the
+      // finished pull's layers a moment, so wait (briefly) for its last word before drawing.
+      await Promise.race([streamOver, new Promise((r) => setTimeout(r, 1000).unref())]);
       last = last.map((l) => ({ ...l, state: "done" }));
       draw(`Pulled ${image} in ${elapsed()}\n`);
     } else if (!quiet) process.stderr.write(`Pulled ${image} in ${elapsed()}\n`);

@@ -7,7 +7,7 @@
 import { Client } from "undici";
 import type { Logger } from "../common/logger.js";
 import type { ContainerInfo } from "./container-info.js";
-import type { ContainerSet, ContainerSource } from "./discovery.js";
+import { type ContainerSet, type ContainerSource, PollingSource } from "./polling-source.js";
 
 interface DockerSummary {
   Id: string;
@@ -43,64 +43,17 @@ export function dockerSocket(endpoint: string): string {
   return path;
 }
 
-export class DockerDiscovery implements ContainerSource {
-  private containers = new Map<string, ContainerInfo>();
-  private readonly subscribers = new Set<(set: ContainerSet) => void>();
+export class DockerDiscovery extends PollingSource {
   private readonly http: Client;
-  private timer: NodeJS.Timeout | undefined;
-  private polling: Promise<void> | undefined;
-  private lastError = "";
-  private listed = false;
 
-  isListed(): boolean {
-    return this.listed;
-  }
-
-  constructor(
-    endpoint: string,
-    private readonly log: Logger,
-    private readonly pollMs = 1000,
-  ) {
+  constructor(endpoint: string, log: Logger, pollMs = 1000) {
+    super(log, pollMs, "listing Docker containers failed");
     this.http = new Client("http://docker", { socketPath: dockerSocket(endpoint) });
   }
 
-  current(): ContainerSet {
-    return this.containers;
-  }
-
-  subscribe(fn: (set: ContainerSet) => void): () => void {
-    this.subscribers.add(fn);
-    if (this.listed) fn(this.containers);
-    return () => this.subscribers.delete(fn);
-  }
-
-  async start(): Promise<void> {
-    await this.poll();
-    this.timer = setInterval(() => void this.poll(), this.pollMs);
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+  override stop(): void {
+    super.stop();
     void this.http.close().catch(() => {});
-  }
-
-  poll(): Promise<void> {
-    this.polling ??= this.pollOnce()
-      .then(
-        () => {
-          this.lastError = "";
-        },
-        (err: Error) => {
-          if (err.message !== this.lastError)
-            this.log.warn({ err: err.message }, "listing Docker containers failed");
-          this.lastError = err.message;
-        },
-      )
-      .finally(() => {
-        this.polling = undefined;
-      });
-    return this.polling;
   }
 
   private async get<T>(path: string): Promise<T> {
@@ -110,7 +63,7 @@ export class DockerDiscovery implements ContainerSource {
     return JSON.parse(text) as T;
   }
 
-  private async pollOnce(): Promise<void> {
+  protected async list(): Promise<Map<string, ContainerInfo>> {
     const list = await this.get<DockerSummary[]>("/containers/json?all=1");
     const sandboxes = new Map<string, Record<string, string>>();
     for (const c of list) {
@@ -131,9 +84,7 @@ export class DockerDiscovery implements ContainerSource {
       );
       if (info) next.set(c.Id, info);
     }
-    this.containers = next;
-    this.listed = true;
-    for (const fn of this.subscribers) fn(next);
+    return next;
   }
 }
 

@@ -20,14 +20,11 @@ import {
 } from "../api/gen/runtime/v1/api.js";
 import type { Logger } from "../common/logger.js";
 import type { ContainerInfo } from "./container-info.js";
+import { type ContainerSet, type ContainerSource, PollingSource } from "./polling-source.js";
 
-export type ContainerSet = ReadonlyMap<string, ContainerInfo>;
+export type { ContainerSet, ContainerSource };
 
 /** Where the containers come from (CRI here; a Docker source would give the same). */
-export interface ContainerSource {
-  subscribe(fn: (set: ContainerSet) => void): () => void;
-  current(): ContainerSet;
-}
 
 const STATES: Record<number, ContainerInfo["state"]> = {
   [ContainerState.CONTAINER_CREATED]: "created",
@@ -61,72 +58,25 @@ function placeholder(c: Container): ContainerInfo {
   };
 }
 
-export class CriDiscovery implements ContainerSource {
-  private containers = new Map<string, ContainerInfo>();
-  private readonly subscribers = new Set<(set: ContainerSet) => void>();
-  private timer: NodeJS.Timeout | undefined;
+export class CriDiscovery extends PollingSource {
   private events: ClientReadableStream<unknown> | undefined;
-  private polling: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
-  private lastError = "";
-  private listed = false;
-
-  isListed(): boolean {
-    return this.listed;
-  }
 
   constructor(
     private readonly client: CriClient,
-    private readonly log: Logger,
-    private readonly pollMs = 1000,
-  ) {}
-
-  current(): ContainerSet {
-    return this.containers;
+    log: Logger,
+    pollMs = 1000,
+  ) {
+    super(log, pollMs, "listing containers failed");
   }
 
-  /** `fn` gets the set after every successful listing (at once if there was one already). */
-  subscribe(fn: (set: ContainerSet) => void): () => void {
-    this.subscribers.add(fn);
-    if (this.listed) fn(this.containers);
-    return () => this.subscribers.delete(fn);
-  }
-
-  async start(): Promise<void> {
-    await this.poll();
-    this.timer = setInterval(() => void this.poll(), this.pollMs);
+  override async start(): Promise<void> {
+    await super.start();
     this.watchEvents();
   }
 
-  stop(): void {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+  override stop(): void {
+    super.stop();
     this.events?.cancel();
-  }
-
-  /** One poll at a time; a poll asked for during one runs right after it. */
-  poll(): Promise<void> {
-    if (this.polling) {
-      this.again = true;
-      return this.polling;
-    }
-    this.polling = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.pollOnce();
-          if (this.lastError) this.log.info("runtime reachable again");
-          this.lastError = "";
-        } catch (err) {
-          const msg = (err as Error).message;
-          if (msg !== this.lastError) this.log.warn({ err: msg }, "listing containers failed");
-          this.lastError = msg;
-        }
-      } while (this.again && !this.stopped);
-      this.polling = undefined;
-    })();
-    return this.polling;
   }
 
   private watchEvents(): void {
@@ -145,7 +95,7 @@ export class CriDiscovery implements ContainerSource {
     });
   }
 
-  private async pollOnce(): Promise<void> {
+  protected async list(): Promise<Map<string, ContainerInfo>> {
     const [list, pods] = await Promise.all([
       this.client.runtimeCall<ListContainersResponse>("listContainers", {}, 30_000),
       this.client.runtimeCall<ListPodSandboxResponse>("listPodSandbox", {}, 30_000),
@@ -167,9 +117,7 @@ export class CriDiscovery implements ContainerSource {
       });
       next.set(c.id, info);
     }
-    this.containers = next;
-    this.listed = true;
-    for (const fn of this.subscribers) fn(next);
+    return next;
   }
 
   private async inspect(

@@ -29,8 +29,8 @@ rm -f "$demo"
 berth images
 
 if ! berth ps | grep -q ' demo '; then
-  berth rmp demo >/dev/null 2>&1 || true
-  berth run --name demo --publish 8080:8080 docker.io/berth/demo:latest
+  berth rmp -f demo >/dev/null 2>&1 || true
+  berth run -d --name demo --publish 8080:8080 docker.io/berth/demo:latest
 fi
 berth pods
 berth ps

@@ -84,6 +84,16 @@ export class BerthdProcess {
     return this.proc?.pid;
   }
 
+  /** Stops and removes every pod through the runtime (a test that failed midway left some). */
+  async removeAllPods(): Promise<void> {
+    if (this.proc?.exitCode !== null || this.proc?.signalCode !== null) return;
+    const { items } = await this.client.call("listPodSandbox", {});
+    for (const p of items) {
+      await this.client.call("stopPodSandbox", { podSandboxId: p.id }).catch(() => {});
+      await this.client.call("removePodSandbox", { podSandboxId: p.id }).catch(() => {});
+    }
+  }
+
   /** Ends the daemon with `signal` and waits for it to exit; resolves its exit code. */
   async kill(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
     const proc = this.proc;
@@ -95,6 +105,8 @@ export class BerthdProcess {
 
   /** Ends the daemon (SIGKILL if SIGTERM has not done it within a minute) and removes its directories. */
   async stop(): Promise<void> {
+    // Pods first: a pod's init and containers run under conmon and would outlive berthd.
+    await this.removeAllPods().catch(() => {});
     this.client.close();
     let timer: NodeJS.Timeout | undefined;
     const stuck = await Promise.race([

@@ -43,7 +43,7 @@ export interface ExecTarget {
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 async function execSyncTrue(t: ExecTarget): Promise<void> {
-  const r = await t.client.runtimeCall<{ exitCode: number }>("execSync", {
+  const r = await t.client.call("execSync", {
     containerId: t.containerId,
     cmd: ["true"],
     timeout: 30n,
@@ -59,7 +59,7 @@ async function streamed(t: ExecTarget, cmd: string[], tty: boolean, stdin?: Read
       cb();
     },
   });
-  const { url } = await t.client.runtimeCall<{ url: string }>("exec", {
+  const { url } = await t.client.call("exec", {
     containerId: t.containerId,
     cmd,
     tty,

@@ -1,13 +1,13 @@
 /**
- * The pod benchmark's typed RuntimeService calls, over CriClient.runtimeCall (requests built
+ * The pod benchmark's RuntimeService calls, over the typed CriClient.call (requests built
  * with `fromPartial`, so unset fields are proto defaults). Works against any CRI v1 endpoint:
  * berthd and containerd alike.
  */
-import type { CriClient } from "../api/client.js";
+import type { CriClient, RuntimeRequest, UnaryRuntimeMethod } from "../api/client.js";
 import type {
   ContainerConfig,
   ContainerStatusResponse,
-  ListPodSandboxResponse,
+  DeepPartial,
   PodSandboxConfig,
   PodSandboxStatusResponse,
 } from "../api/gen/runtime/v1/api.js";
@@ -18,12 +18,12 @@ export class PodCri {
     private readonly timeoutMs = 120_000,
   ) {}
 
-  private call<T>(method: string, req: object): Promise<T> {
-    return this.cri.runtimeCall<T>(method, req, this.timeoutMs);
+  private call<K extends UnaryRuntimeMethod>(method: K, req: DeepPartial<RuntimeRequest<K>>) {
+    return this.cri.call(method, req, this.timeoutMs);
   }
 
   async runPodSandbox(config: PodSandboxConfig): Promise<string> {
-    return (await this.call<{ podSandboxId: string }>("runPodSandbox", { config })).podSandboxId;
+    return (await this.call("runPodSandbox", { config })).podSandboxId;
   }
 
   async createContainer(
@@ -31,7 +31,7 @@ export class PodCri {
     config: ContainerConfig,
     sandboxConfig: PodSandboxConfig,
   ): Promise<string> {
-    const res = await this.call<{ containerId: string }>("createContainer", {
+    const res = await this.call("createContainer", {
       podSandboxId,
       config,
       sandboxConfig,
@@ -64,7 +64,7 @@ export class PodCri {
   }
 
   async listPodIds(labelSelector: Record<string, string> = {}): Promise<string[]> {
-    const res = await this.call<ListPodSandboxResponse>("listPodSandbox", { filter: { labelSelector } });
+    const res = await this.call("listPodSandbox", { filter: { labelSelector } });
     return res.items.map((p) => p.id);
   }
 }

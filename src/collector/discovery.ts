@@ -12,10 +12,7 @@ import type { CriClient } from "../api/client.js";
 import {
   type Container,
   ContainerState,
-  type ContainerStatusResponse,
   GetEventsRequest,
-  type ListContainersResponse,
-  type ListPodSandboxResponse,
   type PodSandbox,
 } from "../api/gen/runtime/v1/api.js";
 import type { Logger } from "../common/logger.js";
@@ -97,8 +94,8 @@ export class CriDiscovery extends PollingSource {
 
   protected async list(): Promise<Map<string, ContainerInfo>> {
     const [list, pods] = await Promise.all([
-      this.client.runtimeCall<ListContainersResponse>("listContainers", {}, 30_000),
-      this.client.runtimeCall<ListPodSandboxResponse>("listPodSandbox", {}, 30_000),
+      this.client.call("listContainers", {}, 30_000),
+      this.client.call("listPodSandbox", {}, 30_000),
     ]);
     const podById = new Map(pods.items.map((p) => [p.id, p]));
     const next = new Map<string, ContainerInfo>();
@@ -125,11 +122,7 @@ export class CriDiscovery extends PollingSource {
     state: ContainerInfo["state"],
     pod: PodSandbox | undefined,
   ): Promise<ContainerInfo> {
-    const st = await this.client.runtimeCall<ContainerStatusResponse>(
-      "containerStatus",
-      { containerId: c.id, verbose: true },
-      30_000,
-    );
+    const st = await this.client.call("containerStatus", { containerId: c.id, verbose: true }, 30_000);
     let verbose: VerboseInfo = {};
     try {
       verbose = JSON.parse(st.info["info"] ?? "{}") as VerboseInfo;

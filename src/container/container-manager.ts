@@ -5,7 +5,7 @@
  * state of the others is re-read from the runtime and conmon's exit files.
  */
 import { randomBytes } from "node:crypto";
-import { access, mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ContainerConfig, type LinuxContainerResources, NamespaceMode } from "../api/gen/runtime/v1/api.js";
 import { SingleFlight } from "../common/concurrency.js";
@@ -19,6 +19,7 @@ import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timelin
 import { decodePodConfig, type PodRecord, type SandboxManager } from "../pod/sandbox-manager.js";
 import { type HandlerLookup, type OciRuntime, observeExit } from "../runtime/oci-runtime.js";
 import type { ExecSyncResult, OciProcess } from "../runtime/runc-exec.js";
+import { readBundleSpec, writeBundleSpec } from "../runtime-spec/bundle.js";
 import { buildResources } from "../runtime-spec/resources.js";
 import { buildContainerSpec } from "../runtime-spec/spec.js";
 import { RecordStore } from "../store/record-store.js";
@@ -271,7 +272,7 @@ export class ContainerManager {
           unsetSeccompProfile: this.opts.seccompUseDefaultWhenEmpty ? "runtime/default" : "unconfined",
         }),
       );
-      await writeFile(join(rec.dir, "config.json"), JSON.stringify(spec));
+      await writeBundleSpec(rec.dir, spec);
       const logPath = rec.logPath || join(rec.dir, "container.log");
       await mkdir(dirname(logPath), { recursive: true });
       await tl.phase("runtime_create", () =>
@@ -295,13 +296,6 @@ export class ContainerManager {
       await this.destroy(rec).catch((e: unknown) =>
         this.opts.logger.error({ err: e }, "container cleanup failed"),
       );
-      // The pod went away under us (StopPodSandbox/RemovePodSandbox racing this call): the
-      // runtime's failure to join its namespaces is the caller's race, not an internal error.
-      if (this.opts.pods.store.get(pod.id)?.state !== "SANDBOX_READY") {
-        throw failedPrecondition(
-          `pod sandbox ${pod.id} was stopped or removed while container ${md.name} was created`,
-        );
-      }
       throw err;
     }
   }
@@ -476,7 +470,7 @@ export class ContainerManager {
     if (cmd.length === 0) throw invalidArgument("exec command is empty");
     checkArgv("exec command", cmd);
     const c = await this.requireRunning(id);
-    const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as { process: OciProcess };
+    const spec = await readBundleSpec(c.dir);
     return { c, process: { ...spec.process, args: cmd } };
   }
 
@@ -532,10 +526,7 @@ export class ContainerManager {
   async verboseInfo(c: ContainerRecord): Promise<Record<string, unknown>> {
     const rt = this.runtime(c);
     const state = c.state === "CONTAINER_RUNNING" ? await rt.state(c.id).catch(() => undefined) : undefined;
-    const spec = await readFile(join(c.dir, "config.json"), "utf8").then(
-      (t) => JSON.parse(t) as unknown,
-      () => undefined,
-    );
+    const spec = await readBundleSpec(c.dir).catch(() => undefined);
     return {
       sandboxID: c.podId,
       pid: state?.pid ?? 0,

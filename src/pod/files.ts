@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import type { DNSConfig } from "../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../common/errors.js";
+import { isIpAddress } from "./validate.js";
 
 export async function resolvConf(
   dns: DNSConfig | undefined,
@@ -18,7 +19,7 @@ export async function resolvConf(
     }
   }
   for (const s of dns.servers) {
-    if (!/^[0-9a-fA-F:.%a-z]+$/.test(s)) throw invalidArgument(`DNS server "${s}" is not an IP address`);
+    if (!isIpAddress(s)) throw invalidArgument(`DNS server "${s}" is not an IP address`);
   }
   const lines: string[] = [];
   if (dns.searches.length) lines.push(`search ${dns.searches.join(" ")}`);

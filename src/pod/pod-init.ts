@@ -5,13 +5,15 @@
  * with its PID 1, so without it the first container's exit would kill its siblings. Other pods
  * keep having no extra process (their namespaces are pinned).
  */
-import { copyFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NamespaceMode, type PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { errnoCode, failedPrecondition } from "../common/errors.js";
-import type { HandlerLookup } from "../runtime/oci-runtime.js";
+import { type HandlerLookup, observeExit } from "../runtime/oci-runtime.js";
+import { readBundleSpec, writeBundleSpec } from "../runtime-spec/bundle.js";
 import { buildPodInitSpec, POD_INIT_PATH } from "../runtime-spec/pod-init-spec.js";
+import type { Spec } from "../runtime-spec/types.js";
 
 /** Built from native/pause.c with the addon (statically linked). */
 export const POD_INIT_BINARY = fileURLToPath(
@@ -68,7 +70,7 @@ export class PodInits {
       namespaces: pod.namespaces,
       oomScoreAdjMin: this.oomScoreAdjMin,
     });
-    await writeFile(join(bundle, "config.json"), JSON.stringify(spec));
+    await writeBundleSpec(bundle, spec);
     const rt = this.opts.handlers.get(pod.runtimeHandler);
     await rt.create({ id: pod.id, name: "pod-init", bundle, logPath: join(bundle, "init.log") });
     await rt.start(pod.id);
@@ -83,9 +85,14 @@ export class PodInits {
     return `/proc/${st.pid}/ns/pid`;
   }
 
+  /** The runtime spec the init was started with, if it was. */
+  runtimeSpec(pod: PodInitTarget): Promise<Spec | undefined> {
+    return readBundleSpec(this.bundle(pod)).catch(() => undefined);
+  }
+
+  /** Whether the init still runs, from its monitor's files (no runtime call: used at start-up). */
   async running(pod: PodInitTarget): Promise<boolean> {
-    const st = await this.opts.handlers.get(pod.runtimeHandler).state(pod.id);
-    return st?.status === "running";
+    return (await observeExit(this.opts.handlers.get(pod.runtimeHandler), pod.id)) === "running";
   }
 
   /** Stops and deletes the init. Idempotent. */

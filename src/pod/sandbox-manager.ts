@@ -5,7 +5,7 @@
  * at the next start; it becomes READY only when every piece exists.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
 import { NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
@@ -301,12 +301,7 @@ export class SandboxManager {
   async verboseInfo(pod: PodRecord): Promise<Record<string, unknown>> {
     const rt = this.opts.handlers.get(pod.runtimeHandler);
     const init = pod.init ? await rt.state(pod.id).catch(() => undefined) : undefined;
-    const initSpec = pod.init
-      ? await readFile(join(pod.dir, "init", "config.json"), "utf8").then(
-          (t) => JSON.parse(t) as unknown,
-          () => undefined,
-        )
-      : undefined;
+    const initSpec = pod.init ? await this.opts.inits.runtimeSpec(pod) : undefined;
     const cni = await this.opts.cni.cachedAttachment(pod.id).catch(() => null);
     return {
       pid: init?.pid ?? 0,

@@ -1,5 +1,3 @@
-/** Container and pod stats of the native backend: cgroups, the writable layer, the pod netns. */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ContainerStats, NamespaceMode, type PodSandboxStats } from "../../api/gen/runtime/v1/api.js";
 import { unavailable } from "../../common/errors.js";
@@ -7,6 +5,7 @@ import { epochNowNs } from "../../common/time.js";
 import type { ContainerManager, ContainerRecord } from "../../container/container-manager.js";
 import { rootfsPaths } from "../../container/rootfs.js";
 import { decodePodConfig, type PodRecord } from "../../pod/sandbox-manager.js";
+import { readBundleSpec } from "../../runtime-spec/bundle.js";
 import { containerStats, podStats } from "../../stats/collect.js";
 import { CpuRateCache } from "../../stats/cpu-rate.js";
 import { DirUsageCache } from "../../stats/fs-usage.js";
@@ -31,10 +30,7 @@ export class NativeStats {
     if (this.cgroupPaths.has(c.id)) return this.cgroupPaths.get(c.id);
     let path: string | undefined;
     try {
-      const spec = JSON.parse(await readFile(join(c.dir, "config.json"), "utf8")) as {
-        linux?: { cgroupsPath?: string };
-      };
-      path = spec.linux?.cgroupsPath;
+      path = (await readBundleSpec(c.dir)).linux.cgroupsPath;
     } catch {
       return undefined; // not cached: the bundle may not be written yet
     }

@@ -34,3 +34,8 @@ export function redactReference(input: string): string {
   }
   return cut >= 0 ? `<credentials>@${s.slice(cut + 1)}` : "<reference with credentials>";
 }
+
+/** `url` safe to show: a `user:secret@` before its host becomes `<credentials>@`. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1<credentials>@");
+}

@@ -113,6 +113,26 @@ describe("CRI handlers over a fake backend", () => {
     assert.deepEqual(seen, ["p/runsc"]);
   });
 
+  it("verbose Status shows mirror endpoints without their credentials", async () => {
+    const config = defaultConfig();
+    config.registry.mirrors["docker.io"] = {
+      endpoints: ["https://user:s3cret@mirror.example:5000/v2", "http://plain.example"],
+    };
+    const svc = runtimeService({
+      logger: pino({ level: "silent" }),
+      config,
+      sandboxes: fakeSandboxes(),
+      containers: fakeContainers(),
+      server,
+    });
+    const res = (await call(svc, "status", { verbose: true })) as { info: Record<string, string> };
+    const shown = JSON.parse(res.info.config ?? "{}") as { registry: { mirrors: Record<string, unknown> } };
+    assert.deepEqual(shown.registry.mirrors["docker.io"], {
+      endpoints: ["https://<credentials>@mirror.example:5000/v2", "http://plain.example"],
+    });
+    assert.ok(!JSON.stringify(res).includes("s3cret"));
+  });
+
   it("maps the backend's typed errors to gRPC codes, anything else to INTERNAL", async () => {
     const errors = [
       [notFound("no pod"), status.NOT_FOUND],

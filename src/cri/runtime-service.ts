@@ -19,6 +19,7 @@ import {
 } from "../api/gen/runtime/v1/api.js";
 import type { ContainerBackend, SandboxBackend } from "../backend/backend.js";
 import type { Logger } from "../common/logger.js";
+import { redactUrl } from "../common/redact.js";
 import { BERTH_VERSION, CRI_API_VERSION, RUNTIME_NAME } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
 import type { StreamingServer } from "../streaming/server.js";
@@ -89,7 +90,7 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
                 state: config.state,
                 listen: config.listen,
                 image: config.image,
-                registry: { mirrors: config.registry.mirrors, insecure: insecureHosts(config) },
+                registry: { mirrors: shownMirrors(config), insecure: insecureHosts(config) },
                 runtime: config.runtime,
                 cni: { ...config.cni, ...net.info, podCidr },
               }),
@@ -105,6 +106,15 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
       implemented[name] ?? (def.responseStream ? notYetStreaming(logger, method) : notYet(logger, method));
   }
   return service;
+}
+
+function shownMirrors(config: BerthConfig): Record<string, { endpoints: string[] }> {
+  return Object.fromEntries(
+    Object.entries(config.registry.mirrors).map(([host, m]) => [
+      host,
+      { endpoints: m.endpoints.map(redactUrl) },
+    ]),
+  );
 }
 
 function insecureHosts(config: BerthConfig): string[] {

@@ -240,7 +240,7 @@ describe("CRI handlers over a fake backend", () => {
     assert.deepEqual([net?.status, net?.reason], [false, "NoConfig"]);
     await call(svc, "checkpointContainer", { containerId: "c", location: "/tmp/c.tar", timeout: 7 });
     await assert.rejects(
-      call(svc, "checkpointContainer", { containerId: "c", location: "c.tar" }),
+      call(svc, "checkpointContainer", { containerId: "c", location: "c.tar", timeout: 0 }),
       code(status.INVALID_ARGUMENT),
     );
     assert.deepEqual(asked, [

@@ -5,7 +5,8 @@
 # 4.0). Where `criu check` fails that way, this puts Debian 13's criu 4.1 with the C library it
 # needs into /opt/berth/criu (nothing outside that directory changes: the host's apt sources
 # and libc stay as they are) behind /opt/berth/criu/criu, which runs it with that libc's
-# loader. Point berthd at it with `runtime.criu = "/opt/berth/criu/criu"`; the tests use it.
+# loader. Point berthd at it with `runtime.criu = "/opt/berth/criu/criu"`; the tests use it,
+# and Debian 13's checkpointctl (/opt/berth/criu/checkpointctl) to read the archives.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then echo "install-criu.sh: run as root" >&2; exit 1; fi
 dest=/opt/berth/criu
@@ -13,7 +14,7 @@ if /usr/sbin/criu check >/dev/null 2>&1; then
   echo "install-criu.sh: /usr/sbin/criu works on this kernel"
   exit 0
 fi
-if [ -x "$dest/criu" ] && "$dest/criu" check >/dev/null 2>&1; then
+if [ -x "$dest/criu" ] && [ -x "$dest/checkpointctl" ] && "$dest/criu" check >/dev/null 2>&1; then
   echo "install-criu.sh: $dest/criu works on this kernel"
   exit 0
 fi
@@ -36,17 +37,19 @@ echo "deb $mirror trixie main" >"$work/sources.list"
 apt_opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-"
   -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Sandbox::User=root")
 apt-get "${apt_opts[@]}" update -q
-(cd "$work/debs" && apt-get "${apt_opts[@]}" download criu/trixie libcompel1/trixie libc6/trixie)
+(cd "$work/debs" && apt-get "${apt_opts[@]}" download criu/trixie libcompel1/trixie libc6/trixie checkpointctl/trixie)
 rm -rf "$dest.new"
 mkdir -p "$dest.new"
 for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$dest.new/root"; done
-cat >"$dest.new/criu" <<WRAP
+for tool in sbin/criu bin/checkpointctl; do
+  cat >"$dest.new/${tool#*/}" <<WRAP
 #!/bin/sh
-# Debian 13's CRIU with Debian 13's C library (scripts/install-criu.sh).
+# Debian 13's ${tool#*/} with Debian 13's C library (scripts/install-criu.sh).
 lib=$dest/root/usr/lib/x86_64-linux-gnu
-exec "\$lib/ld-linux-x86-64.so.2" --library-path "\$lib:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu" $dest/root/usr/sbin/criu "\$@"
+exec "\$lib/ld-linux-x86-64.so.2" --library-path "\$lib:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu" $dest/root/usr/$tool "\$@"
 WRAP
-chmod 755 "$dest.new/criu"
+  chmod 755 "$dest.new/${tool#*/}"
+done
 rm -rf "$dest"
 mv "$dest.new" "$dest"
 "$dest/criu" --version

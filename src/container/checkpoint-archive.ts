@@ -98,13 +98,9 @@ const isWhiteout = (st: { isCharacterDevice(): boolean; rdev: number }) =>
 
 /**
  * rootfs-diff.tar from the overlay upper dir (everything but whiteouts, which become
- * deleted.files). Returns the files written into `staging`.
+ * deleted.files), into `staging`.
  */
-export async function writeRootfsDiff(
-  upper: string,
-  staging: string,
-  runner: Runner = run,
-): Promise<string[]> {
+export async function writeRootfsDiff(upper: string, staging: string, runner: Runner = run): Promise<void> {
   const names = (await readdir(upper, { recursive: true })).sort();
   const keep: string[] = [];
   const deleted: string[] = [];
@@ -134,9 +130,7 @@ export async function writeRootfsDiff(
   } finally {
     await rm(list, { force: true });
   }
-  if (deleted.length === 0) return [ROOTFS_DIFF];
-  await writeFile(join(staging, DELETED_FILES), JSON.stringify(deleted));
-  return [ROOTFS_DIFF, DELETED_FILES];
+  if (deleted.length > 0) await writeFile(join(staging, DELETED_FILES), JSON.stringify(deleted));
 }
 
 export interface ArchiveContents {
@@ -145,14 +139,29 @@ export interface ArchiveContents {
   specPath: string;
   status: unknown;
   berth: BerthDump;
-  /** The container's CRI log, when it has one. */
-  logPath: string;
-  upper: string;
 }
 
 /**
- * Writes everything but CRIU's images (already in `staging/checkpoint`, CRIU's logs beside it)
- * into `staging`, then the archive to `location` (temp name + rename).
+ * What must match the CRIU images: the writable layer and the log, taken while the container
+ * is still frozen after the dump (as CRI-O pauses it around both).
+ */
+export async function writeFrozenParts(
+  staging: string,
+  upper: string,
+  logPath: string,
+  runner: Runner = run,
+): Promise<void> {
+  await writeRootfsDiff(upper, staging, runner);
+  try {
+    await copyFile(logPath, join(staging, CONTAINER_LOG));
+  } catch (err) {
+    if (errnoCode(err) !== "ENOENT") throw err;
+  }
+}
+
+/**
+ * Writes the metadata into `staging` (which holds CRIU's images, logs and the frozen parts),
+ * then the archive to `location` (temp name + rename).
  */
 export async function writeArchive(
   staging: string,
@@ -161,7 +170,6 @@ export async function writeArchive(
   runner: Runner = run,
 ): Promise<void> {
   const members = [CHECKPOINT_DIR, CONFIG_DUMP, SPEC_DUMP, STATUS_DUMP, BERTH_DUMP];
-  members.push(...(await writeRootfsDiff(what.upper, staging, runner)));
   await writeFile(join(staging, CONFIG_DUMP), JSON.stringify(what.config));
   await copyFile(what.specPath, join(staging, SPEC_DUMP));
   await writeFile(
@@ -169,13 +177,7 @@ export async function writeArchive(
     JSON.stringify(what.status, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
   );
   await writeFile(join(staging, BERTH_DUMP), JSON.stringify(what.berth));
-  try {
-    await copyFile(what.logPath, join(staging, CONTAINER_LOG));
-    members.push(CONTAINER_LOG);
-  } catch (err) {
-    if (errnoCode(err) !== "ENOENT") throw err;
-  }
-  for (const f of CRIU_FILES) {
+  for (const f of [ROOTFS_DIFF, DELETED_FILES, CONTAINER_LOG, ...CRIU_FILES]) {
     if (await exists(join(staging, f))) members.push(f);
   }
   const tmp = join(dirname(location), `.${basename(location)}.tmp-${randomBytes(4).toString("hex")}`);

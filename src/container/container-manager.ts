@@ -33,6 +33,7 @@ import {
   type OpenedCheckpoint,
   openArchive,
   writeArchive,
+  writeFrozenParts,
 } from "./checkpoint-archive.js";
 import {
   allHostDevices,
@@ -446,7 +447,11 @@ export class ContainerManager {
     const staging = await this.checkpointStaging();
     try {
       const timeoutMs = timeoutSec > 0 ? timeoutSec * 1000 : 10 * 60_000;
-      await rt.checkpoint(c.id, { imagePath: join(staging, CHECKPOINT_DIR), workPath: staging, timeoutMs });
+      await rt.checkpoint(
+        c.id,
+        { imagePath: join(staging, CHECKPOINT_DIR), workPath: staging, timeoutMs },
+        () => writeFrozenParts(staging, rootfsPaths(c.dir).upper, c.logPath),
+      );
       const now = new Date().toISOString();
       await writeArchive(
         staging,
@@ -465,8 +470,6 @@ export class ContainerManager {
           specPath: join(c.dir, "config.json"),
           status,
           berth: { containerConfig: c.config, podId: c.podId },
-          logPath: c.logPath,
-          upper: rootfsPaths(c.dir).upper,
         },
         location,
       );

@@ -107,8 +107,11 @@ export interface OciRuntime {
   monitorAlive(id: string): Promise<boolean>;
   /** Why this handler cannot checkpoint or restore here (undefined: it can). */
   checkpointProblem(): Promise<string | undefined>;
-  /** Dumps the running container's processes with CRIU; they keep running. */
-  checkpoint(id: string, target: CheckpointTarget): Promise<void>;
+  /**
+   * Dumps the running container's processes with CRIU; they keep running. `whileFrozen` runs
+   * after the dump, before they go on (what must match the dump: the writable layer, the log).
+   */
+  checkpoint(id: string, target: CheckpointTarget, whileFrozen?: () => Promise<void>): Promise<void>;
 }
 
 /**
@@ -238,11 +241,15 @@ export class ConmonOciRuntime implements OciRuntime {
     return criuProblem(this.criuPath, this.o.runner);
   }
 
-  async checkpoint(id: string, target: CheckpointTarget): Promise<void> {
+  async checkpoint(id: string, target: CheckpointTarget, whileFrozen?: () => Promise<void>): Promise<void> {
     const problem = await this.checkpointProblem();
     if (problem) throw failedPrecondition(problem);
+    // Frozen (cgroup freezer) from before the dump until the writable layer is copied; CRIU
+    // leaves an already frozen cgroup frozen.
+    await this.runc.pause(id);
     try {
       await this.runc.checkpoint(id, { criuPath: this.criuPath, ...target });
+      await whileFrozen?.();
     } catch (err) {
       const errors = await criuLogErrors(target.workPath, "dump.log");
       if (errors.length === 0) throw err;
@@ -250,6 +257,12 @@ export class ConmonOciRuntime implements OciRuntime {
         `CRIU could not checkpoint container ${id}: ${errors.slice(0, 4).join("; ")}`,
         err,
       );
+    } finally {
+      await this.runc
+        .resume(id)
+        .catch((err: unknown) =>
+          this.log.error({ err, id }, "resuming the container after its checkpoint failed"),
+        );
     }
   }
 

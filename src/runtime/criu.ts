@@ -38,7 +38,8 @@ async function checkCriu(criuPath: string, runner: Runner): Promise<string | und
   const vdso = errors.some((l) => l.includes("vDSO area bounds") || l.includes("vdso symtable"));
   const kernel = (await readFile("/proc/sys/kernel/osrelease", "utf8").catch(() => "?")).trim();
   const why = vdso
-    ? `: this kernel (${kernel}) maps a [vvar_vclock] area that CRIU before 4.0 does not know`
+    ? `: this kernel (${kernel}) maps a [vvar_vclock] area that CRIU before 4.0 does not know` +
+      ` (scripts/install-criu.sh installs CRIU 4.1 as /opt/berth/criu/criu: set runtime.criu to it)`
     : "";
   return `CRIU ${v} (${criuPath}) cannot run on this machine${why}; \`criu check\` says: ${errors.slice(0, 4).join("; ") || `exit ${r.exitCode}`}`;
 }

@@ -3,7 +3,7 @@
  * berthcr0, 10.242.0.0/24): a counter is checkpointed while it runs (and keeps running), the
  * archive's layout is checked, the archive is restored into another pod (through the CRI and
  * through `berth checkpoint restore`) and the counter goes on from where it was, with the
- * writable layer's changes. Bad locations and archives are refused with nothing left behind.
+ * writable layer's changes; the same for a container with a terminal. Bad locations and archives are refused with nothing left behind.
  * Skipped, with the reason, where no CRIU passes `criu check` (Debian 12's 3.17 fails on Linux
  * 6.13+; scripts/install-criu.sh puts a working one in /opt/berth/criu). A berthd whose CRIU
  * is missing answers FAILED_PRECONDITION.
@@ -301,6 +301,37 @@ describe("checkpoint and restore", { timeout: SUITE_TIMEOUT_MS, skip }, () => {
     );
     assert.equal(containers.find((c) => c.id === restored)?.metadata.name, "counter");
     await assertContinues(restored, archived);
+  });
+
+  it("checkpoints and restores a container with a terminal", async () => {
+    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+      podSandboxId: podA,
+      config: {
+        metadata: { name: "tty-counter", attempt: 0 },
+        image: { image: IMAGE },
+        command: COUNTER,
+        logPath: "tty-counter.log",
+        tty: true,
+      },
+    });
+    await rt.call("startContainer", { containerId });
+    await waitFor("the tty counter to reach 5", async () => numbers(await logOf(containerId)).length >= 5);
+    const location = join(dir, "tty.tar");
+    await rt.call("checkpointContainer", { containerId, location });
+    const extracted = join(dir, "extracted-tty");
+    await mkdir(extracted);
+    await run("tar", ["-xf", location, "-C", extracted, "container.log"]);
+    const archived = numbers(await readFile(join(extracted, "container.log"), "utf8"));
+    const podD = await runPod("cr-d");
+    const restored = (
+      await rt.call<{ containerId: string }>("createContainer", {
+        podSandboxId: podD,
+        config: { metadata: { name: "tty-restored", attempt: 0 }, image: { image: location } },
+      })
+    ).containerId;
+    await rt.call("startContainer", { containerId: restored });
+    await assertContinues(restored, archived);
+    await rt.call("removeContainer", { containerId });
   });
 
   it("refuses bad locations with INVALID_ARGUMENT, leaving nothing behind", async () => {

@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import type { Command } from "./context.js";
 import { str } from "./context.js";
-import { UsageError } from "./errors.js";
+import { CliError, describeError, UsageError } from "./errors.js";
 import { resolveContainer, resolvePod } from "./resolve.js";
 
 export const checkpoint: Command = async (ctx) => {
@@ -41,6 +41,12 @@ export const restore: Command = async (ctx) => {
     },
     sandboxConfig: { metadata: pod.metadata, labels: pod.labels, annotations: pod.annotations },
   });
-  await ctx.client.call("startContainer", { containerId });
+  try {
+    await ctx.client.call("startContainer", { containerId });
+  } catch (err) {
+    // The container exists (exited, with the restore's error as its message): say which it is.
+    const why = describeError(err, ctx.endpoint, ctx.timeoutS).text;
+    throw new CliError(`restoring container ${containerId} failed: ${why}`);
+  }
   ctx.out(containerId);
 };

@@ -334,6 +334,29 @@ describe("checkpoint and restore", { timeout: SUITE_TIMEOUT_MS, skip }, () => {
     await rt.call("removeContainer", { containerId });
   });
 
+  it("a restore CRIU refuses fails StartContainer with FAILED_PRECONDITION in CRIU's words", async () => {
+    const broken = join(dir, "broken");
+    await mkdir(broken);
+    await run("tar", ["-xf", archive, "-C", broken]);
+    await writeFile(join(broken, "checkpoint", "pstree.img"), "not a CRIU image");
+    const brokenTar = join(dir, "broken.tar");
+    await run("tar", ["-cf", brokenTar, "-C", broken, ...(await readdir(broken))]);
+    const podE = await runPod("cr-e");
+    const { containerId } = await rt.call<{ containerId: string }>("createContainer", {
+      podSandboxId: podE,
+      config: { metadata: { name: "broken", attempt: 0 }, image: { image: brokenTar } },
+    });
+    await assert.rejects(rt.call("startContainer", { containerId }), (err: GrpcError) => {
+      console.log(`# the refused restore: ${err.details}`);
+      return grpcError(status.FAILED_PRECONDITION, /CRIU could not restore container .*Error \(/)(err);
+    });
+    const s = await containerStatus(rt, containerId);
+    assert.deepEqual([s.state, s.reason], [ContainerState.CONTAINER_EXITED, "StartError"]);
+    await rt.call("removeContainer", { containerId });
+    await rt.call("stopPodSandbox", { podSandboxId: podE });
+    await rt.call("removePodSandbox", { podSandboxId: podE });
+  });
+
   it("refuses bad locations with INVALID_ARGUMENT, leaving nothing behind", async () => {
     const cases: Array<[string, RegExp]> = [
       ["relative.tar", /not an absolute path/],

@@ -14,7 +14,9 @@ apt-get install -y -q --no-install-recommends \
   g++ make python3 protobuf-compiler \
   busybox-static zstd openssl ca-certificates \
   docker-registry containerd runc conmon containernetworking-plugins iproute2 iptables util-linux \
-  rsyslog
+  rsyslog criu
+# CheckpointContainer: a CRIU that works on this kernel (see the script).
+bash "$(dirname "$0")/install-criu.sh"
 # scripts/conformance.sh: what cri-tools' critest-images.sh builds critest's images with.
 apt-get install -y -q --no-install-recommends curl jq gcc libc6-dev catatonit procps
 # kubectl drives berthd's streaming server as a Go client in the tests. Machines that come

@@ -134,6 +134,12 @@ export interface ContainerBackend {
   stats(id: string): Promise<ContainerStats>;
   listStats(filter: ContainerStatsFilter | undefined): Promise<ContainerStats[]>;
   events(): EventStream;
+  /**
+   * CheckpointContainer: a checkpoint archive of the running container at `location` (an
+   * absolute file path); the container keeps running. `create` with an archive path as the
+   * image restores one into a pod.
+   */
+  checkpoint(id: string, location: string, timeoutSec: number): Promise<void>;
 }
 
 /** Everything the CRI layer drives. */

@@ -291,6 +291,20 @@ export const verbs: Record<string, Verb> = {
     example: "berth timeline web",
     load: async () => (await import("./extra.js")).timeline,
   },
+  checkpoint: {
+    summary: "Write a checkpoint archive of a running container (it keeps running)",
+    usage: "checkpoint CONTAINER --export FILE",
+    example: "berth checkpoint counter --export /var/tmp/counter.tar",
+    options: { export: { type: "string", short: "e" } },
+    load: async () => (await import("./checkpoint.js")).checkpoint,
+  },
+  "checkpoint restore": {
+    summary: "Restore a container from a checkpoint archive into a pod, and start it",
+    usage: "checkpoint restore ARCHIVE --pod POD [--name NAME]",
+    example: "berth checkpoint restore /var/tmp/counter.tar --pod web",
+    options: { pod: { type: "string" }, name: { type: "string" } },
+    load: async () => (await import("./checkpoint.js")).restore,
+  },
   completion: {
     summary: "Print a shell completion script (bash, zsh or fish)",
     usage: "completion bash|zsh|fish",

@@ -46,6 +46,8 @@ export interface RuntimeConfig {
   /** RuntimeClass handler used when a pod names none. */
   defaultHandler: string;
   conmonPath: string;
+  /** The CRIU binary runc uses for CheckpointContainer and restores (runc --criu). */
+  criuPath: string;
   handlers: Record<string, RuntimeHandlerEntry>;
   /**
    * RuntimeDefault seccomp for containers whose request names no profile (CRI-O's key of the
@@ -101,6 +103,7 @@ export function defaultConfig(): BerthConfig {
     runtime: {
       defaultHandler: "runc",
       conmonPath: "/usr/bin/conmon",
+      criuPath: "/usr/sbin/criu",
       handlers: { runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/berth/runc" } },
       seccompUseDefaultWhenEmpty: false,
     },
@@ -229,6 +232,7 @@ function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
   const rt = new Reader(r.subTable("runtime"), "runtime", [
     "default_handler",
     "conmon",
+    "criu",
     "handlers",
     "seccomp_use_default_when_empty",
   ]);
@@ -252,6 +256,7 @@ function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
   return {
     defaultHandler,
     conmonPath: absolutePath(rt, "conmon", d.conmonPath),
+    criuPath: absolutePath(rt, "criu", d.criuPath),
     handlers,
     seccompUseDefaultWhenEmpty: rt.bool("seccomp_use_default_when_empty", d.seccompUseDefaultWhenEmpty),
   };

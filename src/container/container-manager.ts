@@ -5,11 +5,11 @@
  * state of the others is re-read from the runtime and conmon's exit files.
  */
 import { randomBytes } from "node:crypto";
-import { access, mkdir } from "node:fs/promises";
+import { access, copyFile, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ContainerConfig, type LinuxContainerResources, NamespaceMode } from "../api/gen/runtime/v1/api.js";
 import { SingleFlight } from "../common/concurrency.js";
-import { failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
+import { errnoCode, failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { dateToNs, epochNowNs } from "../common/time.js";
 import type { EventBus } from "../events/bus.js";
@@ -25,12 +25,24 @@ import { buildContainerSpec } from "../runtime-spec/spec.js";
 import { RecordStore } from "../store/record-store.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
 import {
+  applyRootfsDiff,
+  CHECKPOINT_DIR,
+  CONTAINER_LOG,
+  checkLocation,
+  isCheckpointArchive,
+  type OpenedCheckpoint,
+  openArchive,
+  writeArchive,
+  writeFrozenParts,
+} from "./checkpoint-archive.js";
+import {
   allHostDevices,
   boundingCapabilities,
   ensureMountSources,
   resolveDevices,
 } from "./host-resources.js";
-import { mountRootfs, removeRootfs } from "./rootfs.js";
+import { restoreConfig } from "./restore-config.js";
+import { mountRootfs, removeRootfs, rootfsPaths } from "./rootfs.js";
 import { rootfsReader } from "./rootfs-reader.js";
 import { checkArgv, confineLogPath, validateContainerConfig } from "./validate.js";
 
@@ -69,6 +81,8 @@ export interface ContainerRecord {
   annotations: Record<string, string>;
   /** Start-up phases of CreateContainer and StartContainer. */
   timeline?: PhaseSpan[];
+  /** CRIU images StartContainer restores the processes from (a container created from a checkpoint). */
+  restoreFrom?: string;
 }
 
 export interface ContainerManagerOptions {
@@ -196,18 +210,47 @@ export class ContainerManager {
    * cgroup parent), as containerd does, not the copy a request carries.
    */
   async create(podId: string, config: ContainerConfig): Promise<ContainerRecord> {
-    validateContainerConfig(config);
     const id = this.opts.pods.store.resolve(podId).id;
-    return this.opts.pods.exclusive(id, () => this.createInPod(id, config));
+    const archive = config.image?.image ?? "";
+    if (!isCheckpointArchive(archive)) {
+      validateContainerConfig(config);
+      return this.opts.pods.exclusive(id, () => this.createInPod(id, config));
+    }
+    // A checkpoint archive as the image (as CRI-O and containerd take it): a restore.
+    const problem = await this.runtime(this.opts.pods.requireReady(id)).checkpointProblem();
+    if (problem) throw failedPrecondition(`cannot restore ${archive}: ${problem}`);
+    const staging = await this.checkpointStaging();
+    try {
+      const opened = await openArchive(archive, join(staging, "archive"));
+      const restored = restoreConfig(opened, config);
+      validateContainerConfig(restored);
+      return await this.opts.pods.exclusive(id, () => this.createInPod(id, restored, opened));
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
 
-  private async createInPod(podId: string, config: ContainerConfig): Promise<ContainerRecord> {
+  /** A fresh directory for a checkpoint's or a restore's files, under Berth's root. */
+  private async checkpointStaging(): Promise<string> {
+    const parent = join(this.opts.root, "checkpoints");
+    await mkdir(parent, { recursive: true, mode: 0o700 });
+    return mkdtemp(join(parent, "work-"));
+  }
+
+  private async createInPod(
+    podId: string,
+    config: ContainerConfig,
+    restore?: OpenedCheckpoint,
+  ): Promise<ContainerRecord> {
     const pod = this.opts.pods.requireReady(podId);
     const md = config.metadata!;
     const imageRef = config.image?.image ?? "";
     if (imageRef === "") throw invalidArgument("container image is required");
     const img = this.opts.images.find(imageRef);
-    if (!img) throw notFound(`image "${imageRef}" not found: pull it first`);
+    if (!img) {
+      const of = restore ? " (the checkpoint's base image)" : "";
+      throw notFound(`image "${imageRef}"${of} not found: pull it first`);
+    }
     const podConfig = decodePodConfig(pod);
     const confinedLogPath = await confineLogPath(podConfig.logDirectory, config.logPath);
     const id = randomBytes(32).toString("hex");
@@ -248,6 +291,7 @@ export class ContainerManager {
       const devices = privileged ? await allHostDevices() : await resolveDevices(config.devices);
       const lowers = img.layers.map((l) => this.opts.images.snapshots.fsPath(l.chainId));
       const { rootfs } = await tl.phase("rootfs", () => this.rootfs.mount(lowers, rec.dir));
+      if (restore) await tl.phase("rootfs_diff", () => applyRootfsDiff(restore, rootfs));
       const spec = await tl.phase("spec", async () =>
         buildContainerSpec({
           id,
@@ -275,6 +319,21 @@ export class ContainerManager {
       await writeBundleSpec(rec.dir, spec);
       const logPath = rec.logPath || join(rec.dir, "container.log");
       await mkdir(dirname(logPath), { recursive: true });
+      if (restore) {
+        // The runtime container is made by StartContainer's restore (runc restore runs it at once).
+        const restoreFrom = join(rec.dir, CHECKPOINT_DIR);
+        await rename(join(restore.dir, CHECKPOINT_DIR), restoreFrom);
+        await copyFile(join(restore.dir, CONTAINER_LOG), logPath).catch((err: unknown) => {
+          if (errnoCode(err) !== "ENOENT") throw err;
+        });
+        return await this.transition(id, "created", (c) => ({
+          ...c,
+          phase: "created",
+          logPath,
+          restoreFrom,
+          timeline: tl.spans,
+        }));
+      }
       await tl.phase("runtime_create", () =>
         this.runtime(rec).create({
           id,
@@ -331,7 +390,8 @@ export class ContainerManager {
     }
     const t0 = Date.now();
     try {
-      await this.runtime(c).start(c.id);
+      if (c.restoreFrom) await this.restoreProcesses(c, c.restoreFrom);
+      else await this.runtime(c).start(c.id);
     } catch (err) {
       await this.transition(c.id, "stopped", (r) => ({
         ...r,
@@ -351,6 +411,71 @@ export class ContainerManager {
       startedAtNs: epochNowNs().toString(),
       timeline: [...(r.timeline ?? []), { phase: "runtime_start", startMs: t0, durationMs }],
     }));
+  }
+
+  /** StartContainer of a container created from a checkpoint: conmon runs `runc restore`. */
+  private async restoreProcesses(c: ContainerRecord, images: string): Promise<void> {
+    const config = decodeContainerConfig(c);
+    await this.runtime(c).create({
+      id: c.id,
+      name: c.metadata.name,
+      bundle: c.dir,
+      logPath: c.logPath,
+      terminal: config.tty,
+      stdin: config.stdin,
+      stdinOnce: config.stdinOnce,
+      restoreFrom: images,
+    });
+    await rm(images, { recursive: true, force: true });
+    await this.store.update(c.id, (r) => {
+      const { restoreFrom: _done, ...rest } = r;
+      return rest;
+    });
+  }
+
+  /**
+   * CheckpointContainer: CRIU dumps the running container (it keeps running), and the archive
+   * (checkpoint-archive.ts) goes to `location`. `status` is the CRI status for status.dump.
+   */
+  async checkpoint(id: string, location: string, timeoutSec: number, status: unknown): Promise<void> {
+    await checkLocation(location);
+    const c = await this.refresh(this.store.resolve(id).id);
+    if (c?.state !== "CONTAINER_RUNNING") throw failedPrecondition(`container ${id} is not running`);
+    const rt = this.runtime(c);
+    const problem = await rt.checkpointProblem();
+    if (problem) throw failedPrecondition(`cannot checkpoint container ${c.id}: ${problem}`);
+    const staging = await this.checkpointStaging();
+    try {
+      const timeoutMs = timeoutSec > 0 ? timeoutSec * 1000 : 10 * 60_000;
+      await rt.checkpoint(
+        c.id,
+        { imagePath: join(staging, CHECKPOINT_DIR), workPath: staging, timeoutMs },
+        () => writeFrozenParts(staging, rootfsPaths(c.dir).upper, c.logPath),
+      );
+      const now = new Date().toISOString();
+      await writeArchive(
+        staging,
+        {
+          config: {
+            id: c.id,
+            name: c.metadata.name,
+            rootfsImage: c.image,
+            rootfsImageRef: c.imageId,
+            rootfsImageName: c.imageRepoTag,
+            runtime: c.runtimeHandler || this.opts.handlers.defaultHandler,
+            createdTime: new Date(Number(BigInt(c.createdAtNs) / 1_000_000n)).toISOString(),
+            checkpointedTime: now,
+            restored: false,
+          },
+          specPath: join(c.dir, "config.json"),
+          status,
+          berth: { containerConfig: c.config, podId: c.podId },
+        },
+        location,
+      );
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
 
   private readonly refreshing = new SingleFlight<ContainerRecord | undefined>();

@@ -1,5 +1,7 @@
 /** RuntimeService container RPCs: thin handlers over the container backend. */
 import {
+  type CheckpointContainerRequest,
+  CheckpointContainerResponse,
   type ContainerStatusRequest,
   ContainerStatusResponse,
   type CreateContainerRequest,
@@ -58,6 +60,10 @@ export function containerService(opts: { logger: Logger; containers: ContainerBa
       if (res.timedOut)
         throw deadlineExceeded(`command ${JSON.stringify(req.cmd)} timed out after ${timeout}s`);
       return ExecSyncResponse.fromPartial({ stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode });
+    }),
+    checkpointContainer: unary(logger, "CheckpointContainer", async (req: CheckpointContainerRequest) => {
+      await containers.checkpoint(req.containerId, req.location, Number(req.timeout));
+      return CheckpointContainerResponse.fromPartial({});
     }),
     reopenContainerLog: unary(logger, "ReopenContainerLog", async (req: ReopenContainerLogRequest) => {
       await containers.reopenLog(req.containerId);

@@ -60,6 +60,7 @@ function fakeContainers(over: Partial<ContainerBackend> = {}): ContainerBackend 
     events: () => {
       throw new Error("not used by this test");
     },
+    checkpoint: notUsed,
     ...over,
   };
 }
@@ -239,19 +240,33 @@ describe("CRI handlers over a fake backend", () => {
     assert.match(res.url, /\/portforward\//);
   });
 
-  it("Status reports the network condition; CheckpointContainer is UNIMPLEMENTED", async () => {
+  it("Status reports the network condition; CheckpointContainer reaches the backend", async () => {
+    const asked: unknown[] = [];
     const svc = service(
       fakeSandboxes({
         networkStatus: async () => ({ ready: false, reason: "NoConfig", message: "no CNI config" }),
       }),
-      fakeContainers(),
+      fakeContainers({
+        checkpoint: async (id, location, timeoutSec) => {
+          asked.push([id, location, timeoutSec]);
+          if (!location.startsWith("/")) throw invalidArgument("not absolute");
+        },
+      }),
     );
     const res = (await call(svc, "status", {})) as {
       status: { conditions: Array<{ type: string; status: boolean; reason: string }> };
     };
     const net = res.status.conditions.find((c) => c.type === "NetworkReady");
     assert.deepEqual([net?.status, net?.reason], [false, "NoConfig"]);
-    await assert.rejects(call(svc, "checkpointContainer", { containerId: "c" }), code(status.UNIMPLEMENTED));
+    await call(svc, "checkpointContainer", { containerId: "c", location: "/tmp/c.tar", timeout: 7 });
+    await assert.rejects(
+      call(svc, "checkpointContainer", { containerId: "c", location: "c.tar", timeout: 0 }),
+      code(status.INVALID_ARGUMENT),
+    );
+    assert.deepEqual(asked, [
+      ["c", "/tmp/c.tar", 7],
+      ["c", "c.tar", 0],
+    ]);
   });
 
   it("lists pass the filter through", async () => {

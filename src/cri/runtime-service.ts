@@ -1,7 +1,7 @@
 /**
  * runtime.v1.RuntimeService: Version, Status and RuntimeConfig here; pods, containers, stats,
  * streaming and events in their own files, all over the backend interfaces. An RPC Berth does
- * not implement (CheckpointContainer) answers UNIMPLEMENTED.
+ * not implement answers UNIMPLEMENTED.
  */
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import {

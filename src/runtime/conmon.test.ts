@@ -42,18 +42,22 @@ describe("conmon protocol helpers", () => {
     assert.equal(stderr.toString(), "err\n");
   });
 
+  const baseOptions = (): CreateContainerOptions => ({
+    id: "c1",
+    name: "n1",
+    bundle: "/b",
+    runtime: { path: "/usr/sbin/runc", root: "/run/r" },
+    logPath: "/l/c1.log",
+    exitDir: "/x",
+    persistDir: "/p",
+    socketDir: "/s",
+    pidFile: "/p/pidfile",
+    conmonPidFile: "/p/conmon.pid",
+  });
+
   test("create args", () => {
     const o: CreateContainerOptions = {
-      id: "c1",
-      name: "n1",
-      bundle: "/b",
-      runtime: { path: "/usr/sbin/runc", root: "/run/r" },
-      logPath: "/l/c1.log",
-      exitDir: "/x",
-      persistDir: "/p",
-      socketDir: "/s",
-      pidFile: "/p/pidfile",
-      conmonPidFile: "/p/conmon.pid",
+      ...baseOptions(),
       stdin: true,
       stdinOnce: false,
       logSizeMax: 1024,
@@ -78,6 +82,14 @@ describe("conmon protocol helpers", () => {
       assert.ok(a.includes(want), `${want} in ${a}`);
     }
     assert.ok(!a.includes(" -t"));
+  });
+
+  test("restore args: conmon --restore with the runtime's --criu", () => {
+    const base = baseOptions();
+    assert.ok(!createArgs(base).includes("--restore"));
+    const a = createArgs({ ...base, restorePath: "/b/checkpoint", criuPath: "/opt/criu" }).join(" ");
+    assert.ok(a.includes("--restore /b/checkpoint"), a);
+    assert.ok(a.includes("--runtime-arg --criu=/opt/criu"), a);
   });
 
   test("readExitFile: absent → undefined", async () => {

@@ -54,6 +54,13 @@ export interface CreateContainerOptions extends ConmonCommon {
   logSizeMax?: number;
   /** How long to wait for conmon to report the pid; default 60 s. */
   timeoutMs?: number;
+  /**
+   * Restore from these CRIU images instead of creating (conmon --restore: `runtime restore
+   * --detach --image-path DIR --work-path BUNDLE`); the container runs once this resolves.
+   */
+  restorePath?: string;
+  /** The CRIU binary the runtime uses for a restore (runc --criu). */
+  criuPath?: string;
 }
 
 export interface CreatedContainer {
@@ -190,6 +197,10 @@ export function createArgs(o: CreateContainerOptions): string[] {
     "--log-level",
     o.conmonLogLevel ?? "error",
   ];
+  if (o.restorePath !== undefined) {
+    args.push("--restore", o.restorePath);
+    if (o.criuPath) args.push("--runtime-arg", `--criu=${o.criuPath}`);
+  }
   if (o.logSizeMax !== undefined && o.logSizeMax > 0) args.push("--log-size-max", String(o.logSizeMax));
   if (o.terminal) {
     args.push("-t");

@@ -11,7 +11,14 @@ import { watch } from "node:fs";
 import { mkdir, readlink, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { type Logger, pino } from "pino";
-import { errnoCode, invalidArgument, isBerthError, notFound, unavailable } from "../common/errors.js";
+import {
+  errnoCode,
+  failedPrecondition,
+  invalidArgument,
+  isBerthError,
+  notFound,
+  unavailable,
+} from "../common/errors.js";
 import type { Runner } from "../common/process.js";
 import type { ExecIO } from "../streaming/remotecommand.js";
 import { attachContainer } from "./attach.js";
@@ -26,6 +33,7 @@ import {
   readPidFile,
   writeControl,
 } from "./conmon.js";
+import { criuLogErrors, criuProblem } from "./criu.js";
 import { type OciState, RuncCli } from "./runc.js";
 import { type ExecSyncResult, type OciProcess, runcExec, runcExecSync } from "./runc-exec.js";
 
@@ -41,6 +49,15 @@ export interface ContainerCreateSpec {
   stdin?: boolean;
   stdinOnce?: boolean;
   logSizeMax?: number;
+  /** Restore the container's processes from these CRIU images (it runs at once: no start). */
+  restoreFrom?: string;
+}
+
+/** Where a checkpoint goes: CRIU's images, and its log and stats. */
+export interface CheckpointTarget {
+  imagePath: string;
+  workPath: string;
+  timeoutMs?: number;
 }
 
 export type ExitStatus = ExitFile;
@@ -88,6 +105,13 @@ export interface OciRuntime {
   exitStatus(id: string): Promise<ExitStatus | undefined>;
   /** Whether the container's conmon is still running. */
   monitorAlive(id: string): Promise<boolean>;
+  /** Why this handler cannot checkpoint or restore here (undefined: it can). */
+  checkpointProblem(): Promise<string | undefined>;
+  /**
+   * Dumps the running container's processes with CRIU; they keep running. `whileFrozen` runs
+   * after the dump, before they go on (what must match the dump: the writable layer, the log).
+   */
+  checkpoint(id: string, target: CheckpointTarget, whileFrozen?: () => Promise<void>): Promise<void>;
 }
 
 /**
@@ -113,6 +137,8 @@ export interface ConmonRuntimeOptions {
   stateDir: string;
   conmonPath?: string;
   conmonLogLevel?: string;
+  /** The CRIU binary for checkpoint and restore; default /usr/sbin/criu. */
+  criuPath?: string;
   runner?: Runner;
   logger?: Logger;
   /** After SIGKILL, how long to wait for conmon's exit file; default 10 s. */
@@ -172,6 +198,7 @@ export class ConmonOciRuntime implements OciRuntime {
   async create(spec: ContainerCreateSpec): Promise<CreatedContainer> {
     const dir = this.containerDir(spec.id);
     const created = await createContainer({
+      ...(spec.restoreFrom !== undefined ? { restorePath: spec.restoreFrom, criuPath: this.criuPath } : {}),
       id: spec.id,
       name: spec.name ?? spec.id,
       bundle: spec.bundle,
@@ -189,6 +216,14 @@ export class ConmonOciRuntime implements OciRuntime {
       ...(this.o.conmonPath ? { conmonPath: this.o.conmonPath } : {}),
       ...(this.o.conmonLogLevel ? { conmonLogLevel: this.o.conmonLogLevel } : {}),
       ...(this.o.runner ? { runner: this.o.runner } : {}),
+    }).catch(async (err: unknown) => {
+      // A failed restore: CRIU's own words (restore.log in the bundle, its work path) say why.
+      const errors = spec.restoreFrom === undefined ? [] : await criuLogErrors(spec.bundle, "restore.log");
+      if (errors.length === 0) throw err;
+      throw failedPrecondition(
+        `CRIU could not restore container ${spec.id}: ${errors.slice(0, 4).join("; ")}`,
+        err,
+      );
     });
     // Where conmon's control FIFO lives, for attach and reopen-log later (also after a restart).
     await symlink(spec.bundle, join(dir, "bundle")).catch((err: unknown) => {
@@ -196,6 +231,39 @@ export class ConmonOciRuntime implements OciRuntime {
     });
     this.log.debug({ id: spec.id, pid: created.pid, conmonPid: created.conmonPid }, "container created");
     return created;
+  }
+
+  private get criuPath(): string {
+    return this.o.criuPath ?? DEFAULT_CRIU_PATH;
+  }
+
+  checkpointProblem(): Promise<string | undefined> {
+    return criuProblem(this.criuPath, this.o.runner);
+  }
+
+  async checkpoint(id: string, target: CheckpointTarget, whileFrozen?: () => Promise<void>): Promise<void> {
+    const problem = await this.checkpointProblem();
+    if (problem) throw failedPrecondition(problem);
+    // Frozen (cgroup freezer) from before the dump until the writable layer is copied; CRIU
+    // leaves an already frozen cgroup frozen.
+    await this.runc.pause(id);
+    try {
+      await this.runc.checkpoint(id, { criuPath: this.criuPath, ...target });
+      await whileFrozen?.();
+    } catch (err) {
+      const errors = await criuLogErrors(target.workPath, "dump.log");
+      if (errors.length === 0) throw err;
+      throw failedPrecondition(
+        `CRIU could not checkpoint container ${id}: ${errors.slice(0, 4).join("; ")}`,
+        err,
+      );
+    } finally {
+      await this.runc
+        .resume(id)
+        .catch((err: unknown) =>
+          this.log.error({ err, id }, "resuming the container after its checkpoint failed"),
+        );
+    }
   }
 
   private async bundleOf(id: string): Promise<string> {
@@ -350,10 +418,12 @@ export interface RuntimeHandlersConfig {
   stateDir: string;
   conmonPath?: string;
   conmonLogLevel?: string;
+  criuPath?: string;
   runner?: Runner;
   logger?: Logger;
 }
 
+export const DEFAULT_CRIU_PATH = "/usr/sbin/criu";
 export const DEFAULT_HANDLER = "runc";
 export const DEFAULT_HANDLERS: Readonly<Record<string, RuntimeHandlerConfig>> = {
   runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/runc", runtimeType: "oci" },
@@ -387,6 +457,7 @@ export class RuntimeHandlers {
           stateDir: cfg.stateDir,
           ...(cfg.conmonPath ? { conmonPath: cfg.conmonPath } : { conmonPath: DEFAULT_CONMON_PATH }),
           ...(cfg.conmonLogLevel ? { conmonLogLevel: cfg.conmonLogLevel } : {}),
+          ...(cfg.criuPath ? { criuPath: cfg.criuPath } : {}),
           ...(cfg.runner ? { runner: cfg.runner } : {}),
           ...(cfg.logger ? { logger: cfg.logger } : {}),
         }),

@@ -113,6 +113,13 @@ export function runtimeError(op: string, id: string, text: string, detail?: stri
   return new OciRuntimeError(classifyRuntimeMessage(msg), op, id, msg, detail);
 }
 
+export interface CheckpointOptions {
+  criuPath: string;
+  imagePath: string;
+  workPath: string;
+  timeoutMs?: number;
+}
+
 export interface DeleteOptions {
   force?: boolean;
 }
@@ -133,10 +140,16 @@ export class RuncCli {
     return [`--root=${this.binary.root}`];
   }
 
-  private async exec(op: string, id: string, args: string[], input?: string): Promise<RunResult> {
+  private async exec(
+    op: string,
+    id: string,
+    args: string[],
+    input?: string,
+    timeoutMs = this.timeoutMs,
+  ): Promise<RunResult> {
     const r = await this.runner(this.binary.path, [...this.globalArgs(), "--log-format=json", ...args], {
       input,
-      timeoutMs: this.timeoutMs,
+      timeoutMs,
     });
     if (r.exitCode !== 0) throw runtimeError(op, id, r.stderr || r.stdout, describeExit(r));
     return r;
@@ -192,6 +205,29 @@ export class RuncCli {
   /** Applies OCI LinuxResources (as JSON) to a live container. */
   async update(id: string, resources: object): Promise<void> {
     await this.exec("update", id, ["update", "--resources", "-", id], JSON.stringify(resources));
+  }
+
+  /**
+   * `runc checkpoint --leave-running`: CRIU dumps the container's processes into `imagePath`
+   * (its log and stats into `workPath`) and lets them run on.
+   */
+  async checkpoint(id: string, o: CheckpointOptions): Promise<void> {
+    await this.exec(
+      "checkpoint",
+      id,
+      [
+        `--criu=${o.criuPath}`,
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        o.imagePath,
+        "--work-path",
+        o.workPath,
+        id,
+      ],
+      undefined,
+      o.timeoutMs,
+    );
   }
 
   async pause(id: string): Promise<void> {

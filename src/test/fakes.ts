@@ -3,7 +3,7 @@
  * hands out one address, and an OCI runtime that keeps its containers in a map.
  */
 import { join } from "node:path";
-import { internal, notFound, unimplemented } from "../common/errors.js";
+import { failedPrecondition, internal, notFound, unimplemented } from "../common/errors.js";
 import type { PodNamespacePaths } from "../network/namespaces.js";
 import type { PodHost, PodNetwork } from "../pod/host.js";
 import type { ExitStatus, OciRuntime, RuntimeDescription } from "../runtime/oci-runtime.js";
@@ -115,6 +115,12 @@ export class FakeRuntime implements OciRuntime {
   async monitorAlive(id: string) {
     const c = this.containers.get(id);
     return c !== undefined && c.exit === undefined;
+  }
+  async checkpointProblem() {
+    return "the fake runtime cannot checkpoint";
+  }
+  async checkpoint(): Promise<void> {
+    throw failedPrecondition("the fake runtime cannot checkpoint");
   }
   async initPid(id: string) {
     return this.containers.get(id)?.pid ?? 0;

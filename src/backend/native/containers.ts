@@ -59,6 +59,11 @@ export class NativeContainerBackend implements ContainerBackend {
       .map(toContainer);
   }
 
+  async checkpoint(id: string, location: string, timeoutSec: number): Promise<void> {
+    const c = this.containers.store.resolve(id);
+    await this.containers.checkpoint(c.id, location, timeoutSec, toContainerStatus(c));
+  }
+
   updateResources(id: string, resources: LinuxContainerResources | undefined): Promise<void> {
     return this.containers.updateResources(id, resources);
   }

@@ -46,7 +46,10 @@ export interface RuntimeConfig {
   /** RuntimeClass handler used when a pod names none. */
   defaultHandler: string;
   conmonPath: string;
-  /** The CRIU binary runc uses for CheckpointContainer and restores (runc --criu). */
+  /**
+   * The CRIU binary runc uses for CheckpointContainer and restores (runc --criu); "" picks
+   * scripts/install-criu.sh's /opt/berth/criu/criu where it is installed, else /usr/sbin/criu.
+   */
   criuPath: string;
   handlers: Record<string, RuntimeHandlerEntry>;
   /**
@@ -103,7 +106,7 @@ export function defaultConfig(): BerthConfig {
     runtime: {
       defaultHandler: "runc",
       conmonPath: "/usr/bin/conmon",
-      criuPath: "/usr/sbin/criu",
+      criuPath: "",
       handlers: { runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/berth/runc" } },
       seccompUseDefaultWhenEmpty: false,
     },
@@ -256,7 +259,7 @@ function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
   return {
     defaultHandler,
     conmonPath: absolutePath(rt, "conmon", d.conmonPath),
-    criuPath: absolutePath(rt, "criu", d.criuPath),
+    criuPath: rt.string("criu", d.criuPath) === "" ? "" : absolutePath(rt, "criu", d.criuPath),
     handlers,
     seccompUseDefaultWhenEmpty: rt.bool("seccomp_use_default_when_empty", d.seccompUseDefaultWhenEmpty),
   };

@@ -70,7 +70,7 @@ export class Daemon {
       stateDir: join(config.state, "runtime"),
       defaultHandler: config.runtime.defaultHandler,
       conmonPath: config.runtime.conmonPath,
-      criuPath: config.runtime.criuPath,
+      ...(config.runtime.criuPath ? { criuPath: config.runtime.criuPath } : {}),
       handlers: Object.fromEntries(
         Object.entries(config.runtime.handlers).map(([name, h]) => [
           name,

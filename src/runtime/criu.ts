@@ -4,9 +4,20 @@
  * 6.13+: those kernels split the vvar mapping (a `[vvar_vclock]` area) and CRIU before 4.0
  * stops at "vdso: Unexpected rt vDSO area bounds".
  */
+import { accessSync } from "node:fs";
 import { access, constants, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Runner, run } from "../common/process.js";
+
+/** scripts/install-criu.sh's CRIU 4.1 where it is installed (Linux 6.13+), else Debian's. */
+export function defaultCriuPath(): string {
+  try {
+    accessSync("/opt/berth/criu/criu", constants.X_OK); // once, at start-up
+    return "/opt/berth/criu/criu";
+  } catch {
+    return "/usr/sbin/criu";
+  }
+}
 
 const verdicts = new Map<string, Promise<string | undefined>>();
 

@@ -33,7 +33,7 @@ import {
   readPidFile,
   writeControl,
 } from "./conmon.js";
-import { criuLogErrors, criuProblem } from "./criu.js";
+import { criuLogErrors, criuProblem, defaultCriuPath } from "./criu.js";
 import { type OciState, RuncCli } from "./runc.js";
 import { type ExecSyncResult, type OciProcess, runcExec, runcExecSync } from "./runc-exec.js";
 
@@ -137,7 +137,7 @@ export interface ConmonRuntimeOptions {
   stateDir: string;
   conmonPath?: string;
   conmonLogLevel?: string;
-  /** The CRIU binary for checkpoint and restore; default /usr/sbin/criu. */
+  /** The CRIU binary for checkpoint and restore; default: defaultCriuPath(). */
   criuPath?: string;
   runner?: Runner;
   logger?: Logger;
@@ -234,7 +234,7 @@ export class ConmonOciRuntime implements OciRuntime {
   }
 
   private get criuPath(): string {
-    return this.o.criuPath ?? DEFAULT_CRIU_PATH;
+    return this.o.criuPath ?? defaultCriuPath();
   }
 
   checkpointProblem(): Promise<string | undefined> {
@@ -423,7 +423,6 @@ export interface RuntimeHandlersConfig {
   logger?: Logger;
 }
 
-export const DEFAULT_CRIU_PATH = "/usr/sbin/criu";
 export const DEFAULT_HANDLER = "runc";
 export const DEFAULT_HANDLERS: Readonly<Record<string, RuntimeHandlerConfig>> = {
   runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/runc", runtimeType: "oci" },

@@ -43,10 +43,11 @@ export const METRIC_LABELS: Record<PodMetric, string> = {
   CreateContainer: "CreateContainer",
   StartContainer: "StartContainer",
   StopContainer: "StopContainer (timeout 0)",
+  RemoveContainer: "RemoveContainer",
   StopPodSandbox: "StopPodSandbox",
   RemovePodSandbox: "RemovePodSandbox",
   start: "pod+container start (Run+Create+Start)",
-  lifecycle: "full lifecycle (all 6 RPCs)",
+  lifecycle: "full lifecycle (sum of the 7 RPCs)",
 };
 const METRICS: PodMetric[] = [...POD_RPCS, "start", "lifecycle"];
 

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -957,6 +958,14 @@ static napi_value js_kill_child(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* trimMemory(): malloc_trim(0), handing freed heap pages back to the kernel. Synchronous. */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  NAPI_CALL(env, napi_get_boolean(env, malloc_trim(0) == 1, &v), NULL);
+  return v;
+}
+
 /* ------------------------------------------------------------------- init */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -976,6 +985,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"connectSeqpacket", NULL, js_connect_seqpacket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"killChild", NULL, js_kill_child, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);
   return exports;

@@ -67,6 +67,8 @@ export interface NativeAddon {
   ): { pid: number; fds: number[] };
   /** Signals a child of spawn() that has not been reaped yet; false when it has. */
   killChild(pid: number, signal: number): boolean;
+  /** malloc_trim(0): freed malloc heap back to the kernel; true when some was. Synchronous. */
+  trimMemory(): boolean;
 }
 
 /** spawn() stdio slots besides an fd of ours. */

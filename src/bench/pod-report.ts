@@ -85,6 +85,8 @@ export interface PodSummary {
     sandboxCount: number;
     containerCount: number;
   };
+  /** Daemon restarts with pods on disk: exec to first answered Version, ms. */
+  startup?: { pods: number; listedPods: number; readyMs: Dist };
   /** berthd: server-side durationMs from its log. */
   server?: { serial: Record<PodRpc, Dist>; parallel: Record<PodRpc, Dist> };
 }
@@ -117,6 +119,15 @@ export function summarizePods(r: PodRuntimeResult): PodSummary {
             monitorCount: m.monitorCount,
             sandboxCount: m.sandboxCount,
             containerCount: m.containerCount,
+          },
+        }
+      : {}),
+    ...(r.startup
+      ? {
+          startup: {
+            pods: r.startup.pods,
+            listedPods: r.startup.listedPods,
+            readyMs: dist(r.startup.readyMs),
           },
         }
       : {}),

@@ -43,6 +43,7 @@ import {
   table,
   writeReport,
 } from "./report.js";
+import { partsOf, summaryRows, summaryTable } from "./summary.js";
 import { Cleanup, log, pidsWithArg } from "./util.js";
 
 const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
@@ -108,7 +109,11 @@ async function main(cleanup: Cleanup): Promise<void> {
   } else if (previous["pods"] !== undefined) {
     report["pods"] = previous["pods"];
   }
+  const rows = summaryRows(partsOf(report));
+  report["summary"] = rows;
   await writeReport(out, report);
+  console.log("");
+  console.log(summaryTable(rows));
   console.log(`raw samples: ${out}`);
 }
 

@@ -70,7 +70,8 @@ export function summaryRows(parts: Parts): SummaryRow[] {
       unit,
       ratio,
       ...(goal ? { goal: goal.text } : {}),
-      ...(goal && ok(b) && (ratio !== null || goal.text.startsWith("<="))
+      // A ratio goal needs both runtimes; the start-up goal is absolute (ms).
+      ...(goal && ok(b) && (ratio !== null || goal.text.endsWith(" ms"))
         ? { met: goal.test(ratio ?? 0, b) }
         : {}),
     });

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -35,6 +37,7 @@
 
 #include <node_api.h>
 
+#include "spawn.h"
 #include "stdio_relay.h"
 
 /* ---------------------------------------------------------------- errors */
@@ -749,6 +752,220 @@ static napi_value js_connect_seqpacket(napi_env env, napi_callback_info info) {
   return queue(env, r);
 }
 
+/* ------------------------------------------------------------ child processes */
+
+/* stdio slot codes of spawn(): an fd of ours (>= 0) or one of these. */
+enum { SLOT_NULL = -1, SLOT_PIPE_IN = -2, SLOT_PIPE_OUT = -3, SLOT_PAIR = -4 };
+
+typedef struct {
+  napi_ref cb;
+  int status;
+} exit_rec;
+
+static napi_threadsafe_function exit_tsfn = NULL;
+static size_t live_children = 0; /* touched on the JS thread only */
+
+static void exit_call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
+  exit_rec *r = data;
+  if (env != NULL) {
+    napi_value cb, undef, status;
+    if (napi_get_reference_value(env, r->cb, &cb) == napi_ok && napi_get_undefined(env, &undef) == napi_ok &&
+        napi_create_int32(env, r->status, &status) == napi_ok) {
+      napi_call_function(env, undef, cb, 1, &status, NULL);
+    }
+    napi_delete_reference(env, r->cb);
+    if (--live_children == 0) napi_unref_threadsafe_function(env, exit_tsfn);
+  }
+  free(r);
+}
+
+static void on_child_exit(void *ctx, int status) {
+  exit_rec *r = ctx;
+  r->status = status;
+  napi_call_threadsafe_function(exit_tsfn, r, napi_tsfn_blocking);
+}
+
+static void free_strv(char **v) {
+  if (v == NULL) return;
+  for (char **p = v; *p != NULL; p++) free(*p);
+  free(v);
+}
+
+/* A JS array of strings as a NULL-terminated, malloc'd vector. */
+static bool get_strv(napi_env env, napi_value arr, const char *arg, char ***out) {
+  *out = NULL;
+  uint32_t n = 0;
+  bool is_array = false;
+  if (napi_is_array(env, arr, &is_array) != napi_ok || !is_array) {
+    throw_arg_type(env, arg, "an array of strings");
+    return false;
+  }
+  NAPI_CALL(env, napi_get_array_length(env, arr, &n), false);
+  char **v = calloc((size_t)n + 1, sizeof(char *));
+  if (v == NULL) {
+    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
+    return false;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    if (napi_get_element(env, arr, i, &e) != napi_ok) {
+      free_strv(v);
+      throw_napi_failure(env, "napi_get_element");
+      return false;
+    }
+    if (!get_string(env, e, arg, &v[i])) {
+      free_strv(v);
+      return false;
+    }
+  }
+  *out = v;
+  return true;
+}
+
+/* spawn(file, argv, env, cwd|null, stdio[], newSession, onExit(status)) -> { pid, fds[] }.
+ * fds[i] is our end of slot i's pipe or socket pair, or -1. */
+static napi_value js_spawn(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 7);
+  napi_value result = NULL;
+  char *file = NULL, *cwd = NULL;
+  char **args = NULL, **envp = NULL;
+  int slots[16], ours[16], theirs[16];
+  uint32_t nslots = 0;
+  bool new_session = false;
+  napi_valuetype t;
+  exit_rec *rec = NULL;
+  for (int i = 0; i < 16; i++) ours[i] = theirs[i] = -1;
+
+  if (!get_string(env, argv[0], "file", &file) || !get_strv(env, argv[1], "argv", &args) ||
+      !get_strv(env, argv[2], "env", &envp))
+    goto out;
+  if (napi_typeof(env, argv[3], &t) != napi_ok) goto out;
+  if (t != napi_null && !get_string(env, argv[3], "cwd", &cwd)) goto out;
+  bool is_array = false;
+  if (napi_is_array(env, argv[4], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[4], &nslots) != napi_ok || nslots > 16) {
+    throw_arg_type(env, "stdio", "an array of at most 16 numbers");
+    goto out;
+  }
+  if (napi_get_value_bool(env, argv[5], &new_session) != napi_ok) {
+    throw_arg_type(env, "newSession", "a boolean");
+    goto out;
+  }
+  if (napi_typeof(env, argv[6], &t) != napi_ok || t != napi_function) {
+    throw_arg_type(env, "onExit", "a function");
+    goto out;
+  }
+  int err = 0;
+  for (uint32_t i = 0; i < nslots && err == 0; i++) {
+    napi_value e;
+    int32_t code;
+    if (napi_get_element(env, argv[4], i, &e) != napi_ok || napi_get_value_int32(env, e, &code) != napi_ok) {
+      throw_arg_type(env, "stdio", "an array of numbers");
+      goto out;
+    }
+    int fds[2];
+    if (code >= 0 || code == SLOT_NULL) {
+      slots[i] = code;
+    } else if (code == SLOT_PIPE_IN || code == SLOT_PIPE_OUT) {
+      if (pipe2(fds, O_CLOEXEC) != 0) {
+        err = errno;
+        break;
+      }
+      bool in = code == SLOT_PIPE_IN; /* the child reads fds[0] */
+      theirs[i] = slots[i] = in ? fds[0] : fds[1];
+      ours[i] = in ? fds[1] : fds[0];
+    } else if (code == SLOT_PAIR) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        err = errno;
+        break;
+      }
+      theirs[i] = slots[i] = fds[1];
+      ours[i] = fds[0];
+    } else {
+      throw_arg_type(env, "stdio", "fds or slot codes -1..-4");
+      goto out;
+    }
+  }
+  if (err == 0 && exit_tsfn == NULL) {
+    napi_value name;
+    if (napi_create_string_utf8(env, "berth_native.spawn", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, exit_call_js, &exit_tsfn) !=
+            napi_ok) {
+      throw_napi_failure(env, "napi_create_threadsafe_function");
+      goto out;
+    }
+    napi_unref_threadsafe_function(env, exit_tsfn);
+  }
+  if (err == 0 && (rec = calloc(1, sizeof(exit_rec))) == NULL) err = ENOMEM;
+  if (err == 0 && napi_create_reference(env, argv[6], 1, &rec->cb) != napi_ok) {
+    throw_napi_failure(env, "napi_create_reference");
+    goto out;
+  }
+  pid_t pid = 0;
+  if (err == 0) {
+    /* Counted before the waiter can report, and kept alive while any child runs (as libuv does). */
+    if (live_children++ == 0) napi_ref_threadsafe_function(env, exit_tsfn);
+    err = spawn_child(file, args, envp, cwd, slots, (int)nslots, new_session, on_child_exit, rec, &pid);
+    if (err != 0) {
+      if (--live_children == 0) napi_unref_threadsafe_function(env, exit_tsfn);
+      napi_delete_reference(env, rec->cb);
+    } else {
+      rec = NULL; /* the waiter owns it */
+    }
+  }
+  if (throw_if_errno(env, err, "spawn", file)) goto out;
+  napi_value o, pidv, fdsv;
+  if (napi_create_object(env, &o) != napi_ok || napi_create_int32(env, pid, &pidv) != napi_ok ||
+      napi_create_array_with_length(env, nslots, &fdsv) != napi_ok) {
+    throw_napi_failure(env, "napi_create_object");
+    goto out;
+  }
+  for (uint32_t i = 0; i < nslots; i++) {
+    napi_value fv;
+    if (napi_create_int32(env, ours[i], &fv) != napi_ok || napi_set_element(env, fdsv, i, fv) != napi_ok) {
+      throw_napi_failure(env, "napi_set_element");
+      goto out;
+    }
+  }
+  napi_set_named_property(env, o, "pid", pidv);
+  napi_set_named_property(env, o, "fds", fdsv);
+  result = o;
+  for (int i = 0; i < 16; i++) ours[i] = -1; /* handed to JS */
+out:
+  for (int i = 0; i < 16; i++) {
+    if (theirs[i] >= 0) close(theirs[i]);
+    if (ours[i] >= 0) close(ours[i]);
+  }
+  free(rec);
+  free(file);
+  free(cwd);
+  free_strv(args);
+  free_strv(envp);
+  return result;
+}
+
+/* killChild(pid, signal) -> false when `pid` is not a live child of spawn(). */
+static napi_value js_kill_child(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 2);
+  double pid, sig;
+  if (!get_uint(env, argv[0], "pid", (double)INT_MAX, &pid) || !get_uint(env, argv[1], "signal", 64, &sig)) return NULL;
+  int err = spawn_kill((pid_t)pid, (int)sig);
+  if (err != ESRCH && throw_if_errno(env, err, "kill", NULL)) return NULL;
+  napi_value v;
+  NAPI_CALL(env, napi_get_boolean(env, err == 0, &v), NULL);
+  return v;
+}
+
+/* trimMemory(): malloc_trim(0), handing freed heap pages back to the kernel. Synchronous. */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  NAPI_CALL(env, napi_get_boolean(env, malloc_trim(0) == 1, &v), NULL);
+  return v;
+}
+
 /* ------------------------------------------------------------------- init */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -766,6 +983,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"pendingBytes", NULL, js_pending_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"startRelay", NULL, js_start_relay, NULL, NULL, NULL, napi_enumerable, NULL},
       {"connectSeqpacket", NULL, js_connect_seqpacket, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"killChild", NULL, js_kill_child, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);
   return exports;

@@ -76,7 +76,21 @@ export async function startBerthd(
   const started = proc;
   const pid = started.pid;
   if (pid === undefined) throw new Error("berthd has no pid");
-  return { client: started.client, pid, output: () => started.output, stop, dir };
+  const instance: RuntimeInstance & { dir: string } = {
+    client: started.client,
+    pid,
+    output: () => started.output,
+    stop,
+    dir,
+    restart: async () => {
+      await withTimeout(started.kill("SIGTERM"), 30_000, "berthd exit after SIGTERM");
+      await withTimeout(started.launch(5), 60_000, "berthd restart");
+      instance.client = started.client;
+      instance.pid = started.pid ?? 0;
+      return started.readyMs;
+    },
+  };
+  return instance;
 }
 
 interface LogLine {

@@ -110,14 +110,26 @@ export async function startContainerd(
     if (child) await terminate(child, 10_000);
     await removeTree(dir);
   });
+  let readyMs = 0;
   try {
-    return await launch();
+    const instance = await launch(100);
+    instance.restart = async () => {
+      client?.close();
+      if (child) await terminate(child, 30_000);
+      const next = await launch(5);
+      instance.client = next.client;
+      instance.pid = next.pid;
+      instance.output = next.output;
+      return readyMs;
+    };
+    return instance;
   } catch (err) {
     await stop(); // never leave a half-started containerd behind
     throw err;
   }
 
-  async function launch(): Promise<RuntimeInstance & { dir: string }> {
+  /** Starts containerd on `dir`; resolves once its CRI answers Version (polled every `pollMs`). */
+  async function launch(pollMs: number): Promise<RuntimeInstance & { dir: string }> {
     for (const d of ["cni/bin", "cni/conf", "opt", "tmp"]) await mkdir(join(dir, d), { recursive: true });
     const configPath = join(dir, "config.toml");
     await writeFile(configPath, containerdConfig(dir, registryHost, pods));
@@ -127,6 +139,7 @@ export async function startContainerd(
       logs += b.toString("utf8");
       if (logs.length > 256 * 1024) logs = logs.slice(-128 * 1024);
     };
+    const t0 = performance.now();
     const proc = spawn(CONTAINERD_BINARY, ["--config", configPath], {
       stdio: ["ignore", "pipe", "pipe"],
       // Temp mounts (the differ's) land inside our dir, so cleanup finds them.
@@ -153,6 +166,7 @@ export async function startContainerd(
         const probe = new CriClient(socket, { timeoutMs: 2000 });
         try {
           await probe.version();
+          readyMs = performance.now() - t0;
           break;
         } catch (err) {
           lastError = errorText(err);
@@ -160,7 +174,7 @@ export async function startContainerd(
           probe.close();
         }
       }
-      await sleep(100);
+      await sleep(pollMs);
     }
     client = new CriClient(socket, { timeoutMs: 60_000 });
     const pid = proc.pid;

@@ -23,6 +23,8 @@ export interface PullSample {
   rssSamples: number;
   /** VmHWM right after the pull (peak over the process's whole life), KiB. */
   hwmKiB: number;
+  /** VmRSS 5 s after a cold pull (the daemon idle again, the pull's garbage collectable), KiB. */
+  afterIdleRssKiB?: number;
   /** Peak used in the report: max(polled, VmHWM) for cold runs on a fresh process, polled for warm. */
   peakRssKiB: number;
   /** CPU time the runtime process used during the pull (all threads), ms. */
@@ -59,7 +61,13 @@ export async function measurePull(
   const cpuAfter = await readCpuMs(pid);
   const regAfter = registryPid === undefined ? undefined : await readCpuMs(registryPid);
   const hwmKiB = after?.hwmKiB ?? 0;
+  let afterIdleRssKiB: number | undefined;
+  if (kind === "cold") {
+    await sleep(5000);
+    afterIdleRssKiB = (await readMem(pid))?.rssKiB;
+  }
   return {
+    ...(afterIdleRssKiB !== undefined ? { afterIdleRssKiB } : {}),
     kind,
     run,
     ms,
@@ -108,6 +116,11 @@ export interface RuntimeInstance {
   output(): string;
   /** Stops it and removes its directories (bounded, idempotent). */
   stop(): Promise<void>;
+  /**
+   * SIGTERM, then the same daemon again on the same directories; resolves the ms from its exec
+   * to its first answered Version (polled every 5 ms). `client` and `pid` are the new one's after.
+   */
+  restart?(): Promise<number>;
 }
 
 export interface RuntimeDriver {

@@ -14,7 +14,8 @@ import type {
 
 export class PodCri {
   constructor(
-    private readonly cri: CriClient,
+    /** Replaced when the daemon restarts. */
+    public cri: CriClient,
     private readonly timeoutMs = 120_000,
   ) {}
 
@@ -45,6 +46,10 @@ export class PodCri {
 
   async stopContainer(containerId: string, timeoutSec: number): Promise<void> {
     await this.call("stopContainer", { containerId, timeout: BigInt(timeoutSec) });
+  }
+
+  async removeContainer(containerId: string): Promise<void> {
+    await this.call("removeContainer", { containerId });
   }
 
   async stopPodSandbox(podSandboxId: string): Promise<void> {

@@ -43,10 +43,11 @@ export const METRIC_LABELS: Record<PodMetric, string> = {
   CreateContainer: "CreateContainer",
   StartContainer: "StartContainer",
   StopContainer: "StopContainer (timeout 0)",
+  RemoveContainer: "RemoveContainer",
   StopPodSandbox: "StopPodSandbox",
   RemovePodSandbox: "RemovePodSandbox",
   start: "pod+container start (Run+Create+Start)",
-  lifecycle: "full lifecycle (all 6 RPCs)",
+  lifecycle: "full lifecycle (sum of the 7 RPCs)",
 };
 const METRICS: PodMetric[] = [...POD_RPCS, "start", "lifecycle"];
 
@@ -84,6 +85,8 @@ export interface PodSummary {
     sandboxCount: number;
     containerCount: number;
   };
+  /** Daemon restarts with pods on disk: exec to first answered Version, ms. */
+  startup?: { pods: number; listedPods: number; readyMs: Dist };
   /** berthd: server-side durationMs from its log. */
   server?: { serial: Record<PodRpc, Dist>; parallel: Record<PodRpc, Dist> };
 }
@@ -116,6 +119,15 @@ export function summarizePods(r: PodRuntimeResult): PodSummary {
             monitorCount: m.monitorCount,
             sandboxCount: m.sandboxCount,
             containerCount: m.containerCount,
+          },
+        }
+      : {}),
+    ...(r.startup
+      ? {
+          startup: {
+            pods: r.startup.pods,
+            listedPods: r.startup.listedPods,
+            readyMs: dist(r.startup.readyMs),
           },
         }
       : {}),

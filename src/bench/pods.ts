@@ -34,6 +34,7 @@ export const POD_RPCS = [
   "CreateContainer",
   "StartContainer",
   "StopContainer",
+  "RemoveContainer",
   "StopPodSandbox",
   "RemovePodSandbox",
 ] as const;
@@ -98,6 +99,16 @@ export interface PodRuntimeResult {
   serverMs?: { serial: Record<PodRpc, number[]>; parallel: Record<PodRpc, number[]> };
   /** Exec latencies and throughput on one running container. */
   exec?: ExecBenchResult;
+  startup?: StartupResult;
+}
+
+/** The daemon restarted with `pods` pods (each with a running container) on disk. */
+export interface StartupResult {
+  pods: number;
+  /** Per restart: ms from exec to the first answered Version. */
+  readyMs: number[];
+  /** Pods listed after the last restart (should be `pods`). */
+  listedPods: number;
 }
 
 export interface PodBenchOptions {
@@ -116,6 +127,9 @@ export interface PodBenchOptions {
   /** Timed runs of each exec kind per runtime (0: no exec bench), and `cat` throughput runs. */
   execIterations: number;
   execCatRuns: number;
+  /** Pods on disk for the start-up measurement (0: none), and how many restarts to time. */
+  startupPods: number;
+  startupRestarts: number;
 }
 
 export interface PodBenchResult {
@@ -243,6 +257,7 @@ async function timedLifecycle(
     await timed("StartContainer", () => rt.cri.startContainer(containerId));
     if (check) await verify(rt, id, containerId);
     await timed("StopContainer", () => rt.cri.stopContainer(containerId, 0));
+    await timed("RemoveContainer", () => rt.cri.removeContainer(containerId));
     await timed("StopPodSandbox", () => rt.cri.stopPodSandbox(id));
     await timed("RemovePodSandbox", () => rt.cri.removePodSandbox(id));
     podId = undefined;
@@ -587,6 +602,17 @@ export async function runPodBench(cleanup: Cleanup, opts: PodBenchOptions): Prom
   // Exec on one running container per runtime (after the memory figures: `cat` grows the heap).
   if (opts.execIterations > 0) await execBench(work, runtimes, logRoot, ref, `${tmp}/berth-runc`, opts);
 
+  if (opts.startupPods > 0) {
+    for (const rt of runtimes) {
+      await guarded(rt, "start-up", async () => {
+        rt.result.startup = await measureStartup(work, rt, opts, logRoot, ref);
+        log(
+          `${rt.name}: ready in ${rt.result.startup.readyMs.map((x) => x.toFixed(0)).join(", ")} ms with ${opts.startupPods} pods`,
+        );
+      });
+    }
+  }
+
   const berthRt = runtimes[0]!;
   berthRt.result.serverMs = { serial: serverDurations(serialLogs), parallel: serverDurations(parallelLogs) };
   const c = runtimes.find((r) => r.name === "containerd");
@@ -603,6 +629,8 @@ export async function runPodBench(cleanup: Cleanup, opts: PodBenchOptions): Prom
       chunk: opts.chunk,
       execIterations: opts.execIterations,
       execCatRuns: opts.execCatRuns,
+      startupPods: opts.startupPods,
+      startupRestarts: opts.startupRestarts,
     },
     network: {
       bridge: BRIDGE,
@@ -613,6 +641,56 @@ export async function runPodBench(cleanup: Cleanup, opts: PodBenchOptions): Prom
     },
     image: { ref, sandboxImage, manifestDigest: image.manifestDigest, configDigest: image.configDigest },
   };
+}
+
+/**
+ * Start-up: `startupPods` pods with a running container each, then the daemon restarted
+ * `startupRestarts` times over them (its pods and containers live on, as after an upgrade),
+ * timed from exec to the first answered Version; the pods are removed afterwards.
+ */
+async function measureStartup(
+  work: Work,
+  rt: PodRuntime,
+  opts: PodBenchOptions,
+  logRoot: string,
+  image: string,
+): Promise<StartupResult> {
+  const restart = rt.instance.restart;
+  if (!restart) throw new Error(`${rt.name}: cannot restart`);
+  const made: Array<{ podId: string; logDir: string }> = [];
+  try {
+    for (let i = 0; i < opts.startupPods; i += opts.parallel) {
+      const batch = Array.from({ length: Math.min(opts.parallel, opts.startupPods - i) }, async (_, j) => {
+        work.check();
+        const pod = podConfig(`${rt.name}-up-${i + j}`, randomUUID(), logRoot);
+        await mkdir(pod.logDirectory, { recursive: true });
+        const podId = await rt.cri.runPodSandbox(pod);
+        made.push({ podId, logDir: pod.logDirectory });
+        const containerId = await rt.cri.createContainer(podId, containerConfig(image), pod);
+        await rt.cri.startContainer(containerId);
+      });
+      await work.track(Promise.all(batch));
+    }
+    const readyMs: number[] = [];
+    for (let i = 0; i < opts.startupRestarts; i++) {
+      work.check();
+      readyMs.push(await work.track(restart()));
+      rt.cri.cri = rt.instance.client;
+    }
+    const listedPods = (await rt.cri.listPodIds()).length;
+    return { pods: opts.startupPods, readyMs, listedPods };
+  } finally {
+    for (let i = 0; i < made.length; i += opts.parallel) {
+      await work.track(
+        Promise.all(
+          made.slice(i, i + opts.parallel).map(async (m) => {
+            await forceRemovePod(rt.cri, m.podId);
+            await rm(m.logDir, { recursive: true, force: true });
+          }),
+        ),
+      );
+    }
+  }
 }
 
 /** Runs the exec benchmark on a pod + container per runtime; a failure is logged, not fatal. */

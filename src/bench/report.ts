@@ -24,6 +24,8 @@ export interface Summary {
   compressedMBps: number;
   idleRssMiB: number;
   peakRssMiB: number;
+  /** VmRSS 5 s after a cold pull, median. */
+  afterPullIdleRssMiB: number;
   /** CPU seconds (user + system) the runtime used per cold pull, median. */
   coldCpuS: number;
   /** CPU seconds the registry used per cold pull, median (undefined when not measured). */
@@ -40,6 +42,7 @@ export function summarize(r: RuntimeResult, image: BenchImage): Summary {
     compressedMBps: image.stats.compressedBytes / MB / (cold / 1000),
     idleRssMiB: pick(r.cold, (s) => s.idleRssKiB) / 1024,
     peakRssMiB: pick(r.cold, (s) => s.peakRssKiB) / 1024,
+    afterPullIdleRssMiB: pick(r.cold, (s) => s.afterIdleRssKiB ?? Number.NaN) / 1024,
     coldCpuS: pick(r.cold, (s) => s.cpuUserMs + s.cpuSystemMs) / 1000,
     ...(r.cold.every((s) => s.registryCpuMs !== undefined) && r.cold.length > 0
       ? { registryCpuS: pick(r.cold, (s) => s.registryCpuMs ?? 0) / 1000 }
@@ -69,6 +72,11 @@ const ROWS: Row[] = [
   { label: "CPU time (cold pull)", value: (s) => s.coldCpuS, format: (v) => `${v.toFixed(2)} s` },
   { label: "idle RSS (before pull)", value: (s) => s.idleRssMiB, format: (v) => `${v.toFixed(1)} MiB` },
   { label: "peak RSS (cold pull)", value: (s) => s.peakRssMiB, format: (v) => `${v.toFixed(1)} MiB` },
+  {
+    label: "idle RSS 5 s after the pull",
+    value: (s) => s.afterPullIdleRssMiB,
+    format: (v) => `${v.toFixed(1)} MiB`,
+  },
 ];
 
 export interface GoalResult {

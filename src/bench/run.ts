@@ -17,6 +17,8 @@
  * BENCH_POD_ROUNDS (parallel rounds, default 8), BENCH_POD_WARMUP (default 3),
  * BENCH_EXEC_ITERATIONS (timed runs of each exec kind, default 20),
  * BENCH_EXEC_CAT_RUNS (32 MiB `cat` throughput runs, default 3),
+ * BENCH_STARTUP_PODS (pods, each with a running container, on disk while the daemon restarts;
+ * default 100, 0: no start-up measurement), BENCH_STARTUP_RESTARTS (timed restarts, default 3),
  * BENCH_BERTH_CPU_PROF=<dir> (pods: V8 CPU profile of berthd, written when it exits).
  */
 import { readFile } from "node:fs/promises";
@@ -41,6 +43,7 @@ import {
   table,
   writeReport,
 } from "./report.js";
+import { partsOf, summaryRows, summaryTable } from "./summary.js";
 import { Cleanup, log, pidsWithArg } from "./util.js";
 
 const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
@@ -106,7 +109,11 @@ async function main(cleanup: Cleanup): Promise<void> {
   } else if (previous["pods"] !== undefined) {
     report["pods"] = previous["pods"];
   }
+  const rows = summaryRows(partsOf(report));
+  report["summary"] = rows;
   await writeReport(out, report);
+  console.log("");
+  console.log(summaryTable(rows));
   console.log(`raw samples: ${out}`);
 }
 
@@ -123,6 +130,8 @@ async function podBench(cleanup: Cleanup): Promise<Record<string, unknown>> {
     chunk: 10,
     execIterations: runsFromEnv("BENCH_EXEC_ITERATIONS", 20, 1000),
     execCatRuns: runsFromEnv("BENCH_EXEC_CAT_RUNS", 3, 50),
+    startupPods: process.env["BENCH_STARTUP_PODS"] === "0" ? 0 : runsFromEnv("BENCH_STARTUP_PODS", 100, 500),
+    startupRestarts: runsFromEnv("BENCH_STARTUP_RESTARTS", 3, 20),
     ...(skip !== undefined ? { skipContainerd: skip } : {}),
     berthToml: process.env["BENCH_BERTH_TOML"]?.replace(/\\n/g, "\n") ?? "",
     ...(prof ? { cpuProfDir: resolve(prof) } : {}),

@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 /** berthd [--config FILE] [--root DIR] [--state DIR] [--listen PATH] [--log-level L] */
+// First: V8 settings that must be in force before the heap grows.
+import "../daemon/heap-flags.js";
+
 import { parseArgs } from "node:util";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../common/logger.js";
 import { BERTH_VERSION } from "../common/version.js";

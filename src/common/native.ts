@@ -50,7 +50,35 @@ export interface NativeAddon {
   startRelay(fd: number, packets: boolean): number;
   /** Connects a SOCK_SEQPACKET socket to `dir`/`name` (any length of `dir`). */
   connectSeqpacket(dir: string, name: string): Promise<number>;
+  /**
+   * vfork + execvpe (no fork of the daemon): the child's fd i is `stdio[i]`, an fd of ours or a
+   * SLOT_* code; `fds[i]` is our end of slot i's pipe or socket pair (else -1), close-on-exec.
+   * A waiter thread reaps the child and `onExit` gets its wait status on the JS thread; the
+   * event loop stays alive while a child runs. Throws (code ENOENT, EACCES…) when it cannot start.
+   */
+  spawn(
+    file: string,
+    argv: readonly string[],
+    env: readonly string[],
+    cwd: string | null,
+    stdio: readonly number[],
+    newSession: boolean,
+    onExit: (status: number) => void,
+  ): { pid: number; fds: number[] };
+  /** Signals a child of spawn() that has not been reaped yet; false when it has. */
+  killChild(pid: number, signal: number): boolean;
+  /** malloc_trim(0): freed malloc heap back to the kernel; true when some was. Synchronous. */
+  trimMemory(): boolean;
 }
+
+/** spawn() stdio slots besides an fd of ours. */
+export const SLOT_NULL = -1;
+/** A pipe the child reads. */
+export const SLOT_PIPE_IN = -2;
+/** A pipe the child writes. */
+export const SLOT_PIPE_OUT = -3;
+/** A unix stream socket pair. */
+export const SLOT_PAIR = -4;
 
 export const S_IFIFO = 0o010000;
 export const S_IFCHR = 0o020000;

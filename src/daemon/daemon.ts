@@ -11,6 +11,7 @@ import { NativeImageBackend } from "../backend/native/images.js";
 import { nativeRuntimeBackend } from "../backend/native/index.js";
 import { failedPrecondition, unavailable } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { releaseWhenQuiet } from "../common/memory.js";
 import { native } from "../common/native.js";
 import { BERTH_VERSION } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
@@ -32,6 +33,8 @@ import type { StreamingServer } from "../streaming/server.js";
 import { prepareSocketPath } from "./socket.js";
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** A pull's garbage and freed buffers go back to the kernel once pulls have been quiet this long. */
+const releaseAfterPulls = releaseWhenQuiet(2000);
 
 export class Daemon {
   private server: Server | undefined;
@@ -58,6 +61,7 @@ export class Daemon {
       onPull: (ok, bytes) => {
         this.metrics.pulls.inc({ result: ok ? "success" : "failure" });
         if (ok) this.metrics.pullBytes.inc(bytes);
+        releaseAfterPulls();
       },
     });
     this.cni = new CniClient({

@@ -17,7 +17,7 @@ import type { ImageRecord } from "./image-store.js";
 import { type InstallDeps, installImage } from "./install.js";
 import { formatName, formatRef, type ImageRef, parseReference } from "./reference.js";
 import type { CriAuthConfig } from "./registry/auth.js";
-import { RegistryClient } from "./registry/client.js";
+import type { RegistryClient } from "./registry/client.js";
 import { parseImageConfig } from "./registry/oci.js";
 import { defaultPlatform, formatPlatform, parsePlatform } from "./registry/platform.js";
 
@@ -36,21 +36,30 @@ export type PullDeps = InstallDeps & { config: BerthConfig };
 
 export class Puller {
   private readonly inflight = new SingleFlight<ImageRecord>();
-  private readonly registry: RegistryClient;
+  /** Made at the first pull: the registry client loads undici (~250 ms of CPU, ~9 MiB). */
+  private registry: Promise<RegistryClient> | undefined;
   private readonly logger: Logger;
   /** Pulls in flight by normalised reference (layer byte counts, for progress). */
   private readonly progress = new Map<string, PullProgress>();
 
   constructor(private readonly deps: PullDeps) {
     this.logger = deps.logger;
-    this.registry = new RegistryClient({
-      hosts: deps.config.registry,
-      logger: deps.logger,
-      maxManifestBytes: deps.config.image.maxManifestBytes,
-      connectTimeoutMs: deps.config.image.connectTimeoutSeconds * 1000,
-      headersTimeoutMs: deps.config.image.responseHeaderTimeoutSeconds * 1000,
-      bodyTimeoutMs: deps.config.image.bodyIdleTimeoutSeconds * 1000,
-    });
+  }
+
+  private client(): Promise<RegistryClient> {
+    const { config, logger } = this.deps;
+    this.registry ??= import("./registry/client.js").then(
+      ({ RegistryClient }) =>
+        new RegistryClient({
+          hosts: config.registry,
+          logger,
+          maxManifestBytes: config.image.maxManifestBytes,
+          connectTimeoutMs: config.image.connectTimeoutSeconds * 1000,
+          headersTimeoutMs: config.image.responseHeaderTimeoutSeconds * 1000,
+          bodyTimeoutMs: config.image.bodyIdleTimeoutSeconds * 1000,
+        }),
+    );
+    return this.registry;
   }
 
   pull(reference: string, auth?: PullAuth, signal?: AbortSignal): Promise<ImageRecord> {
@@ -91,7 +100,7 @@ export class Puller {
   ): Promise<ImageRecord> {
     const started = Date.now();
     const { config } = this.deps;
-    const session = this.registry.session(ref, auth, signal);
+    const session = (await this.client()).session(ref, auth, signal);
     // One resolver for every pull: the index (nested ones too) → this node's platform → manifest.
     const wanted = config.image.platform ? parsePlatform(config.image.platform) : defaultPlatform();
     const resolved = await session.resolveImage(wanted);
@@ -148,7 +157,7 @@ export class Puller {
     return record;
   }
 
-  close(): Promise<void> {
-    return this.registry.close();
+  async close(): Promise<void> {
+    await (await this.registry)?.close();
   }
 }

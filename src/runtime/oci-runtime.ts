@@ -143,7 +143,7 @@ export interface ConmonRuntimeOptions {
   logger?: Logger;
   /** After SIGKILL, how long to wait for conmon's exit file; default 10 s. */
   killWaitMs?: number;
-  /** Exit-file poll interval; default 20 ms (a stop should not wait a whole poll). */
+  /** Longest exit-file poll interval; default 20 ms (polls start at 1 ms and double up to it). */
   pollMs?: number;
 }
 
@@ -314,8 +314,9 @@ export class ConmonOciRuntime implements OciRuntime {
   /** Polls for the exit file until `ms` elapse; stops early if the monitor is gone. */
   private async waitExit(id: string, ms: number): Promise<ExitStatus | undefined> {
     const deadline = Date.now() + ms;
-    const poll = this.o.pollMs ?? 20;
-    for (;;) {
+    const maxPoll = this.o.pollMs ?? 20;
+    // A SIGKILLed container is usually gone within a few ms: short polls first.
+    for (let poll = 1; ; poll = Math.min(poll * 2, maxPoll)) {
       const seen = await observeExit(this, id);
       if (seen === "lost") return undefined;
       if (seen !== "running") return seen;
@@ -331,6 +332,23 @@ export class ConmonOciRuntime implements OciRuntime {
   ): Promise<ExitStatus | undefined> {
     const done = await this.exitStatus(id);
     if (done) return done;
+    if (timeoutSec <= 0) {
+      // Straight to SIGKILL, without asking `runc state` first (one runtime exec less, 10-50 ms):
+      // running, created (the waiting init) and, on cgroup v2, paused processes all die of it.
+      // When the runtime refuses (not running, gone) or the exit does not come, the path below
+      // finds out why from the state, as before.
+      const killed = await this.runc.kill(id, "KILL").then(
+        () => true,
+        (e: unknown) => {
+          if (!isCode(e, "NotFound", "FailedPrecondition")) throw e;
+          return false;
+        },
+      );
+      if (killed) {
+        const exited = await this.waitExit(id, this.o.killWaitMs ?? 10_000);
+        if (exited) return exited;
+      }
+    }
     const st = await this.runc.state(id);
     if (!st || st.status === "stopped" || st.status === "created") {
       if (st?.status === "created") {
@@ -369,7 +387,14 @@ export class ConmonOciRuntime implements OciRuntime {
     await this.runc.delete(id, { force: true });
     // The container is gone, so its conmon exits on its own; don't leave one behind if not.
     const pidFile = this.conmonPidFile(id);
-    for (let i = 0; i < 40 && (await conmonAlive(pidFile)); i++) await sleep(50);
+    // It is usually on its way out already: short polls first (1, 2, 4… ms, then 50), ~2 s in all.
+    for (
+      let waited = 0, poll = 1;
+      waited < 2000 && (await conmonAlive(pidFile));
+      waited += poll, poll = Math.min(poll * 2, 50)
+    ) {
+      await sleep(poll);
+    }
     if (await conmonAlive(pidFile)) {
       const pid = await readPidFile(pidFile);
       if (pid !== undefined) {

@@ -15,8 +15,15 @@ export async function syncDir(dir: string): Promise<void> {
 /**
  * Replaces `path` with `data` so that a crash at any point leaves either the old or the new
  * content, never a mix: write a temp file beside it, fsync, rename over, fsync the directory.
+ * Without `syncDirectory` the last step is skipped: a power cut may then bring back the old
+ * content (never a torn or empty file), for replacing a file whose older version is still valid.
  */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Buffer,
+  mode = 0o600,
+  syncDirectory = true,
+): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${randomBytes(6).toString("hex")}`);
   const fh = await open(tmp, "wx", mode);
@@ -35,7 +42,7 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  await syncDir(dir);
+  if (syncDirectory) await syncDir(dir);
 }
 
 /** Runs async tasks one at a time, in call order (for read-modify-write of one file). */

@@ -112,13 +112,19 @@ export class RecordStore<T extends StoredRecord> {
     });
   }
 
-  /** Reads, changes and writes one record under its queue; returns the new value. */
+  /**
+   * Reads, changes and writes one record under its queue; returns the new value. The file is
+   * replaced atomically and fsynced, but the directory is not (put and delete sync it): a power
+   * cut may bring back the record's previous state, which start-up recovery reconciles as it
+   * does any state a crash left (the processes are gone after a reboot anyway). That halves the
+   * fsyncs of a container's life (each ~1-4 ms of latency on the request path).
+   */
   async update(id: string, change: (rec: T) => T): Promise<T> {
     return this.queue(id).run(async () => {
       const cur = this.records.get(id);
       if (!cur) throw notFound(`${this.kind} "${id}" not found`);
       const next = change(cur);
-      await writeFileAtomic(join(this.dir, `${id}.json`), JSON.stringify(next));
+      await writeFileAtomic(join(this.dir, `${id}.json`), JSON.stringify(next), 0o600, false);
       this.records.set(id, next);
       return next;
     });

@@ -53,7 +53,12 @@ export class BerthdProcess {
     return this.logs.join("");
   }
 
-  async launch(): Promise<void> {
+  /** ms from the last launch's spawn to its first answered Version. */
+  readyMs = 0;
+
+  /** Starts berthd on this process's directories; resolves once its socket answers Version (polled every `pollMs`). */
+  async launch(pollMs = 100): Promise<void> {
+    const t0 = performance.now();
     const proc = spawn(process.execPath, [BERTHD, "--config", this.configPath], {
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -70,10 +75,11 @@ export class BerthdProcess {
       const probe = new CriClient(this.socket, { timeoutMs: 1000 });
       try {
         await Promise.race([probe.version(), exited]);
+        this.readyMs = performance.now() - t0;
         return;
       } catch (err) {
         if (proc.exitCode !== null || Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, pollMs));
       } finally {
         probe.close();
       }

@@ -3,7 +3,7 @@
  * localhost shared by a pod's containers, host port mappings, users / groups / capabilities,
  * read-only rootfs and no_new_privs, the CRI log format (partial and long lines, stderr), OOM
  * kills, a container exiting while berthd is down, bad requests, and live resource updates.
- * Uses a test-only bridge (berthct0) and subnet (10.252.0.0/24); removes everything it made.
+ * Uses a test-only bridge (berthco0) and subnet (10.247.0.0/24); removes everything it made.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -32,9 +32,9 @@ import { httpGet, startPodEnv } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
-const BRIDGE = "berthct0";
-const SUBNET = "10.252.0.0/24";
-const GATEWAY = "10.252.0.1";
+const BRIDGE = "berthco0";
+const SUBNET = "10.247.0.0/24";
+const GATEWAY = "10.247.0.1";
 const HOST_PORT = 18081;
 const MiB = 1024 * 1024;
 

@@ -33,13 +33,17 @@ interface Case {
 }
 
 const TS = "2026-12-06T03:23:46.123456789Z";
+const LINE_BYTES = 512;
+/** Pads a line (without its newline) with a filler field to LINE_BYTES bytes in all. */
+const pad = (s: string) => `${s} pad=${"x".repeat(Math.max(0, LINE_BYTES - s.length - 6))}\n`;
+const crireq = (i: number) =>
+  pad(`${TS} stdout F GET /api/v1/items/${i} 200 1532 bytes in 12 ms user=alice trace=${i.toString(16)}`);
 const CASES: Case[] = [
   {
     name: "cri single-line",
     format: "cri",
     processors: "",
-    line: (i) =>
-      `${TS} stdout F GET /api/v1/items/${i} 200 1532 bytes in 12 ms user=alice trace=${i.toString(16)}\n`,
+    line: crireq,
   },
   {
     name: "cri + regex parse",
@@ -49,8 +53,7 @@ const CASES: Case[] = [
     Regex: (\\S+) (\\S+) (\\d+) (\\d+) bytes in (\\d+) ms (.*)
     Keys: [method, path, status, size, ms, rest]
 `,
-    line: (i) =>
-      `${TS} stdout F GET /api/v1/items/${i} 200 1532 bytes in 12 ms user=alice trace=${i.toString(16)}\n`,
+    line: crireq,
   },
   {
     name: "raw multiline (5-line traces)",
@@ -59,10 +62,20 @@ const CASES: Case[] = [
     multiline: { StartPattern: "\\d{4}-\\d\\d-\\d\\d .*" },
     line: (i) =>
       i % 5 === 0
-        ? `2026-12-06 03:23:46 ERROR request ${i} failed: java.lang.IllegalStateException\n`
-        : `    at com.example.Service.handle(Service.java:${i % 997})\n`,
+        ? pad(`2026-12-06 03:23:46 ERROR request ${i} failed: java.lang.IllegalStateException`)
+        : pad(`    at com.example.Service.handle(Service.java:${i % 997})`),
   },
 ];
+
+/** What input_container_stdio tags each record with. */
+const TAGS: Record<string, string> = {
+  _container_name_: "web",
+  _pod_name_: "web-7d9c8b6f5-x2x9q",
+  _namespace_: "default",
+  _pod_uid_: "0f5f3c1e-8d2a-4c1b-9d7e-1a2b3c4d5e6f",
+  _image_name_: "registry.example.com/web:1.4.2",
+  _container_id_: "4f1c2b3a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081",
+};
 
 async function writeCase(path: string, c: Case): Promise<{ bytes: number; lines: number }> {
   const fh = await open(path, "w");
@@ -80,7 +93,14 @@ async function writeCase(path: string, c: Case): Promise<{ bytes: number; lines:
   return { bytes, lines };
 }
 
-async function runOnce(dir: string, path: string, c: Case): Promise<{ seconds: number; records: number }> {
+interface Run {
+  seconds: number;
+  /** CPU time (user + system) the collector's process spent: the figure a loaded machine spoils least. */
+  cpuSeconds: number;
+  records: number;
+}
+
+async function runOnce(dir: string, path: string, c: Case): Promise<Run> {
   const log = createLogger("warn");
   const checkpoints = new CheckpointStore(join(dir, `state-${Date.now()}`));
   await checkpoints.load();
@@ -101,7 +121,10 @@ async function runOnce(dir: string, path: string, c: Case): Promise<{ seconds: n
         decode: lineDecoder(c.format),
         multiline: multilineOptions(c.multiline),
       },
-      prepare: (r) => r,
+      prepare: (records) => {
+        for (const r of records) r.tags = TAGS;
+        return records;
+      },
     },
     {
       checkpoints,
@@ -114,22 +137,25 @@ async function runOnce(dir: string, path: string, c: Case): Promise<{ seconds: n
     },
   );
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   src.start();
   src.finish();
   await src.finished;
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   await pipeline.stop();
-  return { seconds, records };
+  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, records };
 }
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "berth-bench-collector-"));
   const results: Array<Record<string, unknown>> = [];
   try {
-    for (const c of CASES) {
+    const only = process.env["BENCH_COLLECTOR_CASES"];
+    for (const c of CASES.filter((k) => !only || only.split(",").some((o) => k.name.includes(o)))) {
       const path = join(dir, `${c.name.replace(/\W+/g, "_")}.log`);
       const { bytes, lines } = await writeCase(path, c);
-      const runs: Array<{ seconds: number; records: number }> = [];
+      const runs: Run[] = [];
       for (let i = 0; i < RUNS; i++) runs.push(await runOnce(dir, path, c));
       runs.sort((a, b) => a.seconds - b.seconds);
       const med = runs[Math.floor(runs.length / 2)]!;
@@ -142,9 +168,11 @@ async function main(): Promise<void> {
         seconds: +med.seconds.toFixed(3),
         mibPerSecond: +mbps.toFixed(1),
         recordsPerSecond: Math.round(med.records / med.seconds),
+        cpuSeconds: +med.cpuSeconds.toFixed(3),
+        mibPerCpuSecond: +(bytes / 1048576 / med.cpuSeconds).toFixed(1),
       });
       console.log(
-        `${c.name.padEnd(32)} ${(bytes / 1048576).toFixed(0)} MiB, ${med.records} records: ${mbps.toFixed(1)} MiB/s, ${Math.round(med.records / med.seconds)} records/s (median of ${RUNS})`,
+        `${c.name.padEnd(32)} ${(bytes / 1048576).toFixed(0)} MiB, ${med.records} records: ${mbps.toFixed(1)} MiB/s, ${Math.round(med.records / med.seconds)} records/s, ${(bytes / 1048576 / med.cpuSeconds).toFixed(1)} MiB per CPU-second (median of ${RUNS})`,
       );
       await rm(path);
     }

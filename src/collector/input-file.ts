@@ -159,14 +159,15 @@ export class FileInput implements Input {
   }
 
   private source(key: string, host: string, shown: string, c: ContainerInfo | undefined): Source {
-    const tags: Record<string, string> = { ...(c ? tagsFor(c, this.p) : {}), __path__: shown };
+    // One tags object for all the records of a source (flushers serialise it once).
+    const tags: Record<string, string> = Object.freeze({ ...(c ? tagsFor(c, this.p) : {}), __path__: shown });
     const src = new Source(
       {
         key,
         path: host,
         tail: this.tail,
         prepare: (records: LogRecord[]) => {
-          for (const r of records) r.tags = { ...tags };
+          for (const r of records) r.tags = tags;
           return records;
         },
       },

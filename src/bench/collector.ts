@@ -20,6 +20,7 @@ import { Pipeline, SCHEMAS } from "../collector/pipeline.js";
 import { multilineOptions } from "../collector/processors.js";
 import { Source } from "../collector/source.js";
 import { createLogger } from "../common/logger.js";
+import { collectorSteady, haveRsyslog, rsyslogRun, rsyslogSteady } from "./collector-peers.js";
 
 const MB = Number(process.env["BENCH_COLLECTOR_MB"] ?? 64);
 const RUNS = Number(process.env["BENCH_COLLECTOR_RUNS"] ?? 3);
@@ -29,6 +30,10 @@ interface Case {
   format: "cri" | "raw";
   processors: string;
   multiline?: Record<string, unknown>;
+  /** The same grouping for rsyslog imfile (startmsg.regex, POSIX ERE); none: no peer run. */
+  peerMultiline?: string;
+  /** rsyslog has no equivalent of the processors: no peer run. */
+  noPeer?: boolean;
   line(i: number): string;
 }
 
@@ -53,6 +58,7 @@ const CASES: Case[] = [
     Regex: (\\S+) (\\S+) (\\d+) (\\d+) bytes in (\\d+) ms (.*)
     Keys: [method, path, status, size, ms, rest]
 `,
+    noPeer: true,
     line: crireq,
   },
   {
@@ -60,6 +66,7 @@ const CASES: Case[] = [
     format: "raw",
     processors: "",
     multiline: { StartPattern: "\\d{4}-\\d\\d-\\d\\d .*" },
+    peerMultiline: "^[0-9]{4}-[0-9][0-9]-[0-9][0-9] ",
     line: (i) =>
       i % 5 === 0
         ? pad(`2026-12-06 03:23:46 ERROR request ${i} failed: java.lang.IllegalStateException`)
@@ -174,7 +181,46 @@ async function main(): Promise<void> {
       console.log(
         `${c.name.padEnd(32)} ${(bytes / 1048576).toFixed(0)} MiB, ${med.records} records: ${mbps.toFixed(1)} MiB/s, ${Math.round(med.records / med.seconds)} records/s, ${(bytes / 1048576 / med.cpuSeconds).toFixed(1)} MiB per CPU-second (median of ${RUNS})`,
       );
+      if (haveRsyslog() && !c.noPeer) {
+        const peer: number[] = [];
+        for (let i = 0; i < RUNS; i++) {
+          const r = await rsyslogRun(dir, path, { bytes, lines, records: med.records }, c.peerMultiline);
+          if ("error" in r) {
+            console.log(`  rsyslogd imfile: ${r.error}`);
+            break;
+          }
+          peer.push(r.seconds);
+        }
+        if (peer.length === RUNS) {
+          const secs = peer.sort((a, b) => a - b)[Math.floor(RUNS / 2)]!;
+          const peerMbps = bytes / 1048576 / secs;
+          results.push({
+            case: c.name,
+            peer: "rsyslogd imfile",
+            seconds: +secs.toFixed(3),
+            mibPerSecond: +peerMbps.toFixed(1),
+          });
+          console.log(
+            `  rsyslogd imfile (same file, same core): ${peerMbps.toFixed(1)} MiB/s (median of ${RUNS})`,
+          );
+        }
+      }
       await rm(path);
+    }
+    const steadyMbps = 10;
+    const steadySecs = Number(process.env["BENCH_COLLECTOR_STEADY_SECONDS"] ?? 10);
+    const steadyCase = CASES[0]!;
+    const ours = await collectorSteady(dir, steadyCase.line, steadyMbps, steadySecs);
+    results.push({ steady: "berth-collector", mbps: steadyMbps, ...ours });
+    console.log(
+      `steady ${steadyMbps} MB/s for ${steadySecs} s, berth-collector: ${ours.cpuPercent}% CPU, ${ours.rssMiB} MiB RSS (wrote ${(ours.outBytes / 1e6).toFixed(0)} MB)`,
+    );
+    if (haveRsyslog()) {
+      const peer = await rsyslogSteady(dir, steadyCase.line, steadyMbps, steadySecs);
+      results.push({ steady: "rsyslogd imfile", mbps: steadyMbps, ...peer });
+      console.log(
+        `steady ${steadyMbps} MB/s for ${steadySecs} s, rsyslogd imfile: ${peer.cpuPercent}% CPU, ${peer.rssMiB} MiB RSS (wrote ${(peer.outBytes / 1e6).toFixed(0)} MB)`,
+      );
     }
     await mkdir("bench-results", { recursive: true });
     await writeFile(

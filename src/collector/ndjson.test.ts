@@ -15,6 +15,8 @@ describe("ndjsonBuffer", () => {
       // A field named like a tag or a reserved key is left to the tag / the record's own value.
       { timeNs: T, source: "stdout", fields: { _container_name_: "x", _time_: "y" }, tags },
       { timeNs: T, source: "", fields: {}, tags: {} },
+      { timeNs: T, source: "stdout", fields: { content: "Exception\n  at a\n  at b" }, tags },
+      { timeNs: T, source: "stdout", fields: { content: 'trace\n  "quoted"\n' }, tags },
     ];
     const lines = ndjsonBuffer(records).toString("utf8").split("\n");
     assert.equal(lines.pop(), "");

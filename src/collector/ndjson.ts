@@ -80,14 +80,19 @@ class Out {
 
   /** A string value as JSON: quoted as is when nothing in it needs escaping (the usual case). */
   json(s: string): void {
+    let v = s;
     if (!SAFE.test(s)) {
-      this.text(JSON.stringify(s));
-      return;
+      // Multiline records: newlines are the only thing to escape, far faster by replaceAll.
+      if (!SAFE_BUT_NEWLINES.test(s)) {
+        this.text(JSON.stringify(s));
+        return;
+      }
+      v = s.replaceAll("\n", "\\n");
     }
-    this.room(s.length * 3 + 2);
+    this.room(v.length * 3 + 2);
     const b = this.buf;
     b[this.pos++] = QUOTE;
-    this.pos += b.write(s, this.pos, "utf8");
+    this.pos += b.write(v, this.pos, "utf8");
     b[this.pos++] = QUOTE;
   }
 
@@ -104,6 +109,7 @@ const QUOTE = 0x22;
 // fine but rare enough to take the slow path). Anchored and positive: ~3x faster in V8 than
 // searching for the first character that needs escaping.
 const SAFE = /^[ !#-[\]-\ud7ff\ue000-\uffff]*$/;
+const SAFE_BUT_NEWLINES = /^[\n !#-[\]-\ud7ff\ue000-\uffff]*$/;
 const COMMA = 0x2c;
 
 export function ndjsonBuffer(records: LogRecord[]): Buffer {

@@ -50,8 +50,13 @@ export function formatRfc3339Ns(ns: bigint): string {
   return `${lastFormatted.text}.${String(Number(frac)).padStart(9, "0")}Z`;
 }
 
+let lastNow = { ms: 0, ns: 0n };
+
+/** Now, ns since the epoch (ms precision; one bigint per millisecond, not per raw line). */
 export function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
+  const ms = Date.now();
+  if (ms !== lastNow.ms) lastNow = { ms, ns: BigInt(ms) * 1_000_000n };
+  return lastNow.ns;
 }
 
 /** The flat JSON view flusher_stdout and the JSON-based flushers write. */

@@ -159,6 +159,25 @@ async function runOnce(dir: string, path: string, c: Case): Promise<Run> {
   return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, records };
 }
 
+/** berth-collector and rsyslogd side by side, one row per case, then the steady figures. */
+function printTable(results: Array<Record<string, unknown>>): void {
+  const row = (cells: string[]) => console.log(cells.map((c, i) => c.padEnd(i === 0 ? 32 : 16)).join(" "));
+  console.log("");
+  row(["case", "berth MiB/s", "berth MiB/CPU-s", "rsyslogd MiB/s"]);
+  for (const r of results.filter((x) => x["case"] && !x["peer"])) {
+    const peer = results.find((x) => x["peer"] && x["case"] === r["case"]);
+    row([
+      String(r["case"]),
+      String(r["mibPerSecond"]),
+      String(r["mibPerCpuSecond"]),
+      peer ? String(peer["mibPerSecond"]) : "-",
+    ]);
+  }
+  for (const r of results.filter((x) => x["steady"])) {
+    row([`steady ${r["mbps"]} MB/s: ${r["steady"]}`, `${r["cpuPercent"]}% CPU`, `${r["rssMiB"]} MiB RSS`]);
+  }
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "berth-bench-collector-"));
   const results: Array<Record<string, unknown>> = [];
@@ -229,6 +248,7 @@ async function main(): Promise<void> {
         );
       }
     }
+    printTable(results);
     await mkdir("bench-results", { recursive: true });
     await writeFile(
       join("bench-results", "collector.json"),

@@ -138,6 +138,36 @@ describe("agent", () => {
     assert.equal(a.records[0]!["__path__"], app);
   });
 
+  it("input_file: files there before the pipeline start at their last TailSizeKB, later ones at 0", async () => {
+    const [tail, all] = [await sink(), await sink()];
+    const conf = join(dir, "tailsize", "conf.d");
+    const logs = join(dir, "tailsize", "logs");
+    await mkdir(conf, { recursive: true });
+    await mkdir(logs);
+    const old = lines(0, 1000);
+    await writeFile(join(logs, "old.log"), old);
+    await writeFile(join(conf, "tail.yaml"), fileConfig(`${logs}/*.log`, tail.url, "    TailSizeKB: 1\n"));
+    await writeFile(
+      join(conf, "all.yaml"),
+      fileConfig(`${logs}/*.log`, all.url, "    TailingAllMatchedFiles: true\n"),
+    );
+    const ag = agent("tailsize");
+    await ag.start();
+    await until("the old file", () => all.records.length >= 1000 && tail.records.length > 0);
+    await writeFile(join(logs, "new.log"), lines(0, 100));
+    await appendFile(join(logs, "old.log"), lines(1000, 1010));
+    await until("the new file", () => all.records.length >= 1110 && tail.records.length >= 100);
+    await ag.stop();
+    const of = (s: Sink, name: string) =>
+      s.records.filter((r) => r["__path__"] === join(logs, name)).map((r) => r["content"]);
+    // The first line that starts within the last 1024 bytes of what was there.
+    const first = old.slice(0, old.indexOf("\n", old.length - 1024 - 1) + 1).split("\n").length - 1;
+    assert.deepEqual(of(tail, "old.log"), seq(first, 1010));
+    assert.deepEqual(of(tail, "new.log"), seq(0, 100));
+    assert.deepEqual(of(all, "old.log"), seq(0, 1010));
+    assert.deepEqual(of(all, "new.log"), seq(0, 100));
+  });
+
   it("commits nothing while the sink refuses, then delivers each record once", async () => {
     const s = await sink();
     s.down = true;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type AssembleOptions, assemble } from "./assembler.js";
-import { decodeCriLine, decodeRawLine } from "./line-format.js";
+import { contentText, decodeCriLine, decodeRawLine } from "./line-format.js";
 import { formatRfc3339Ns, parseRfc3339Ns } from "./record.js";
 
 const T = "2026-12-06T03:23:46.123456789Z";
@@ -27,11 +27,32 @@ describe("CRI lines and times", () => {
 
   it("decodes stream, tag and content (also empty content); a foreign line is stdout", () => {
     const d = decodeCriLine(Buffer.from(`${T} stderr P a b c`));
-    assert.deepEqual([d.stream, d.partial, d.content.toString()], ["stderr", true, "a b c"]);
-    assert.equal(decodeCriLine(Buffer.from(`${T} stdout F `)).content.length, 0);
-    assert.equal(decodeCriLine(Buffer.from(`${T} stdout F`)).content.length, 0);
+    assert.deepEqual([d.stream, d.partial, contentText(d)], ["stderr", true, "a b c"]);
+    assert.equal(contentText(decodeCriLine(Buffer.from(`${T} stdout F `))), "");
+    assert.equal(contentText(decodeCriLine(Buffer.from(`${T} stdout F`))), "");
     const bad = decodeCriLine(Buffer.from("just text"));
-    assert.deepEqual([bad.stream, bad.partial, bad.content.toString()], ["stdout", false, "just text"]);
+    assert.deepEqual([bad.stream, bad.partial, contentText(bad)], ["stdout", false, "just text"]);
+    // Within a chunk: the line's own bytes only, with stamps of other lengths and zones.
+    const chunk = Buffer.from(
+      `x\n2026-12-06T05:23:46.5+02:00 stdout F one\n2026-12-06T03:23:46Z stderr F two\nnext`,
+    );
+    const a = decodeCriLine(chunk, 2, chunk.indexOf("\n", 2));
+    assert.deepEqual(
+      [a.timeNs, a.stream, contentText(a)],
+      [parseRfc3339Ns("2026-12-06T03:23:46.5Z"), "stdout", "one"],
+    );
+    const b = decodeCriLine(chunk, chunk.indexOf("2026", 10), chunk.lastIndexOf("\n"));
+    assert.deepEqual(
+      [b.timeNs, b.stream, contentText(b)],
+      [parseRfc3339Ns("2026-12-06T03:23:46Z"), "stderr", "two"],
+    );
+    const nospace = decodeCriLine(chunk, chunk.lastIndexOf("\n") + 1, chunk.length);
+    assert.equal(contentText(nospace), "next");
+    assert.equal(decodeCriLine(Buffer.from("2026-12-06T03:23:46.x stdout F z")).stream, "stdout");
+    assert.equal(
+      contentText(decodeCriLine(Buffer.from("2026-13-06T03:23:46Z stdout F z"))),
+      "2026-13-06T03:23:46Z stdout F z",
+    );
   });
 });
 

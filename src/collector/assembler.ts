@@ -8,7 +8,7 @@
  * one file, so records of one stream completed after the other stream's open record are left
  * for the next call).
  */
-import type { DecodedLine, LineDecoder } from "./line-format.js";
+import { contentText, type DecodedLine, type LineDecoder } from "./line-format.js";
 import type { LogRecord } from "./record.js";
 
 export interface MultilineOptions {
@@ -138,19 +138,19 @@ export function assemble(chunk: Buffer, opts: AssembleOptions): AssembleResult {
   const physicalLine = (d: DecodedLine, ls: number) => {
     const p = partials.get(d.stream);
     if (d.partial) {
+      const part = d.buf.subarray(d.start, d.end);
       if (p) {
-        p.parts.push(d.content);
-        p.bytes += d.content.length;
+        p.parts.push(part);
+        p.bytes += part.length;
         if (p.bytes >= opts.maxRecordBytes) finishPartial(d.stream, p, false);
-      } else
-        partials.set(d.stream, { parts: [d.content], bytes: d.content.length, start: ls, timeNs: d.timeNs });
+      } else partials.set(d.stream, { parts: [part], bytes: part.length, start: ls, timeNs: d.timeNs });
       return;
     }
     if (p) {
-      p.parts.push(d.content);
-      p.bytes += d.content.length;
+      p.parts.push(d.buf.subarray(d.start, d.end));
+      p.bytes += d.end - d.start;
       finishPartial(d.stream, p, false);
-    } else logicalLine(d.stream, d.timeNs, d.content.toString("utf8"), ls, true);
+    } else logicalLine(d.stream, d.timeNs, contentText(d), ls, true);
   };
 
   let pos = 0;
@@ -158,10 +158,10 @@ export function assemble(chunk: Buffer, opts: AssembleOptions): AssembleResult {
     const nl = chunk.indexOf(0x0a, pos);
     if (nl < 0) {
       if (!opts.force) break;
-      physicalLine(opts.decode(chunk.subarray(pos)), pos);
+      physicalLine(opts.decode(chunk, pos, chunk.length), pos);
       pos = chunk.length;
     } else {
-      physicalLine(opts.decode(chunk.subarray(pos, nl)), pos);
+      physicalLine(opts.decode(chunk, pos, nl), pos);
       pos = nl + 1;
     }
     if (allClean()) markClean(pos);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, rename, rm, truncate, writeFile } from "node:fs/promises";
+import { appendFile, copyFile, mkdtemp, readFile, rename, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -102,6 +102,72 @@ describe("FileTail", () => {
     await appendFile(p, lines(10, 12));
     assert.deepEqual(await drain(t), seq(10, 12));
     await t.close();
+  });
+
+  it("copytruncate with lines not read yet: they are read from the copy, then the file from 0", async () => {
+    const p = join(dir, "copytrunc.log");
+    await writeFile(p, lines(0, 10));
+    const t = new FileTail(p, OPTS);
+    await t.open();
+    assert.deepEqual(await drain(t), seq(0, 10));
+    await appendFile(p, lines(10, 20)); // not read before logrotate copies and truncates
+    await copyFile(p, `${p}.1`);
+    await truncate(p, 0);
+    await appendFile(p, lines(20, 25));
+    assert.deepEqual(await drain(t), seq(10, 25));
+    await t.close();
+  });
+
+  it("copytruncate during a write burst: every line once, in order", async () => {
+    const p = join(dir, "burst.log");
+    await writeFile(p, "");
+    const t = new FileTail(p, { ...OPTS, chunkBytes: 256 });
+    await t.open();
+    const got: string[] = [];
+    let writing = true;
+    const reader = (async () => {
+      for (;;) {
+        const final = !writing;
+        const b = await t.next(final);
+        if (!b && final) return;
+        if (b) {
+          for (const r of b.records) got.push(r.fields["content"]!);
+          await t.ack(b);
+        }
+        // A reader slower than the writer: there is unread data at each rotation.
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    for (let i = 0; i < 3000; i += 10) {
+      await appendFile(p, lines(i, i + 10));
+      // logrotate's copytruncate (rotate 2), twice during the burst: the reader is still
+      // in the first copy when the second one is made.
+      if (i === 1000 || i === 2000) {
+        if (i === 2000) await rename(`${p}.1`, `${p}.2`);
+        await copyFile(p, `${p}.1`);
+        await truncate(p, 0);
+      }
+    }
+    writing = false;
+    await reader;
+    await t.close();
+    assert.deepEqual(got, seq(0, 3000));
+  });
+
+  it("tailBytes: with no position, starts at the first line within the last bytes", async () => {
+    const p = join(dir, "tail.log");
+    await writeFile(p, lines(0, 100));
+    const text = await readFile(p, "utf8");
+    const t = new FileTail(p, OPTS);
+    await t.open(undefined, 50);
+    const from = text.slice(0, text.indexOf("\n", text.length - 51) + 1).split("\n").length - 1;
+    assert.ok(from > 90 && from < 100);
+    assert.deepEqual(await drain(t), seq(from, 100));
+    await t.close();
+    const small = new FileTail(p, OPTS);
+    await small.open(undefined, 1 << 20); // a file smaller than the tail is read whole
+    assert.deepEqual(await drain(small), seq(0, 100));
+    await small.close();
   });
 
   it("truncated and rewritten past the old offset: the changed first bytes tell", async () => {

@@ -6,8 +6,11 @@
  *   reading the renamed file to its end; the new file is taken up once it has existed for a
  *   short grace period (the writer may still finish a write to the old one), then any rotated
  *   files written after ours (several rotations between two looks), then `x.log`, each from 0;
- * - copytruncate / truncation: a size below our offset, or first bytes that changed, restart
- *   the file from 0;
+ * - copytruncate / truncation: a size below our offset, or first bytes that changed. What we
+ *   had not read yet went with the copy: a sibling whose first bytes are ours and which is
+ *   longer than our offset is read from there to its end first (as iLogtail and fluent-bit
+ *   look for the copy), then the truncated file from 0. Lines written between logrotate's
+ *   copy and its truncate are in neither file: copytruncate itself loses them;
  * - a path that does not exist yet is retried.
  *
  * Reading is in chunks handed to the assembler; a batch carries the position to commit once
@@ -101,8 +104,12 @@ export class FileTail {
     return c && { path: this.path, dev: c.dev, ino: c.ino, fp: c.fp, fpLen: c.fpLen, offset: c.offset };
   }
 
-  /** Opens at a committed position (looked up among the rotated files too), or from the start. */
-  async open(from?: FilePosition): Promise<void> {
+  /**
+   * Opens at a committed position (looked up among the rotated files too); without one, at
+   * the start, or with `tailBytes` at the first line that starts in the file's last
+   * `tailBytes` bytes (iLogtail's TailSizeKB for files that were there before the pipeline).
+   */
+  async open(from?: FilePosition, tailBytes?: number): Promise<void> {
     if (from) {
       for (const { name, st } of await this.siblings()) {
         if (st.dev !== from.dev || st.ino !== from.ino) continue;
@@ -127,7 +134,8 @@ export class FileTail {
         if (this.cur) return;
       }
     }
-    await this.openPath();
+    const c = await this.openPath();
+    if (c && tailBytes !== undefined) c.offset = await lineStartNear(c.fh, tailBytes);
   }
 
   async close(): Promise<void> {
@@ -225,10 +233,33 @@ export class FileTail {
     const st = await c.fh.stat();
     const changed = st.size < c.offset || (c.fpLen > 0 && (await fingerprint(c.fh, c.fpLen)) !== c.fp);
     if (!changed) return false;
-    c.offset = 0;
     this.pendingSince = undefined;
+    const copy = await this.findCopy(c);
+    if (copy) {
+      // The rest of what we were reading is in the copy; the path is taken up after it.
+      await c.fh.close().catch(() => {});
+      copy.offset = c.offset;
+      this.cur = copy;
+      return true;
+    }
+    c.offset = 0;
     await this.refreshFingerprint(c);
     return true;
+  }
+
+  /** logrotate's copy of `c` (copytruncate): a sibling that begins as `c` did and goes past our offset. */
+  private async findCopy(c: Current): Promise<Current | undefined> {
+    if (c.fpLen === 0) return undefined;
+    const candidates = (await this.siblings())
+      .filter((s) => !(s.st.dev === c.dev && s.st.ino === c.ino) && s.st.size > c.offset)
+      .sort((a, b) => b.st.mtimeMs - a.st.mtimeMs);
+    for (const { name, st } of candidates) {
+      const cur = await this.openFile(join(dirname(this.path), name), st).catch(() => undefined);
+      if (!cur) continue;
+      if (cur.fpLen >= c.fpLen && (await fingerprint(cur.fh, c.fpLen)) === c.fp) return cur;
+      await cur.fh.close().catch(() => {});
+    }
+    return undefined;
   }
 
   /** Leaves the finished file for the next newer rotated sibling, or the path itself. */
@@ -298,4 +329,20 @@ async function fingerprint(fh: FileHandle, len: number): Promise<string> {
   const buf = Buffer.alloc(len);
   const { bytesRead } = await fh.read(buf, 0, len, 0);
   return createHash("sha1").update(buf.subarray(0, bytesRead)).digest("hex");
+}
+
+/** The offset of the first line that starts in the last `tailBytes` bytes (or the end). */
+async function lineStartNear(fh: FileHandle, tailBytes: number): Promise<number> {
+  const { size } = await fh.stat();
+  if (size <= tailBytes) return 0;
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  // From the byte before the window: a newline there means the window starts a line.
+  for (let at = size - tailBytes - 1; at < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+    if (bytesRead === 0) break;
+    const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
+    if (nl >= 0) return at + nl + 1;
+    at += bytesRead;
+  }
+  return size;
 }

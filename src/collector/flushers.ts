@@ -7,7 +7,8 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { request } from "undici";
 import type { Schema } from "./config.js";
-import { type LogRecord, recordToJsonLine } from "./record.js";
+import { ndjsonBuffer } from "./ndjson.js";
+import type { LogRecord } from "./record.js";
 
 export interface Flusher {
   /**
@@ -30,8 +31,6 @@ export const HTTP_SCHEMA: Schema = {
   Timeout: { type: "string" },
 };
 
-export const ndjson = (records: LogRecord[]) => records.map(recordToJsonLine).join("");
-
 /** One JSON object per line, to a file (appended) or to our stdout. */
 export class StdoutFlusher implements Flusher {
   private fh: Promise<FileHandle> | undefined;
@@ -39,7 +38,7 @@ export class StdoutFlusher implements Flusher {
   constructor(private readonly p: Params) {}
 
   async send(records: LogRecord[]): Promise<undefined> {
-    const text = ndjson(records);
+    const text = ndjsonBuffer(records);
     const file = str(this.p, "FileName");
     if (!file) {
       await new Promise<void>((resolve, reject) =>
@@ -48,7 +47,8 @@ export class StdoutFlusher implements Flusher {
       return;
     }
     this.fh ??= open(file, "a");
-    await (await this.fh).appendFile(text);
+    const fh = await this.fh;
+    for (let at = 0; at < text.length; ) at += (await fh.write(text, at)).bytesWritten;
   }
 
   async close(): Promise<void> {
@@ -69,7 +69,7 @@ export function durationMs(text: string, dflt: number): number {
 /** POSTs `body`; a non-2xx answer rejects with its status and the start of its body. */
 export async function post(
   url: string,
-  body: string,
+  body: string | Buffer,
   headers: Record<string, string>,
   timeoutMs: number,
   signal?: AbortSignal,
@@ -104,7 +104,7 @@ export class HttpFlusher implements Flusher {
   async send(records: LogRecord[], signal?: AbortSignal): Promise<undefined> {
     await post(
       this.url,
-      ndjson(records),
+      ndjsonBuffer(records),
       { "content-type": "application/x-ndjson", ...map(this.p, "Headers") },
       this.timeoutMs,
       signal,

@@ -2,7 +2,10 @@
  * input_file: text files on the host, or inside the containers the filters select
  * (EnableContainerDiscovery: FilePaths are paths in the container, found through its bind
  * mounts or else its writable overlay layer). The paths are looked up again every few
- * seconds; each file is a source followed across rotations, from its start when first seen.
+ * seconds; each file is a source followed across rotations. Where reading starts, as in
+ * iLogtail: at its checkpoint; else a file that appears after the pipeline started is read
+ * from its start, and one that was already there from its last TailSizeKB (default 1024),
+ * or from its start with TailingAllMatchedFiles.
  */
 import { stat } from "node:fs/promises";
 import { relative } from "node:path";
@@ -32,6 +35,8 @@ export const FILE_SCHEMA: Schema = {
   ExternalK8sLabelTag: { type: "map" },
   ExternalEnvTag: { type: "map" },
   AppendingLogPositionMeta: { type: "bool" },
+  TailingAllMatchedFiles: { type: "bool" },
+  TailSizeKB: { type: "int" },
 };
 
 type Params = Record<string, unknown>;
@@ -67,6 +72,9 @@ export class FileInput implements Input {
   private readonly excludeDirs: RegExp[];
   private timer: NodeJS.Timeout | undefined;
   private scanning = false;
+  /** Files found by the first scan were there before us: read from their tail (see above). */
+  private firstScan = true;
+  private readonly tailBytes: number | undefined;
 
   constructor(
     private readonly p: Params,
@@ -87,6 +95,9 @@ export class FileInput implements Input {
     this.excludePaths = res("ExcludeFilePaths");
     this.excludeFiles = res("ExcludeFiles");
     this.excludeDirs = res("ExcludeDirs");
+    const tailKB = (p["TailSizeKB"] as number | undefined) ?? 1024;
+    if (tailKB < 0) throw new Error(`TailSizeKB: want 0 or more, got ${tailKB}`);
+    this.tailBytes = p["TailingAllMatchedFiles"] === true ? undefined : tailKB * 1024;
   }
 
   start(): void {
@@ -146,11 +157,12 @@ export class FileInput implements Input {
       for (const f of found) {
         seen.add(f.key);
         if (this.sources.has(f.key)) continue;
-        const src = this.source(f.key, f.host, f.shown, f.c);
+        const src = this.source(f.key, f.host, f.shown, f.c, this.firstScan ? this.tailBytes : undefined);
         this.sources.set(f.key, src);
         src.start();
       }
       for (const [key, src] of this.sources) if (!seen.has(key)) src.finish();
+      this.firstScan = false;
     } catch (err) {
       this.pipeline.log.warn({ err: (err as Error).message }, "input_file: scanning failed");
     } finally {
@@ -158,15 +170,23 @@ export class FileInput implements Input {
     }
   }
 
-  private source(key: string, host: string, shown: string, c: ContainerInfo | undefined): Source {
-    const tags: Record<string, string> = { ...(c ? tagsFor(c, this.p) : {}), __path__: shown };
+  private source(
+    key: string,
+    host: string,
+    shown: string,
+    c: ContainerInfo | undefined,
+    tailBytes: number | undefined,
+  ): Source {
+    // One tags object for all the records of a source (flushers serialise it once).
+    const tags: Record<string, string> = Object.freeze({ ...(c ? tagsFor(c, this.p) : {}), __path__: shown });
     const src = new Source(
       {
         key,
         path: host,
         tail: this.tail,
+        tailBytes,
         prepare: (records: LogRecord[]) => {
-          for (const r of records) r.tags = { ...tags };
+          for (const r of records) r.tags = tags;
           return records;
         },
       },

@@ -140,7 +140,7 @@ export class ContainerStdioInput implements Input {
   }
 
   private source(key: string, c: ContainerInfo): Source {
-    const tags = tagsFor(c, this.p);
+    const tags = Object.freeze(tagsFor(c, this.p)); // shared by all its records
     const skipOut = this.p["IgnoringStdout"] === true;
     const skipErr = this.p["IgnoringStderr"] === true;
     const src = new Source(
@@ -152,7 +152,7 @@ export class ContainerStdioInput implements Input {
           const out: LogRecord[] = [];
           for (const r of records) {
             if ((skipOut && r.source === "stdout") || (skipErr && r.source === "stderr")) continue;
-            r.tags = { ...tags };
+            r.tags = tags;
             out.push(r);
           }
           return out;

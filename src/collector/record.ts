@@ -19,7 +19,7 @@ const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d
 
 // Lines come in bursts within one second: the seconds part is parsed (and formatted) once.
 let lastParsed = { key: "", ns: 0n };
-let lastFormatted = { sec: -1n, text: "" };
+let lastFormatted = { base: 0n, text: "" };
 
 /** RFC 3339 (with up to 9 fraction digits) → ns since the epoch; undefined if not one. */
 export function parseRfc3339Ns(text: string): bigint | undefined {
@@ -39,36 +39,24 @@ export function parseRfc3339Ns(text: string): bigint | undefined {
 
 /** ns since the epoch → RFC 3339 in UTC with nine fraction digits. */
 export function formatRfc3339Ns(ns: bigint): string {
-  let sec = ns / 1_000_000_000n;
-  let frac = ns % 1_000_000_000n;
-  if (frac < 0n) {
-    frac += 1_000_000_000n;
-    sec -= 1n;
+  let frac = ns - lastFormatted.base;
+  if (frac < 0n || frac >= 1_000_000_000n || lastFormatted.text === "") {
+    let sec = ns / 1_000_000_000n;
+    if (ns % 1_000_000_000n < 0n) sec -= 1n;
+    const base = sec * 1_000_000_000n;
+    lastFormatted = { base, text: new Date(Number(sec) * 1000).toISOString().slice(0, 19) };
+    frac = ns - base;
   }
-  if (lastFormatted.sec !== sec) {
-    lastFormatted = { sec, text: new Date(Number(sec) * 1000).toISOString().slice(0, 19) };
-  }
-  return `${lastFormatted.text}.${frac.toString().padStart(9, "0")}Z`;
+  return `${lastFormatted.text}.${String(Number(frac)).padStart(9, "0")}Z`;
 }
 
+let lastNow = { ms: 0, ns: 0n };
+
+/** Now, ns since the epoch (ms precision; one bigint per millisecond, not per raw line). */
 export function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
-}
-
-/** One NDJSON line of recordToJson(r), written without building the object. */
-export function recordToJsonLine(r: LogRecord): string {
-  let out = "{";
-  let first = true;
-  const add = (k: string, v: string) => {
-    out += `${first ? "" : ","}${JSON.stringify(k)}:${JSON.stringify(v)}`;
-    first = false;
-  };
-  const tags = r.tags;
-  for (const k in r.fields) if (!(k in tags) && k !== "_source_" && k !== "_time_") add(k, r.fields[k]!);
-  if (r.source) add("_source_", r.source);
-  add("_time_", formatRfc3339Ns(r.timeNs));
-  for (const k in tags) add(k, tags[k]!);
-  return `${out}}\n`;
+  const ms = Date.now();
+  if (ms !== lastNow.ms) lastNow = { ms, ns: BigInt(ms) * 1_000_000n };
+  return lastNow.ns;
 }
 
 /** The flat JSON view flusher_stdout and the JSON-based flushers write. */

@@ -23,6 +23,8 @@ export interface SourceOptions {
   key: string;
   path: string;
   tail: TailOptions;
+  /** With no checkpoint, start this many bytes before the end (at a line start), not at 0. */
+  tailBytes?: number;
   /** Adds tags, drops ignored streams; runs before the processors. */
   prepare(records: LogRecord[]): LogRecord[];
 }
@@ -90,7 +92,7 @@ export class Source {
     const key = this.opts.key;
     try {
       if (this.stopping) return "stopped";
-      await this.tail.open(checkpoints.get(key)?.position);
+      await this.tail.open(checkpoints.get(key)?.position, this.opts.tailBytes);
       while (!this.stopping) {
         const final = this.final;
         const batch = await this.tail.next(final);

@@ -155,7 +155,7 @@ describe("berth CLI output", () => {
     );
     assert.equal(goTemplate('{{range .items}}{{.id}}={{.n}}{{"\\n"}}{{end}}', data), "abc=1\n6e9=2\n");
     assert.equal(goTemplate("{{json .items}}", { items: [1] }), "[1]");
-    assert.throws(() => goTemplate("{{if .x}}", {}), /unsupported action/);
+    assert.throws(() => goTemplate("{{if .x}}", {}), /without \{\{end\}\}/);
     assert.deepEqual(outputFormat("go-template={{.id}}", ["go-template"]), { template: "{{.id}}" });
     assert.throws(() => outputFormat("xml", ["table", "json"]), /unsupported output format "xml"/);
   });

@@ -22,7 +22,7 @@ import { startRegistry } from "../tools/registry-server.js";
 import { needsRoot } from "./harness/skip.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
+const BERTH = new URL("../bin/berth.cjs", import.meta.url).pathname;
 const BRIDGE = "berthcli1";
 const SUBNET = "10.244.0.0/16";
 

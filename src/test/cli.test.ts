@@ -16,7 +16,7 @@ import { removeAllPods, runtimeClient, sleep } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
+const BERTH = new URL("../bin/berth.cjs", import.meta.url).pathname;
 const IMAGE = "docker.io/berth/busybox:cli";
 
 interface Result {

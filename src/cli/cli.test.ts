@@ -267,3 +267,16 @@ describe("berth CLI logs and errors", () => {
     );
   });
 });
+
+describe("berth CLI errors across module copies", () => {
+  it("recognizes a CliError or UsageError from a second copy of errors.js (the bundled entry's)", async () => {
+    const copy = (await import(`./errors.js?copy=${Date.now()}`)) as typeof import("./errors.js");
+    const { CliError, UsageError } = await import("./errors.js");
+    assert.notEqual(copy.CliError, CliError);
+    assert.ok(new copy.CliError("x", 125) instanceof CliError);
+    assert.ok(new copy.UsageError("x") instanceof UsageError);
+    assert.ok(!(new copy.UsageError("x") instanceof CliError));
+    assert.ok(!(new Error("x") instanceof UsageError));
+    assert.deepEqual(describeError(new copy.CliError("gone", 125), "unix:///x"), { text: "gone", code: 125 });
+  });
+});

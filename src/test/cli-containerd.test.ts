@@ -62,6 +62,10 @@ describe("berth CLI against containerd's CRI", { skip, timeout: SUITE_TIMEOUT_MS
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), "berth-cli-ctrd-"));
     cleanup.add(`temp dir ${tmp}`, () => removeTree(tmp));
+    // run's pods log under /var/log/pods (run --rm removes them; a failed test may not)
+    cleanup.add("run's log directories", async () => {
+      await run("sh", ["-c", "rm -rf /var/log/pods/default_cli-ctrd-run*"]).catch(() => "");
+    });
     cleanup.add(`bridge ${BRIDGE}`, async () => {
       if (existsSync(`/sys/class/net/${BRIDGE}`)) await run("ip", ["link", "del", BRIDGE]).catch(() => "");
     });
@@ -200,7 +204,7 @@ describe("berth CLI against containerd's CRI", { skip, timeout: SUITE_TIMEOUT_MS
     assert.equal((await ok(["pods", "-q", "--name", "cli-ctrd-run"])).trim(), "");
     // -i: stdin piped in, and what it printed before the attach connected
     const i = await berth(
-      ["run", "--rm", "-i", ref, "sh", "-c", "echo early; sleep 0.5; cat; exit 4"],
+      ["run", "--rm", "-i", "--name", "cli-ctrd-runi", ref, "sh", "-c", "echo early; sleep 0.5; cat; exit 4"],
       "piped\n",
     );
     assert.equal(i.code, 4, i.stderr);

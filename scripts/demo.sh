@@ -10,7 +10,7 @@ bash scripts/install-deps.sh
 [ -d node_modules ] || npm ci
 npm run build
 
-berth() { node dist/bin/berth.js "$@"; }
+berth() { node dist/bin/berth.cjs "$@"; }
 
 mkdir -p /etc/berth /var/log/berth
 [ -f /etc/berth/berth.toml ] || cp docs/berth.example.toml /etc/berth/berth.toml
@@ -42,4 +42,4 @@ done
 echo
 echo "berthd is running (log: /var/log/berth/berthd.log, socket: /run/berth/berth.sock)."
 echo "The demo pod serves http://$ip:8080/ (host port 8080 on the berth0 gateway, 10.88.0.1)."
-echo "Try: node dist/bin/berth.js logs demo; node dist/bin/berth.js exec demo -- ps"
+echo "Try: node dist/bin/berth.cjs logs demo; node dist/bin/berth.cjs exec demo -- ps"

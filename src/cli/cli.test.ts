@@ -155,7 +155,7 @@ describe("berth CLI output", () => {
     );
     assert.equal(goTemplate('{{range .items}}{{.id}}={{.n}}{{"\\n"}}{{end}}', data), "abc=1\n6e9=2\n");
     assert.equal(goTemplate("{{json .items}}", { items: [1] }), "[1]");
-    assert.throws(() => goTemplate("{{if .x}}", {}), /unsupported action/);
+    assert.throws(() => goTemplate("{{if .x}}", {}), /without \{\{end\}\}/);
     assert.deepEqual(outputFormat("go-template={{.id}}", ["go-template"]), { template: "{{.id}}" });
     assert.throws(() => outputFormat("xml", ["table", "json"]), /unsupported output format "xml"/);
   });
@@ -265,5 +265,18 @@ describe("berth CLI logs and errors", () => {
       describeError({ code: 4, details: "Deadline exceeded", message: "" }, "/x", 1).text,
       /after 1s \(--timeout\)/,
     );
+  });
+});
+
+describe("berth CLI errors across module copies", () => {
+  it("recognizes a CliError or UsageError from a second copy of errors.js (the bundled entry's)", async () => {
+    const copy = (await import(`./errors.js?copy=${Date.now()}`)) as typeof import("./errors.js");
+    const { CliError, UsageError } = await import("./errors.js");
+    assert.notEqual(copy.CliError, CliError);
+    assert.ok(new copy.CliError("x", 125) instanceof CliError);
+    assert.ok(new copy.UsageError("x") instanceof UsageError);
+    assert.ok(!(new copy.UsageError("x") instanceof CliError));
+    assert.ok(!(new Error("x") instanceof UsageError));
+    assert.deepEqual(describeError(new copy.CliError("gone", 125), "unix:///x"), { text: "gone", code: 125 });
   });
 });

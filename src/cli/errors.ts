@@ -24,17 +24,35 @@ export const EXIT = {
   interrupted: 130,
 };
 
-export class UsageError extends Error {}
+/**
+ * The CLI's entry is bundled (dist/bin/berth.cjs) apart from the verbs' modules, so this module
+ * can be loaded twice: `instanceof` checks a brand in the global symbol registry, not the class.
+ */
+function branded<T extends abstract new (...args: never[]) => Error>(name: string, cls: T): T {
+  const brand = Symbol.for(`berth.cli.${name}`);
+  Object.defineProperty(cls.prototype, brand, { value: true });
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value: (v: unknown) => typeof v === "object" && v !== null && brand in v,
+  });
+  return cls;
+}
+
+export const UsageError = branded("UsageError", class UsageError extends Error {});
+export type UsageError = InstanceType<typeof UsageError>;
 
 /** A failure the CLI has already worded; `code` is the process exit code. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly code: number = EXIT.failed,
-  ) {
-    super(message);
-  }
-}
+export const CliError = branded(
+  "CliError",
+  class CliError extends Error {
+    constructor(
+      message: string,
+      readonly code: number = EXIT.failed,
+    ) {
+      super(message);
+    }
+  },
+);
+export type CliError = InstanceType<typeof CliError>;
 
 /** gRPC status codes (numbers, so that this module does not load grpc-js). */
 const GRPC = {

@@ -109,7 +109,11 @@ function parseVerbArgs(
   const { head, command } = splitArgs(args, options, verb.commandAfter);
   try {
     const { values, positionals } = parseArgs({ args: head, options, allowPositionals: true, strict: true });
-    return { flags: values as Flags, positionals, command };
+    const flags = values as Flags;
+    // crictl's spelling: -o go-template --template TPL
+    if (flags["output"] === "go-template" && typeof flags["template"] === "string")
+      flags["output"] = `go-template=${flags["template"]}`;
+    return { flags, positionals, command };
   } catch (err) {
     // node's messages: "Unknown option '--x'. To specify a positional argument…"
     const m = (err as Error).message.split(". ")[0] ?? (err as Error).message;

@@ -1,8 +1,9 @@
 /**
- * Structured output for -o: JSON, YAML (a small emitter: maps, lists, scalars) and Go-template
- * style text (`{{.a.b}}`, `{{range .items}}…{{end}}`, `{{json .x}}`, `{{"\n"}}`).
+ * Structured output for -o: JSON, YAML (a small emitter: maps, lists, scalars) and Go templates
+ * (go-template.ts).
  */
 import { UsageError } from "./errors.js";
+import { executeTemplate } from "./go-template.js";
 
 /** Plain data: bigints become numbers (strings beyond 2^53), Uint8Arrays base64. */
 export function plain(value: unknown): unknown {
@@ -69,79 +70,8 @@ export function toYaml(value: unknown, indent = ""): string {
   return `${indent}${yamlScalar(v)}`;
 }
 
-function lookup(data: unknown, path: string): unknown {
-  if (path === ".") return data;
-  let cur: unknown = data;
-  for (const part of path.replace(/^\./, "").split(".")) {
-    if (cur === null || typeof cur !== "object") return undefined;
-    cur = (cur as Record<string, unknown>)[part];
-  }
-  return cur;
-}
-
-type Node = { text: string } | { field: string; json: boolean } | { range: string; body: Node[] };
-
-/** `\n` and `\t` typed in a shell argument, as Go's text (crictl users write them so). */
-const unescapeText = (s: string) => s.replace(/\\n/g, "\n").replace(/\\t/g, "\t");
-
-function parseTemplate(tpl: string): Node[] {
-  const root: Node[] = [];
-  const stack: Node[][] = [root];
-  const re = /\{\{-?\s*([\s\S]*?)\s*-?\}\}/g;
-  let last = 0;
-  for (let m = re.exec(tpl); m; m = re.exec(tpl)) {
-    const top = stack[stack.length - 1]!;
-    if (m.index > last) top.push({ text: unescapeText(tpl.slice(last, m.index)) });
-    last = m.index + m[0].length;
-    const action = m[1] ?? "";
-    const range = /^range\s+(\.\S*)$/.exec(action);
-    const json = /^json\s+(\.\S*)$/.exec(action);
-    const literal = /^"((?:[^"\\]|\\.)*)"$/.exec(action);
-    if (range) {
-      const body: Node[] = [];
-      top.push({ range: range[1]!, body });
-      stack.push(body);
-    } else if (action === "end") {
-      if (stack.length === 1) throw new UsageError("go-template: {{end}} without {{range}}");
-      stack.pop();
-    } else if (json) top.push({ field: json[1]!, json: true });
-    else if (/^\.\S*$/.test(action)) top.push({ field: action, json: false });
-    else if (literal) top.push({ text: JSON.parse(`"${literal[1]}"`) as string });
-    else throw new UsageError(`go-template: unsupported action {{${action}}}`);
-  }
-  if (stack.length !== 1) throw new UsageError("go-template: {{range}} without {{end}}");
-  if (last < tpl.length) root.push({ text: unescapeText(tpl.slice(last)) });
-  return root;
-}
-
-function exec(nodes: Node[], data: unknown): string {
-  let out = "";
-  for (const n of nodes) {
-    if ("text" in n) out += n.text;
-    else if ("range" in n) {
-      const items = lookup(data, n.range);
-      const list = Array.isArray(items)
-        ? items
-        : items && typeof items === "object"
-          ? Object.values(items)
-          : [];
-      for (const item of list) out += exec(n.body, item);
-    } else {
-      const v = lookup(data, n.field);
-      out += n.json
-        ? JSON.stringify(v)
-        : v === undefined || v === null
-          ? "<no value>"
-          : typeof v === "object"
-            ? JSON.stringify(v)
-            : String(v);
-    }
-  }
-  return out;
-}
-
 export function goTemplate(tpl: string, data: unknown): string {
-  return exec(parseTemplate(tpl), plain(data));
+  return executeTemplate(tpl, plain(data));
 }
 
 export type Format = "table" | "wide" | "json" | "yaml" | { template: string };
@@ -152,6 +82,8 @@ export function outputFormat(o: unknown, allowed: string[]): Format {
   const s = String(o);
   const tpl = /^go-template=(.*)$/s.exec(s);
   if (tpl && allowed.includes("go-template")) return { template: tpl[1] ?? "" };
+  if (s === "go-template" && allowed.includes(s))
+    throw new UsageError("-o go-template needs --template TEMPLATE (or -o go-template=TEMPLATE)");
   if (allowed.includes(s) && s !== "go-template") return s as Format;
   throw new UsageError(
     `unsupported output format "${s}": want ${allowed.map((a) => (a === "go-template" ? "go-template=TEMPLATE" : a)).join(", ")}`,

@@ -231,7 +231,7 @@ export const run: Command = async (ctx) => {
     let code: number;
     if (interactive || tty) {
       const detachKeys = "ctrl-p,ctrl-q";
-      const r = await attachTo(ctx, containerId, { stdin: interactive, tty, detachKeys });
+      const r = await attachTo(ctx, containerId, { stdin: interactive, tty, detachKeys, fromStart: true });
       const { status } = await ctx.client.call("containerStatus", {
         containerId,
       });

@@ -261,24 +261,46 @@ export const exec: Command = async (ctx) => {
   return code === "detached" ? 0 : (runcCode ?? code);
 };
 
-/** Attaches to a running container; resolves its exit code once it ends (0 when detached). */
+/**
+ * Attaches to a running container; resolves its exit code once it ends (0 when detached).
+ * `fromStart`: show its output from its start, not from the attach on.
+ */
 export async function attachTo(
   ctx: CommandContext,
   id: string,
-  o: { stdin: boolean; tty: boolean; detachKeys: string },
+  o: { stdin: boolean; tty: boolean; detachKeys: string; fromStart?: boolean },
 ): Promise<number> {
   const { runInteractive, parseDetachKeys } = await streaming();
-  const { url } = await ctx.client.call("attach", {
-    containerId: id,
-    stdin: o.stdin,
-    stdout: true,
-    stderr: !o.tty,
-  });
-  const r = await runInteractive(url, {
-    stdin: o.stdin,
-    tty: o.tty,
-    detachKeys: parseDetachKeys(o.detachKeys),
-  });
+  // run -it: what the container printed before the attach comes from its log (early-output.ts)
+  const logPath = o.fromStart
+    ? (await ctx.client.call("containerStatus", { containerId: id })).status?.logPath
+    : undefined;
+  const { readLogStreams } = await import("./early-output.js");
+  let r: number | "detached";
+  try {
+    const { url } = await ctx.client.call("attach", {
+      containerId: id,
+      stdin: o.stdin,
+      stdout: true,
+      stderr: !o.tty,
+    });
+    r = await runInteractive(url, {
+      stdin: o.stdin,
+      tty: o.tty,
+      detachKeys: parseDetachKeys(o.detachKeys),
+      earlyLog: logPath ? () => readLogStreams(logPath) : undefined,
+    });
+  } catch (err) {
+    // run -it of a container that ended before the attach: its log has all it printed
+    const { status } = logPath
+      ? await ctx.client.call("containerStatus", { containerId: id })
+      : { status: undefined };
+    if (!logPath || status?.state !== ContainerState.CONTAINER_EXITED) throw err;
+    const log = await readLogStreams(logPath);
+    process.stdout.write(log.stdout);
+    process.stderr.write(log.stderr);
+    return status.exitCode;
+  }
   if (r === "detached") {
     process.stderr.write(`\r\nberth: detached from ${id.slice(0, 13)} (still running)\n`);
     return 0;

@@ -6,6 +6,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { Transform, Writable } from "node:stream";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
+import { EarlyOutput, type StreamName } from "./early-output.js";
 import { stripRuncNoise } from "./errors.js";
 
 export interface InteractiveOptions {
@@ -15,6 +16,8 @@ export interface InteractiveOptions {
   detachKeys?: Buffer | undefined;
   /** Called with runc's "not found"/"permission denied" errors seen on stderr. */
   onRuncError?: (message: string) => void;
+  /** Reads the container's log so far: what it printed before the attach is spliced in front. */
+  earlyLog?: (() => Promise<Record<StreamName, Buffer>>) | undefined;
 }
 
 /** The caller's terminal size now and after every resize; nothing when stdout is no terminal. */
@@ -82,6 +85,11 @@ function cleanStderr(onRuncError?: (m: string) => void): Writable {
   });
 }
 
+/** The terminal's echo of a NUL (`^@`) may come first in an attach: not the command's output. */
+function trimNulEcho(chunk: Buffer): Buffer {
+  return chunk.subarray(/^(?:\^@|\0)*/.exec(chunk.toString("latin1"))?.[0].length ?? 0);
+}
+
 /**
  * stdout of a terminal session: runc reports a command it cannot start on the terminal itself
  * (`ERRO[0000] exec failed: …`, coloured); that line becomes one of berth's on stderr.
@@ -91,9 +99,7 @@ function cleanTtyStdout(onRuncError?: (m: string) => void): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
       if (first) {
-        // the terminal's echo of a NUL (`^@`) may come first: not the command's output
-        const lead = /^(?:\^@|\0)*/.exec(chunk.toString("latin1"))?.[0].length ?? 0;
-        chunk = chunk.subarray(lead);
+        chunk = trimNulEcho(chunk);
         if (chunk.length === 0) return cb();
         first = false;
         // biome-ignore lint/suspicious/noControlCharactersInRegex: runc's colour codes
@@ -127,16 +133,24 @@ export async function runInteractive(url: string, o: InteractiveOptions): Promis
         )
       : stdin;
   }
+  const stdout: Writable = o.tty ? cleanTtyStdout(o.onRuncError) : process.stdout;
+  const stderr = o.tty ? undefined : cleanStderr(o.onRuncError);
+  const early = o.earlyLog
+    ? new EarlyOutput(o.earlyLog, { stdout, stderr }, o.tty ? trimNulEcho : undefined)
+    : undefined;
   try {
     const code = await execOverSpdy(url, {
       ...(input ? { stdin: input as unknown as import("node:stream").Readable } : {}),
-      stdout: o.tty ? cleanTtyStdout(o.onRuncError) : process.stdout,
+      stdout: early?.stream("stdout") ?? stdout,
       signal: abort.signal,
-      ...(o.tty ? { tty: true, resize: terminalSizes() } : { stderr: cleanStderr(o.onRuncError) }),
+      ...(o.tty
+        ? { tty: true, resize: terminalSizes() }
+        : { stderr: early?.stream("stderr") ?? (stderr as Writable) }),
     }).catch((err: unknown) => {
       if (detached) return 0;
       throw err;
     });
+    await early?.end();
     return detached ? "detached" : code;
   } finally {
     if (raw) stdin.setRawMode(false);

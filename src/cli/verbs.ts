@@ -22,7 +22,7 @@ export interface Verb {
   load: () => Promise<Command>;
 }
 
-const output = { output: { type: "string", short: "o" } } as const;
+const output = { output: { type: "string", short: "o" }, template: { type: "string" } } as const;
 const quiet = { quiet: { type: "boolean", short: "q" } } as const;
 const rt = async () => import("./runtime-commands.js");
 const img = async () => import("./commands.js");
@@ -170,7 +170,7 @@ export const verbs: Record<string, Verb> = {
   pods: {
     summary: "List pods",
     usage:
-      "pods [-q] [--name RE] [--state ready|notready] [-l K=V]... [--namespace NS] [--id ID] [--latest] [-o table|wide|json|yaml|go-template=TPL] [NAME]",
+      "pods [-q] [--name RE] [--state ready|notready] [-l K=V]... [--namespace NS] [--id ID] [--latest] [-o table|wide|json|yaml|go-template=TPL|go-template --template TPL] [NAME]",
     example: "berth pods --state ready -l app=web -o wide",
     options: { ...listFilters, namespace: { type: "string" } },
     load: async () => (await import("./list.js")).pods,
@@ -178,7 +178,7 @@ export const verbs: Record<string, Verb> = {
   ps: {
     summary: "List containers (-a: also exited ones)",
     usage:
-      "ps [-a] [-q] [--name RE] [--state created|running|exited|unknown] [-l K=V]... [--pod POD] [--image IMAGE] [--id ID] [--latest] [-o table|wide|json|yaml|go-template=TPL] [NAME]",
+      "ps [-a] [-q] [--name RE] [--state created|running|exited|unknown] [-l K=V]... [--pod POD] [--image IMAGE] [--id ID] [--latest] [-o table|wide|json|yaml|go-template=TPL|go-template --template TPL] [NAME]",
     example: "berth ps -a --state exited --pod web -o json",
     options: {
       ...listFilters,

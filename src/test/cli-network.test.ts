@@ -16,7 +16,7 @@ import { httpGet, importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
 const run = promisify(execFile);
-const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
+const BERTH = new URL("../bin/berth.cjs", import.meta.url).pathname;
 const IMAGE = "docker.io/berth/busybox:clinet";
 const BRIDGE = "berthcli0";
 const SUBNET = "10.254.0.0/24";

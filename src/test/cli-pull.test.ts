@@ -15,7 +15,7 @@ import { type RegistryHandle, startRegistry } from "../tools/registry-server.js"
 import { removeAllPods, runtimeClient } from "./harness/cri.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
+const BERTH = new URL("../bin/berth.cjs", import.meta.url).pathname;
 
 interface Result {
   code: number | null;

@@ -16,7 +16,7 @@ import { removeAllPods, runtimeClient, sleep } from "./harness/cri.js";
 import { importBusybox, startPodEnv } from "./harness/pod-env.js";
 import { SUITE_TIMEOUT_MS } from "./harness/timeouts.js";
 
-const BERTH = new URL("../bin/berth.js", import.meta.url).pathname;
+const BERTH = new URL("../bin/berth.cjs", import.meta.url).pathname;
 const IMAGE = "docker.io/berth/busybox:cli";
 
 interface Result {
@@ -104,6 +104,40 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.equal(r.code, 3, r.stdout + r.stderr);
     assert.match(r.stdout, /typed-42/);
     assert.match(r.stdout, /^27 91\r?$/m, "the container's terminal has the caller's size");
+    assert.deepEqual(await podNames(), []);
+  });
+
+  it("run -it: what the container prints before the attach connects reaches the terminal, once", async () => {
+    // prints at once and exits (the attach may come too late), and prints at once then goes on
+    const lines = Array.from({ length: 20 }, (_, i) => `early-${i}`).join(" ");
+    for (const [script, code] of [
+      [`for l in ${lines}; do echo $l; done; exit 5`, 5],
+      [`for l in ${lines}; do echo $l; done; sleep 1; echo late; exit 6`, 6],
+    ] as const) {
+      const r = await onPty(["run", "--rm", "-it", "--network", "host", IMAGE, "sh", "-c", script], []);
+      assert.equal(r.code, code, r.stdout + r.stderr);
+      const got = r.stdout.split(/\r*\n/).filter((l) => l);
+      const want = lines.split(" ").concat(code === 6 ? ["late"] : []);
+      assert.deepEqual(got, want, JSON.stringify(r.stdout));
+    }
+    // without a terminal (-i): stdout and stderr, each whole
+    const r = await berth(
+      [
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        "host",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo o1; echo e1 >&2; sleep 0.5; cat; echo e2 >&2",
+      ],
+      "piped\n",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "o1\npiped\n");
+    assert.equal(r.stderr, "e1\ne2\n");
     assert.deepEqual(await podNames(), []);
   });
 

@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { describe, it } from "node:test";
+import { attachPoint, EarlyOutput, type StreamName } from "./early-output.js";
+
+const b = (s: string) => Buffer.from(s);
+
+function sink(): { w: Writable; text: () => string } {
+  let t = "";
+  return {
+    w: new Writable({
+      write(chunk: Buffer, _e, cb) {
+        t += chunk.toString();
+        cb();
+      },
+    }),
+    text: () => t,
+  };
+}
+
+const write = (w: Writable, s: string) => new Promise<void>((r) => w.write(b(s), () => r()));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("run -it: the log spliced in front of the attached stream", () => {
+  it("finds where the attached bytes start in the log", () => {
+    assert.equal(attachPoint(b("early\nlate\n"), b("late\n")), 6);
+    // the log read after more arrived than was received: they agree on the common part
+    assert.equal(attachPoint(b("early\nlate\nlater\n"), b("late\n")), 6);
+    // more received than the log held when read
+    assert.equal(attachPoint(b("early\nla"), b("late\nmore")), 6);
+    assert.equal(attachPoint(b("early\n"), b("")), 6);
+    // not in the log at all (log off or rotated): no splice
+    assert.equal(attachPoint(b("early\n"), b("other\n")), undefined);
+    // repeated output: the latest agreeing position
+    assert.equal(attachPoint(b("y\ny\ny\n"), b("y\n")), 4);
+  });
+
+  it("shows what came before the attach, then the attached stream, without duplicates", async () => {
+    const out = sink();
+    const err = sink();
+    const log = { stdout: b("one\ntwo\nthree\n"), stderr: b("e1\n") };
+    const e = new EarlyOutput(async () => log, { stdout: out.w, stderr: err.w });
+    await write(e.stream("stdout"), "three\n");
+    await e.end();
+    await write(e.stream("stdout"), "four\n");
+    assert.equal(out.text(), "one\ntwo\nthree\nfour\n");
+    assert.equal(err.text(), "e1\n");
+  });
+
+  it("a quiet container's early output (a prompt) is shown, and not again when the attach repeats it", async () => {
+    const out = sink();
+    const log: Record<StreamName, Buffer> = { stdout: b("/ # "), stderr: b("") };
+    const e = new EarlyOutput(async () => log, { stdout: out.w, stderr: undefined });
+    await sleep(400);
+    assert.equal(out.text(), "/ # ");
+    // the prompt was in flight when the log was read: the attach delivers it again
+    log.stdout = b("/ # ls\r\nbin\r\n");
+    await write(e.stream("stdout"), "/ # ls\r\n");
+    await e.end();
+    assert.equal(out.text(), "/ # ls\r\n");
+  });
+
+  it("a container that ended before any byte arrived: the whole log", async () => {
+    const out = sink();
+    const e = new EarlyOutput(async () => ({ stdout: b("all\nof it\n"), stderr: b("") }), {
+      stdout: out.w,
+      stderr: undefined,
+    });
+    await e.end();
+    assert.equal(out.text(), "all\nof it\n");
+  });
+
+  it("drops the attach's own artefact at the attach point only", async () => {
+    const out = sink();
+    const trim = (x: Buffer) => (x.subarray(0, 2).toString() === "^@" ? x.subarray(2) : x);
+    const e = new EarlyOutput(
+      async () => ({ stdout: b("early\r\n^@late\r\n"), stderr: b("") }),
+      { stdout: out.w, stderr: undefined },
+      trim,
+    );
+    await write(e.stream("stdout"), "^@late\r\n");
+    await e.end();
+    assert.equal(out.text(), "early\r\nlate\r\n");
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * `run -it` without losing what the container printed before the attach connected. The CRI
+ * cannot attach to a container that has not started (containerd, CRI-O and berthd all refuse),
+ * so `run` starts it, then attaches, and splices the container's log in front of the attached
+ * stream: the log holds every byte from the start (the runtime writes a chunk to the log before
+ * it sends it to attached clients), the attached stream a suffix of the same bytes.
+ *
+ * Where the attached stream starts is found by content: the last position in the log from which
+ * the log and what was received so far agree. Output that repeats exactly at that point can
+ * make the splice land one repetition off; anything else is exact.
+ */
+import { readFile } from "node:fs/promises";
+import { Writable } from "node:stream";
+import { CriLogDecoder } from "./logs.js";
+
+export type StreamName = "stdout" | "stderr";
+
+/**
+ * Where `attached` (the bytes received so far) starts in `log`: the largest s < log.length from
+ * which log[s:] and attached agree on their common length; undefined when none does (the log
+ * does not hold them: it is off, or rotated). With nothing received, the whole log is new.
+ */
+export function attachPoint(log: Buffer, attached: Buffer): number | undefined {
+  if (attached.length === 0) return log.length;
+  for (let s = log.length - 1; s >= 0; s--) {
+    const n = Math.min(log.length - s, attached.length);
+    if (log.compare(attached, 0, n, s, s + n) === 0) return s;
+  }
+  return undefined;
+}
+
+/** The container's output so far from its CRI log, per stream, byte for byte. */
+export async function readLogStreams(path: string): Promise<Record<StreamName, Buffer>> {
+  const text = await readFile(path, "latin1").catch(() => "");
+  const d = new CriLogDecoder();
+  const out: Record<StreamName, string> = { stdout: "", stderr: "" };
+  for (const l of [...d.push(text), ...d.flush()]) out[l.stream] += l.text;
+  return { stdout: Buffer.from(out.stdout, "latin1"), stderr: Buffer.from(out.stderr, "latin1") };
+}
+
+/** How long to wait for the attached stream's first bytes before showing the log as it is. */
+const QUIET_MS = 300;
+/** After the first bytes arrive, how long to gather more before aligning (fewer ambiguities). */
+const GATHER_MS = 30;
+
+/**
+ * Holds an attached session's output until it is aligned with the log, then passes it on.
+ * `readLog` reads the log now; `sinks` are where the output goes (the terminal).
+ */
+export class EarlyOutput {
+  private held: Record<StreamName, Buffer[]> = { stdout: [], stderr: [] };
+  /** Bytes of each stream already shown from the log. */
+  private shown: Record<StreamName, number> = { stdout: 0, stderr: 0 };
+  private aligned = false;
+  private aligning: Promise<void> | undefined;
+  private quiet: NodeJS.Timeout;
+
+  constructor(
+    private readonly readLog: () => Promise<Record<StreamName, Buffer>>,
+    private readonly sinks: Record<StreamName, Writable | undefined>,
+    /** Drops an artefact of the attach itself at its start (a terminal's echo of a NUL). */
+    private readonly trimAttachPoint: (b: Buffer) => Buffer = (b) => b,
+  ) {
+    this.quiet = setTimeout(() => void this.showQuietLog(), QUIET_MS);
+  }
+
+  /** The writable for one stream of the attached session. */
+  stream(name: StreamName): Writable {
+    return new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        if (this.aligned) return this.sinks[name]?.write(chunk, () => cb()) ?? cb();
+        this.held[name].push(chunk);
+        this.aligning ??= new Promise<void>((r) => setTimeout(r, GATHER_MS)).then(() => this.align());
+        cb();
+      },
+    });
+  }
+
+  /** The session ended: whatever it did not deliver, the log has. */
+  async end(): Promise<void> {
+    clearTimeout(this.quiet);
+    if (this.aligning) await this.aligning;
+    if (!this.aligned) await this.align();
+  }
+
+  /** Nothing arrived yet (a prompt printed before the attach): show the log as it is. */
+  private async showQuietLog(): Promise<void> {
+    if (this.aligned || this.aligning) return;
+    const log = await this.readLog();
+    if (this.aligned || this.aligning) return;
+    for (const name of ["stdout", "stderr"] as const) {
+      this.sinks[name]?.write(log[name].subarray(this.shown[name]));
+      this.shown[name] = log[name].length;
+    }
+  }
+
+  private async align(): Promise<void> {
+    clearTimeout(this.quiet);
+    const log = await this.readLog();
+    for (const name of ["stdout", "stderr"] as const) {
+      const attached = Buffer.concat(this.held[name]);
+      const shown = this.shown[name];
+      const s = attachPoint(log[name], attached);
+      const sink = this.sinks[name];
+      if (s === undefined) sink?.write(attached);
+      else {
+        if (s > shown) sink?.write(log[name].subarray(shown, s));
+        const rest = s >= shown ? this.trimAttachPoint(attached) : attached.subarray(shown - s);
+        if (rest.length) sink?.write(rest);
+      }
+      this.held[name] = [];
+    }
+    this.aligned = true;
+  }
+}

@@ -164,7 +164,8 @@ export class DockerSandboxBackend implements SandboxBackend {
     for (const cid of await containers.inPod(c.Id)) await containers.stop(cid, 0);
     const config = podConfigOf(c.Config.Labels, c.Id);
     if (!isHostNetwork(config)) {
-      const netns = c.State.Running ? `/proc/${c.State.Pid}/ns/net` : "";
+      // A stopped sandbox has no netns left: the plugins then only release what they hold.
+      const netns = `/proc/${c.State.Running ? c.State.Pid : 0}/ns/net`;
       await this.o.cni.tearDownPod({ ...identity(c.Id, config), netns });
     }
     await stopContainer(this.o.engine, c.Id, 10);

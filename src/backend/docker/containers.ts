@@ -108,7 +108,7 @@ export class DockerContainerBackend implements ContainerBackend {
   }
 
   private async resumeFollowers(): Promise<void> {
-    for (const e of await listKind(this.o.engine, "container")) this.follow(e.Id, e.Labels, undefined);
+    for (const e of await listKind(this.o.engine, "container")) void this.follow(e.Id, e.Labels, undefined);
   }
 
   async close(): Promise<void> {
@@ -116,15 +116,17 @@ export class DockerContainerBackend implements ContainerBackend {
     await Promise.all([...this.followers.values()].map((f) => f.close()));
   }
 
-  private follow(id: string, labels: Record<string, string> | null, tty: boolean | undefined): void {
+  private follow(id: string, labels: Record<string, string> | null, tty: boolean | undefined): Promise<void> {
     const path = labels?.[L.logPath] ?? "";
-    if (path === "" || this.followers.has(id)) return;
+    const running = this.followers.get(id);
+    if (path === "" || running) return running?.opened ?? Promise.resolve();
     const config = containerConfigOf(labels, id);
     const f = new LogFollower(this.o.engine, id, path, tty ?? config.tty, this.o.logger);
     this.followers.set(id, f);
     void f.done.then(() => {
       if (this.followers.get(id) === f) this.followers.delete(id);
     });
+    return f.opened;
   }
 
   async create(podId: string, config: ContainerConfig): Promise<string> {
@@ -174,7 +176,7 @@ export class DockerContainerBackend implements ContainerBackend {
     if (c.State.Status !== "created")
       throw failedPrecondition(`container ${c.Id} is ${c.State.Status}, not created`);
     await this.o.engine.json("POST", `/containers/${c.Id}/start`);
-    this.follow(c.Id, c.Config.Labels, c.Config.Tty);
+    await this.follow(c.Id, c.Config.Labels, c.Config.Tty);
   }
 
   async stop(id: string, timeoutSec: number): Promise<void> {

@@ -12,13 +12,38 @@ import {
   type PodSandboxConfig,
 } from "../../api/gen/runtime/v1/api.js";
 import { invalidArgument } from "../../common/errors.js";
+import { boundingCapabilities } from "../../container/host-resources.js";
+import { ALL_CAPABILITIES } from "../../runtime-spec/defaults.js";
 import { buildResources, clampOomScoreAdj } from "../../runtime-spec/resources.js";
 import {
+  buildCapabilities,
   localhostProfilePath,
-  normalizeCapability,
   selectApparmor,
   selectSeccomp,
 } from "../../runtime-spec/security.js";
+
+let bounding: Promise<string[]> | undefined;
+
+/**
+ * Capabilities and privilege as Docker fields. Docker grants a privileged container every
+ * capability it knows, which runc cannot do where berthd's own bounding set is narrower (a
+ * nested node): there "privileged" is spelled out (berthd's bounding set, no seccomp, AppArmor
+ * or masked paths). Other containers get the exact set the native backend computes.
+ */
+export async function privilegeFields(
+  privileged: boolean,
+  caps: Parameters<typeof buildCapabilities>[0],
+): Promise<{ hostConfig: Record<string, unknown>; securityOpt: string[] }> {
+  bounding ??= boundingCapabilities();
+  const all = await bounding;
+  if (privileged && ALL_CAPABILITIES.every((c) => all.includes(c)))
+    return { hostConfig: { Privileged: true }, securityOpt: [] };
+  const set = buildCapabilities(caps, privileged, all).bounding;
+  return {
+    hostConfig: { Privileged: false, CapDrop: ["ALL"], CapAdd: set },
+    securityOpt: privileged ? ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"] : [],
+  };
+}
 
 export interface DockerResources {
   CpuShares?: number;
@@ -120,12 +145,13 @@ export async function containerCreateBody(
   const privileged = sc?.privileged === true;
   if (privileged && !o.pod.linux?.securityContext?.privileged)
     throw invalidArgument("a privileged container needs a privileged pod sandbox");
-  const caps = sc?.capabilities;
+  const priv = await privilegeFields(privileged, sc?.capabilities);
   const hostIpc = o.pod.linux?.securityContext?.namespaceOptions?.ipc === NamespaceMode.NODE;
   const resources = config.linux?.resources;
   const securityOpt = [
-    ...(await seccompOpt(config, o.seccompUseDefaultWhenEmpty)),
-    ...apparmorOpt(config),
+    ...(privileged
+      ? priv.securityOpt
+      : [...(await seccompOpt(config, o.seccompUseDefaultWhenEmpty)), ...apparmorOpt(config)]),
     ...(sc?.noNewPrivs ? ["no-new-privileges"] : []),
   ];
   const hostConfig: Record<string, unknown> = {
@@ -136,14 +162,8 @@ export async function containerCreateBody(
     NetworkMode: `container:${o.sandboxId}`,
     IpcMode: hostIpc ? "host" : `container:${o.sandboxId}`,
     PidMode: pidMode(config, o.sandboxId, o.pod),
-    Privileged: privileged,
+    ...priv.hostConfig,
     ReadonlyRootfs: sc?.readonlyRootfs === true,
-    CapAdd: (caps?.addCapabilities ?? []).map((c) =>
-      c.toUpperCase() === "ALL" ? "ALL" : normalizeCapability(c),
-    ),
-    CapDrop: (caps?.dropCapabilities ?? []).map((c) =>
-      c.toUpperCase() === "ALL" ? "ALL" : normalizeCapability(c),
-    ),
     GroupAdd: (sc?.supplementalGroups ?? []).map(String),
     SecurityOpt: securityOpt,
     CgroupParent: o.cgroupParent,

@@ -61,6 +61,9 @@ export class LogFollower {
   private readonly abort = new AbortController();
   /** Settles when the engine has no more output for the container (it exited) or on close(). */
   readonly done: Promise<void>;
+  /** Settles once the file exists (the kubelet may open it as soon as StartContainer returns). */
+  readonly opened: Promise<void>;
+  private markOpened: () => void = () => {};
 
   constructor(
     private readonly engine: DockerEngine,
@@ -69,6 +72,9 @@ export class LogFollower {
     private readonly tty: boolean,
     logger: Logger,
   ) {
+    this.opened = new Promise<void>((resolve) => {
+      this.markOpened = resolve;
+    });
     this.done = this.run().catch((err: unknown) => {
       if (!this.abort.signal.aborted)
         logger.warn({ id: containerId, err: (err as Error).message }, "container log follower failed");
@@ -78,7 +84,21 @@ export class LogFollower {
   private async run(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
     const resume = await resumePoint(this.path);
-    this.fh = await open(this.path, "a", 0o640);
+    try {
+      this.fh = await open(this.path, "a", 0o640);
+    } finally {
+      this.markOpened();
+    }
+    try {
+      await this.copy(resume);
+    } finally {
+      await this.writes.catch(() => {});
+      await this.fh?.close().catch(() => {});
+      this.fh = undefined;
+    }
+  }
+
+  private async copy(resume: Awaited<ReturnType<typeof resumePoint>>): Promise<void> {
     const res = await this.engine.call("GET", `/containers/${this.containerId}/logs`, {
       query: {
         follow: true,
@@ -104,7 +124,6 @@ export class LogFollower {
       }
       this.write(l.line);
     }
-    await this.writes;
   }
 
   private write(line: string): void {
@@ -116,7 +135,8 @@ export class LogFollower {
   /** Closes the file and opens the path again (after the kubelet renamed it). */
   reopen(): Promise<void> {
     const next = this.writes.then(async () => {
-      await this.fh?.close();
+      if (!this.fh) return; // the container's output has ended
+      await this.fh.close();
       await mkdir(dirname(this.path), { recursive: true });
       this.fh = await open(this.path, "a", 0o640);
     });
@@ -127,9 +147,6 @@ export class LogFollower {
   async close(): Promise<void> {
     this.abort.abort();
     await this.done;
-    await this.writes;
-    await this.fh?.close();
-    this.fh = undefined;
   }
 }
 

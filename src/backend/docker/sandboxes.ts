@@ -34,6 +34,7 @@ import type {
   WithInfo,
 } from "../backend.js";
 import { matchesId, matchesLabels } from "../filters.js";
+import { privilegeFields } from "./create-body.js";
 import { createdNsOf, dockerName, encodePodConfig, L, podConfigOf } from "./labels.js";
 import {
   type DockerContainer,
@@ -102,6 +103,7 @@ export class DockerSandboxBackend implements SandboxBackend {
     const hostNetwork = isHostNetwork(config);
     const ns = config.linux?.securityContext?.namespaceOptions;
     const dns = config.dnsConfig;
+    const priv = await privilegeFields(config.linux?.securityContext?.privileged === true, undefined);
     const { engine } = this.o;
     const created = await engine.json<{ Id: string }>("POST", "/containers/create", {
       query: { name: dockerName("POD", md, md?.attempt ?? 0) },
@@ -127,8 +129,8 @@ export class DockerSandboxBackend implements SandboxBackend {
           }),
           Sysctls: config.linux?.sysctls ?? {},
           CgroupParent: config.linux?.cgroupParent ?? "",
-          Privileged: config.linux?.securityContext?.privileged === true,
-          SecurityOpt: ["no-new-privileges"],
+          ...priv.hostConfig,
+          SecurityOpt: [...priv.securityOpt, "no-new-privileges"],
           RestartPolicy: { Name: "no" },
         },
       },

@@ -95,15 +95,22 @@ async function pump(
   io: ExecIO,
   resize: (w: number, h: number) => Promise<void>,
 ) {
+  socket.on("error", () => {}); // the read loop below sees the end
   if (io.stdin) {
     io.stdin.on("data", (d: Buffer) => socket.write(d));
     io.stdin.once("end", () => socket.end());
+    io.stdin.on("error", () => socket.end());
   } else {
     socket.end();
   }
   if (io.resize) {
+    const sizes = io.resize;
     void (async () => {
-      for await (const s of io.resize ?? []) await resize(s.width, s.height).catch(() => {});
+      try {
+        for await (const s of sizes) await resize(s.width, s.height).catch(() => {});
+      } catch {
+        // the client went away: nothing more to resize
+      }
     })();
   }
   const write = (w: Writable | undefined, data: Buffer) =>

@@ -48,6 +48,7 @@ import {
 } from "./labels.js";
 import { LogFollower } from "./logs.js";
 import {
+  createContainer,
   type DockerContainer,
   type DockerListEntry,
   findKind,
@@ -164,11 +165,11 @@ export class DockerContainerBackend implements ContainerBackend {
       seccompUseDefaultWhenEmpty: this.o.seccompUseDefaultWhenEmpty,
       oomScoreAdjMin: this.o.oomScoreAdjMin,
     });
-    const { Id } = await this.o.engine.json<{ Id: string }>("POST", "/containers/create", {
-      query: { name: dockerName(md?.name ?? "", podConfig.metadata, md?.attempt ?? 0) },
+    return createContainer(
+      this.o.engine,
+      dockerName(md?.name ?? "", podConfig.metadata, md?.attempt ?? 0),
       body,
-    });
-    return Id;
+    );
   }
 
   async start(id: string): Promise<void> {

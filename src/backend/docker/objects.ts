@@ -89,3 +89,29 @@ export async function removeContainer(engine: DockerEngine, id: string): Promise
     if (!isBerthError(err, "NotFound")) throw err;
   }
 }
+
+/** Capabilities this engine does not know (Docker 20.10 predates CAP_PERFMON, CAP_BPF, …). */
+const unknownCaps = new Set<string>();
+
+/**
+ * POST /containers/create. A capability the engine does not know is left out (it could not
+ * grant it anyway) and the create retried: "ALL" and privileged are berthd's bounding set,
+ * which may name newer capabilities than the engine.
+ */
+export async function createContainer(
+  engine: DockerEngine,
+  name: string,
+  body: Record<string, unknown>,
+): Promise<string> {
+  const hc = body["HostConfig"] as { CapAdd?: string[] } | undefined;
+  for (;;) {
+    if (hc?.CapAdd) hc.CapAdd = hc.CapAdd.filter((c) => !unknownCaps.has(c));
+    try {
+      return (await engine.json<{ Id: string }>("POST", "/containers/create", { query: { name }, body })).Id;
+    } catch (err) {
+      const cap = /unknown capability: "(CAP_\w+)"/.exec((err as Error).message)?.[1];
+      if (!cap || unknownCaps.has(cap) || !isBerthError(err, "InvalidArgument")) throw err;
+      unknownCaps.add(cap);
+    }
+  }
+}

@@ -37,6 +37,7 @@ import { matchesId, matchesLabels } from "../filters.js";
 import { privilegeFields } from "./create-body.js";
 import { createdNsOf, dockerName, encodePodConfig, L, podConfigOf } from "./labels.js";
 import {
+  createContainer,
   type DockerContainer,
   type DockerListEntry,
   findKind,
@@ -105,37 +106,33 @@ export class DockerSandboxBackend implements SandboxBackend {
     const dns = config.dnsConfig;
     const priv = await privilegeFields(config.linux?.securityContext?.privileged === true, undefined);
     const { engine } = this.o;
-    const created = await engine.json<{ Id: string }>("POST", "/containers/create", {
-      query: { name: dockerName("POD", md, md?.attempt ?? 0) },
-      body: {
-        Image: image,
-        Hostname: hostNetwork ? "" : config.hostname,
-        Labels: {
-          ...config.labels,
-          [L.kind]: "sandbox",
-          [L.config]: encodePodConfig(config),
-          [L.createdNs]: epochNowNs().toString(),
-          [L.runtimeHandler]: runtimeHandler,
-        },
-        HostConfig: {
-          NetworkMode: hostNetwork ? "host" : "none",
-          IpcMode: ns?.ipc === NamespaceMode.NODE ? "host" : "shareable",
-          PidMode: ns?.pid === NamespaceMode.NODE ? "host" : "",
-          ...(hostNetwork && { UTSMode: "host" }),
-          ...(dns && {
-            Dns: dns.servers,
-            DnsSearch: dns.searches,
-            DnsOptions: dns.options,
-          }),
-          Sysctls: config.linux?.sysctls ?? {},
-          CgroupParent: config.linux?.cgroupParent ?? "",
-          ...priv.hostConfig,
-          SecurityOpt: [...priv.securityOpt, "no-new-privileges"],
-          RestartPolicy: { Name: "no" },
-        },
+    const id = await createContainer(engine, dockerName("POD", md, md?.attempt ?? 0), {
+      Image: image,
+      Hostname: hostNetwork ? "" : config.hostname,
+      Labels: {
+        ...config.labels,
+        [L.kind]: "sandbox",
+        [L.config]: encodePodConfig(config),
+        [L.createdNs]: epochNowNs().toString(),
+        [L.runtimeHandler]: runtimeHandler,
+      },
+      HostConfig: {
+        NetworkMode: hostNetwork ? "host" : "none",
+        IpcMode: ns?.ipc === NamespaceMode.NODE ? "host" : "shareable",
+        PidMode: ns?.pid === NamespaceMode.NODE ? "host" : "",
+        ...(hostNetwork && { UTSMode: "host" }),
+        ...(dns && {
+          Dns: dns.servers,
+          DnsSearch: dns.searches,
+          DnsOptions: dns.options,
+        }),
+        Sysctls: config.linux?.sysctls ?? {},
+        CgroupParent: config.linux?.cgroupParent ?? "",
+        ...priv.hostConfig,
+        SecurityOpt: [...priv.securityOpt, "no-new-privileges"],
+        RestartPolicy: { Name: "no" },
       },
     });
-    const id = created.Id;
     try {
       await engine.json("POST", `/containers/${id}/start`);
       if (!hostNetwork) {

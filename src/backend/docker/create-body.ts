@@ -40,8 +40,13 @@ export async function privilegeFields(
     return { hostConfig: { Privileged: true }, securityOpt: [] };
   const set = buildCapabilities(caps, privileged, all).bounding;
   return {
-    hostConfig: { Privileged: false, CapDrop: ["ALL"], CapAdd: set },
-    securityOpt: privileged ? ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"] : [],
+    hostConfig: {
+      Privileged: false,
+      CapDrop: ["ALL"],
+      CapAdd: set,
+      ...(privileged && { MaskedPaths: [], ReadonlyPaths: [] }),
+    },
+    securityOpt: privileged ? ["seccomp=unconfined", "apparmor=unconfined"] : [],
   };
 }
 

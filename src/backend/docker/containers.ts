@@ -36,6 +36,7 @@ import type {
   WithInfo,
 } from "../backend.js";
 import { matchesId, matchesLabels } from "../filters.js";
+import { verboseInfo } from "../verbose-info.js";
 import { containerCreateBody, dockerResources } from "./create-body.js";
 import {
   containerConfigOf,
@@ -252,15 +253,13 @@ export class DockerContainerBackend implements ContainerBackend {
       c = await inspectKind(this.o.engine, "container", c.Id);
     }
     const status = this.toStatus(c);
-    const info: Record<string, string> = verbose
-      ? {
-          info: JSON.stringify({
-            sandboxID: c.Config.Labels?.[L.sandboxId],
-            pid: c.State.Pid,
-            dockerName: c.Name,
-            config: containerConfigOf(c.Config.Labels, c.Id),
-          }),
-        }
+    const info = verbose
+      ? verboseInfo({
+          sandboxID: c.Config.Labels?.[L.sandboxId],
+          pid: c.State.Pid,
+          dockerName: c.Name,
+          config: containerConfigOf(c.Config.Labels, c.Id),
+        })
       : {};
     return { status, info };
   }

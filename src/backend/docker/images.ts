@@ -21,6 +21,7 @@ import { formatName, formatRef, type ImageRef, parseReference } from "../../imag
 import type { Credentials } from "../../image/registry/auth.js";
 import { resolveEndpoints } from "../../image/registry/hosts.js";
 import type { ImageBackend, PullProgress, WithInfo } from "../backend.js";
+import { verboseInfo } from "../verbose-info.js";
 
 interface DockerImage {
   Id: string;
@@ -193,7 +194,7 @@ export class DockerImageBackend implements ImageBackend {
   async status(image: ImageSpec, verbose: boolean): Promise<WithInfo<Image> | undefined> {
     const img = await this.inspect(image.image);
     if (!img) return undefined;
-    return { status: toCriImage(img), info: verbose ? { info: JSON.stringify({ docker: img }) } : {} };
+    return { status: toCriImage(img), info: verbose ? verboseInfo({ docker: img }) : {} };
   }
 
   async remove(image: ImageSpec): Promise<void> {

@@ -34,6 +34,7 @@ import type {
   WithInfo,
 } from "../backend.js";
 import { matchesId, matchesLabels } from "../filters.js";
+import { verboseInfo } from "../verbose-info.js";
 import { privilegeFields } from "./create-body.js";
 import { createdNsOf, dockerName, encodePodConfig, L, podConfigOf } from "./labels.js";
 import {
@@ -210,9 +211,7 @@ export class DockerSandboxBackend implements SandboxBackend {
       annotations: config.annotations,
       runtimeHandler: c.Config.Labels?.[L.runtimeHandler] ?? "",
     } as PodSandboxStatus;
-    const info: Record<string, string> = verbose
-      ? { info: JSON.stringify({ pid: c.State.Pid, image: c.Image, dockerName: c.Name, config }) }
-      : {};
+    const info = verbose ? verboseInfo({ pid: c.State.Pid, image: c.Image, dockerName: c.Name, config }) : {};
     return { status, info };
   }
 

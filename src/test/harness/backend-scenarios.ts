@@ -158,7 +158,14 @@ export function backendScenarios(b: ScenarioBackend): void {
     });
 
     it("exec runs in the container, which shares the pod's network namespace", async () => {
-      const id = await createContainer("sleeper", ["sleep 3600"]);
+      const id = await createContainer("sleeper", ["sleep 3600"], {
+        linux: { resources: { memoryLimitInBytes: 256n << 20n } },
+      });
+      const verbose = await rt.call<{ info: Record<string, string> }>("containerStatus", {
+        containerId: id,
+        verbose: true,
+      });
+      assert.match(verbose.info["info"] ?? "", /"memoryLimitInBytes":"268435456"/);
       await rt.call("startContainer", { containerId: id });
       const r = await execSync(rt, id, [
         "/bin/sh",

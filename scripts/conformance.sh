@@ -3,6 +3,9 @@
 # spec that is not on the allowed-skip list (test/conformance-skips.txt) passes.
 #
 #   bash scripts/conformance.sh                     # berthd on temp dirs, built from this repo
+#   BACKEND=docker bash scripts/conformance.sh       # berthd --backend docker on a private dockerd
+#                                                   # (own socket, data root and containerd; no
+#                                                   # bridge, no iptables), started and removed here
 #   CRI_ENDPOINT=unix:///run/containerd/containerd.sock bash scripts/conformance.sh
 #                                                   # any running CRI runtime (its registry config
 #                                                   # must mirror the upstream hosts, see below)
@@ -29,7 +32,12 @@ IMAGES_SCRIPT=${IMAGES_SCRIPT:-$(dirname "$CRITEST")/critest-images.sh}
 REGISTRY_PORT=${REGISTRY_PORT:-5055}
 CNI_BRIDGE=${CNI_BRIDGE:-berthct0}
 CNI_SUBNET=${CNI_SUBNET:-10.99.0.0/16}
-SKIPS_FILE=$repo/test/conformance-skips.txt
+BACKEND=${BACKEND:-native}
+case "$BACKEND" in
+  native) SKIPS_FILE=$repo/test/conformance-skips.txt ;;
+  docker) SKIPS_FILE=$repo/test/conformance-skips-docker.txt ;;
+  *) echo "conformance: BACKEND must be native or docker" >&2; exit 1 ;;
+esac
 # 83 specs in v1.29.0, 5 of them benchmarks (not run without -benchmark): 78 conformance specs.
 CONFORMANCE_SPECS=78
 
@@ -44,6 +52,8 @@ command -v docker-registry >/dev/null || die "docker-registry missing: apt-get i
 tmp=$(mktemp -d /tmp/berth-ct.XXXXXX)
 registry_pid=""
 berthd_pid=""
+dockerd_pid=""
+containerd_pid=""
 chains_before=""
 
 # --- iptables: remember user-defined chains, remove the ones CNI plugins added (and jumps to them)
@@ -85,6 +95,21 @@ cleanup() {
     grep -o " $tmp/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
     ip link del "$CNI_BRIDGE" 2>/dev/null
   fi
+  if [ -n "$dockerd_pid" ]; then
+    # Whatever is left in the private engine, then the engine and its containerd.
+    for c in $(curl -fsS --unix-socket "$tmp/docker.sock" "http://docker/containers/json?all=1" 2>/dev/null | jq -r '.[].Id'); do
+      curl -fsS -X DELETE --unix-socket "$tmp/docker.sock" "http://docker/containers/$c?force=1" >/dev/null 2>&1
+    done
+    kill -TERM "$dockerd_pid" 2>/dev/null
+    for _ in $(seq 1 200); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$dockerd_pid" 2>/dev/null
+  fi
+  if [ -n "$containerd_pid" ]; then
+    kill -TERM "$containerd_pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$containerd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$containerd_pid" 2>/dev/null
+  fi
+  grep -o " $tmp/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   [ -n "$registry_pid" ] && kill -TERM "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
   ipt_cleanup iptables "$chains_before4"
   ipt_cleanup ip6tables "$chains_before6"
@@ -116,6 +141,35 @@ say "pushing critest's images to 127.0.0.1:$REGISTRY_PORT"
 REGISTRY=127.0.0.1:$REGISTRY_PORT WORK=${IMAGES_WORK:-/var/tmp/critest-images} bash "$IMAGES_SCRIPT" >"$tmp/images.log" 2>&1 ||
   die "critest-images.sh failed: $(tail -20 "$tmp/images.log")"
 
+# --- a private Docker Engine (BACKEND=docker): never the host's /var/run/docker.sock
+backend_toml=""
+if [ "$BACKEND" = docker ] && [ -z "${CRI_ENDPOINT:-}" ]; then
+  [ -x /usr/sbin/dockerd ] || die "dockerd missing: apt-get install -y docker.io (see scripts/install-deps.sh)"
+  cat >"$tmp/containerd.toml" <<EOF
+version = 2
+root = "$tmp/containerd-root"
+state = "$tmp/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+address = "$tmp/containerd.sock"
+EOF
+  containerd --config "$tmp/containerd.toml" >"$tmp/containerd.log" 2>&1 &
+  containerd_pid=$!
+  echo '{}' >"$tmp/daemon.json"
+  dockerd --config-file="$tmp/daemon.json" --host="unix://$tmp/docker.sock" --data-root="$tmp/docker" \
+    --exec-root="$tmp/docker-exec" --pidfile="$tmp/docker.pid" --containerd="$tmp/containerd.sock" \
+    --bridge=none --iptables=false --ip-masq=false --ip6tables=false >"$tmp/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null --unix-socket "$tmp/docker.sock" http://docker/version 2>/dev/null && break
+    kill -0 "$dockerd_pid" 2>/dev/null || die "dockerd exited: $(tail -20 "$tmp/dockerd.log")"
+    sleep 0.1
+  done
+  curl -fsS -o /dev/null --unix-socket "$tmp/docker.sock" http://docker/version || die "dockerd did not start"
+  backend_toml="backend = \"docker\"
+docker_endpoint = \"unix://$tmp/docker.sock\""
+fi
+
 # --- berthd
 endpoint=${CRI_ENDPOINT:-}
 if [ -z "$endpoint" ]; then
@@ -135,6 +189,7 @@ if [ -z "$endpoint" ]; then
 EOF
   mirror="[\"http://127.0.0.1:$REGISTRY_PORT\"]"
   cat >"$tmp/berth.toml" <<EOF
+$backend_toml
 root = "$tmp/root"
 state = "$tmp/state"
 listen = "$tmp/berth.sock"
@@ -171,7 +226,7 @@ while IFS= read -r line; do
   skips+=("$spec")
   skip_re+="${skip_re:+|}$spec"
 done <"$SKIPS_FILE"
-say "critest against $endpoint; skipped (see $SKIPS_FILE): ${#skips[@]}"
+say "critest against $endpoint (backend $BACKEND); skipped (see $SKIPS_FILE): ${#skips[@]}"
 out="$tmp/critest.out"
 set +e
 # shellcheck disable=SC2086 # CRITEST_ARGS is a list of flags

@@ -15,6 +15,24 @@ apt-get install -y -q --no-install-recommends \
   busybox-static zstd openssl ca-certificates \
   docker-registry containerd runc conmon containernetworking-plugins iproute2 iptables util-linux \
   rsyslog criu
+# The Docker Engine backend's tests and BACKEND=docker conformance start their own dockerd (own
+# socket, data root, containerd; no bridge, no iptables). The package's postinst would start a
+# system dockerd on /var/run/docker.sock with docker0 and iptables rules: policy-rc.d forbids it.
+if ! command -v dockerd >/dev/null; then
+  policy=/usr/sbin/policy-rc.d
+  if [ -e "$policy" ]; then
+    apt-get install -y -q --no-install-recommends docker.io
+  else
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+    apt-get install -y -q --no-install-recommends docker.io
+    rm -f "$policy"
+    trap - EXIT
+  fi
+  # Nor later (a reboot, socket activation): the tests never want the system engine.
+  if [ -d /run/systemd/system ]; then systemctl disable docker.service docker.socket 2>/dev/null || true; fi
+fi
 # CheckpointContainer: a CRIU that works on this kernel (see the script).
 bash "$(dirname "$0")/install-criu.sh"
 # scripts/conformance.sh: what cri-tools' critest-images.sh builds critest's images with.

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** berthd [--config FILE] [--root DIR] [--state DIR] [--listen PATH] [--log-level L] */
+/** berthd [--config FILE] [--root DIR] [--state DIR] [--listen PATH] [--log-level L] [--backend B] [--docker-endpoint URL] */
 // First: V8 settings that must be in force before the heap grows.
 import "../daemon/heap-flags.js";
 
@@ -10,12 +10,15 @@ import { type BerthConfig, configFromToml, loadConfig } from "../config/config.j
 import { Daemon } from "../daemon/daemon.js";
 
 const USAGE = `usage: berthd [--config FILE] [--root DIR] [--state DIR] [--listen PATH] [--log-level LEVEL]
+              [--backend native|docker] [--docker-endpoint URL]
 
   --config FILE     TOML config (default /etc/berth/berth.toml, optional)
   --root DIR        persistent data: content, snapshots, metadata (default /var/lib/berth)
   --state DIR       volatile state (default /run/berth)
   --listen PATH     CRI unix socket (default /run/berth/berth.sock)
   --log-level L     ${LOG_LEVELS.join(", ")} (default info)
+  --backend B       native (conmon + runc, default) or docker (a Docker Engine runs the containers)
+  --docker-endpoint URL  the Docker Engine's socket (default unix:///var/run/docker.sock)
   --version         print the version and exit`;
 
 async function main(): Promise<void> {
@@ -26,6 +29,8 @@ async function main(): Promise<void> {
       state: { type: "string" },
       listen: { type: "string" },
       "log-level": { type: "string" },
+      backend: { type: "string" },
+      "docker-endpoint": { type: "string" },
       version: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -45,6 +50,8 @@ async function main(): Promise<void> {
     ...(values.state !== undefined && { state: values.state }),
     ...(values.listen !== undefined && { listen: values.listen }),
     ...(values["log-level"] !== undefined && { log_level: values["log-level"] }),
+    ...(values.backend !== undefined && { backend: values.backend }),
+    ...(values["docker-endpoint"] !== undefined && { docker_endpoint: values["docker-endpoint"] }),
   });
   const config: BerthConfig = {
     ...fromFile,
@@ -52,6 +59,8 @@ async function main(): Promise<void> {
     ...(values.state !== undefined && { state: overrides.state }),
     ...(values.listen !== undefined && { listen: overrides.listen }),
     ...(values["log-level"] !== undefined && { logLevel: overrides.logLevel as LogLevel }),
+    ...(values.backend !== undefined && { backend: overrides.backend }),
+    ...(values["docker-endpoint"] !== undefined && { dockerEndpoint: overrides.dockerEndpoint }),
   };
   const logger = createLogger(config.logLevel);
   const daemon = new Daemon(config, logger);

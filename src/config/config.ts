@@ -72,7 +72,14 @@ export interface StreamingConfig {
   /** A session with no traffic for this long is dropped (the kubelet's stream idle timeout). */
   idleTimeoutSeconds: number;
 }
+export type BackendKind = "native" | "docker";
 export interface BerthConfig {
+  /** Who runs images and containers: Berth itself (conmon + runc) or a Docker Engine. */
+  backend: BackendKind;
+  /** The Docker Engine's API socket (backend "docker"). */
+  dockerEndpoint: string;
+  /** The Docker backend's sandbox image; "" = Berth's own pause image, loaded into the engine. */
+  dockerPauseImage: string;
   root: string;
   state: string;
   listen: string;
@@ -89,6 +96,9 @@ export const DEFAULT_CONFIG_PATH = "/etc/berth/berth.toml";
 
 export function defaultConfig(): BerthConfig {
   return {
+    backend: "native",
+    dockerEndpoint: "unix:///var/run/docker.sock",
+    dockerPauseImage: "",
     root: "/var/lib/berth",
     state: "/run/berth",
     listen: "/run/berth/berth.sock",
@@ -280,6 +290,9 @@ function readCni(r: Reader, d: CniConfig): CniConfig {
 export function configFromToml(doc: Table): BerthConfig {
   const d = defaultConfig();
   const r = new Reader(doc, "", [
+    "backend",
+    "docker_endpoint",
+    "docker_pause_image",
     "root",
     "state",
     "listen",
@@ -319,7 +332,20 @@ export function configFromToml(doc: Table): BerthConfig {
   if (platform !== "" && !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(platform)) {
     throw invalidArgument(`config: "image.platform" must look like "linux/amd64" or "linux/arm/v7"`);
   }
+  const backend = r.string("backend", d.backend);
+  if (backend !== "native" && backend !== "docker") {
+    throw invalidArgument(`config: "backend" must be "native" or "docker"`);
+  }
+  const dockerEndpoint = r.string("docker_endpoint", d.dockerEndpoint);
+  if (!/^unix:\/\/\/./.test(dockerEndpoint)) {
+    throw invalidArgument(
+      `config: "docker_endpoint" must be a unix socket URL, e.g. "unix:///var/run/docker.sock"`,
+    );
+  }
   return {
+    backend,
+    dockerEndpoint,
+    dockerPauseImage: r.string("docker_pause_image", d.dockerPauseImage),
     root: absolutePath(r, "root", d.root),
     state: absolutePath(r, "state", d.state),
     listen: absolutePath(r, "listen", d.listen),

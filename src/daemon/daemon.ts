@@ -7,6 +7,8 @@ import { dirname, join } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ImagesService } from "../api/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../api/gen/runtime/v1/api.js";
+import type { Backend } from "../backend/backend.js";
+import { type DockerBackend, dockerBackend } from "../backend/docker/index.js";
 import { NativeImageBackend } from "../backend/native/images.js";
 import { nativeRuntimeBackend } from "../backend/native/index.js";
 import { failedPrecondition, unavailable } from "../common/errors.js";
@@ -49,6 +51,7 @@ export class Daemon {
   private containers: ContainerManager | undefined;
   private metricsServer: HttpServer | undefined;
   private streaming: StreamingServer | undefined;
+  private docker: DockerBackend | undefined;
 
   constructor(
     readonly config: BerthConfig,
@@ -112,34 +115,17 @@ export class Daemon {
     await mkdir(config.root, { recursive: true, mode: 0o700 });
     await mkdir(config.state, { recursive: true, mode: 0o711 });
     await this.lockRoot();
-    await this.images.init();
-    await this.inits.prepare();
     // Containers may not ask for an oom_score_adj below berthd's own (no CAP_SYS_RESOURCE needed).
     const oomScoreAdjMin = Number((await readFile("/proc/self/oom_score_adj", "utf8")).trim()) || 0;
-    const containers = new ContainerManager({
-      root: config.root,
-      logger: logger.child({ component: "containers" }),
-      images: this.images,
-      pods: this.pods,
-      handlers: this.handlers,
-      oomScoreAdjMin,
-      seccompUseDefaultWhenEmpty: config.runtime.seccompUseDefaultWhenEmpty,
-      events: this.events,
-      observePhase: this.observePhase,
-    });
-    this.containers = containers;
     observeRequests((method, code, seconds) => {
       this.metrics.requests.inc({ method, code });
       this.metrics.requestSeconds.observe({ method }, seconds);
     });
-    const runtime = nativeRuntimeBackend({
-      root: config.root,
-      pods: this.pods,
-      containers,
-      cni: this.cni,
-      events: this.events,
-    });
-    const streaming = createStreamingServer({ logger, config: config.streaming, ...runtime });
+    const backend =
+      config.backend === "docker"
+        ? await this.startDocker(oomScoreAdjMin)
+        : await this.startNative(oomScoreAdjMin);
+    const streaming = createStreamingServer({ logger, config: config.streaming, ...backend });
     const { url } = await streaming.start();
     this.streaming = streaming;
     logger.info({ url }, "streaming server listening");
@@ -147,9 +133,7 @@ export class Daemon {
       this.metricsServer = await startMetricsServer(this.metrics, config.metrics.address);
       logger.info({ address: config.metrics.address }, "metrics served at /metrics");
     }
-    this.images.inUseBy = (imageId) => containers.store.list().find((c) => c.imageId === imageId)?.id;
-    await this.pods.init();
-    await containers.init();
+    await backend.init();
 
     const server = new Server({
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
@@ -158,9 +142,9 @@ export class Daemon {
     const rpcLog = logger.child({ component: "cri" });
     server.addService(
       RuntimeServiceService,
-      runtimeService({ logger: rpcLog, config, ...runtime, server: streaming }),
+      runtimeService({ logger: rpcLog, config, ...backend, server: streaming }),
     );
-    const images = new NativeImageBackend(this.images);
+    const { images } = backend;
     server.addService(ImageServiceService, imageService({ logger: rpcLog, images }));
     server.addService(ImagesService, berthImagesService({ logger: rpcLog, images }));
 
@@ -180,6 +164,63 @@ export class Daemon {
     await chmod(config.listen, 0o600);
     this.server = server;
     logger.info({ listen: config.listen, root: config.root, version: BERTH_VERSION }, "berthd serving");
+  }
+
+  /** Berth's own stores, pods and containers (conmon + runc). */
+  private async startNative(oomScoreAdjMin: number): Promise<Backend & { init(): Promise<void> }> {
+    const { config, logger } = this;
+    await this.images.init();
+    await this.inits.prepare();
+    const containers = new ContainerManager({
+      root: config.root,
+      logger: logger.child({ component: "containers" }),
+      images: this.images,
+      pods: this.pods,
+      handlers: this.handlers,
+      oomScoreAdjMin,
+      seccompUseDefaultWhenEmpty: config.runtime.seccompUseDefaultWhenEmpty,
+      events: this.events,
+      observePhase: this.observePhase,
+    });
+    this.containers = containers;
+    const runtime = nativeRuntimeBackend({
+      root: config.root,
+      pods: this.pods,
+      containers,
+      cni: this.cni,
+      events: this.events,
+    });
+    this.images.inUseBy = (imageId) => containers.store.list().find((c) => c.imageId === imageId)?.id;
+    return {
+      ...runtime,
+      images: new NativeImageBackend(this.images),
+      init: async () => {
+        await this.pods.init();
+        await containers.init();
+      },
+    };
+  }
+
+  /** A Docker Engine runs images and containers; its version is checked before berthd serves. */
+  private async startDocker(oomScoreAdjMin: number): Promise<Backend & { init(): Promise<void> }> {
+    const { config, logger } = this;
+    const docker = dockerBackend({
+      endpoint: config.dockerEndpoint,
+      pauseImage: config.dockerPauseImage,
+      registry: config.registry,
+      cni: this.cni,
+      logger,
+      seccompUseDefaultWhenEmpty: config.runtime.seccompUseDefaultWhenEmpty,
+      oomScoreAdjMin,
+    });
+    // An engine that is down or too old is reported by every call (and found again when it is back).
+    await docker.engine.version().then(
+      (v) => logger.info({ endpoint: config.dockerEndpoint, ...v }, "Docker Engine backend"),
+      (err: unknown) =>
+        logger.warn({ err: (err as Error).message }, "Docker Engine backend: engine not usable yet"),
+    );
+    this.docker = docker;
+    return docker;
   }
 
   /** One berthd per root: a second one would corrupt the stores. */
@@ -216,6 +257,7 @@ export class Daemon {
       });
     }
     this.containers?.close();
+    await this.docker?.close();
     this.metricsServer?.close();
     await this.streaming?.close();
     await this.images.close();

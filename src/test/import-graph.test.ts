@@ -16,6 +16,7 @@ const DOMAIN = [
   "common",
   "config",
   "container",
+  "docker",
   "events",
   "image",
   "metrics",

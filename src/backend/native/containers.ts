@@ -14,10 +14,10 @@ import type { EventBus } from "../../events/bus.js";
 import type { SandboxManager } from "../../pod/sandbox-manager.js";
 import type { ExecIO } from "../../streaming/remotecommand.js";
 import type { ContainerBackend, EventStream, ExecSyncResult, StdioConfig, WithInfo } from "../backend.js";
+import { verboseInfo } from "../verbose-info.js";
 import { CONTAINER_STATES, toContainer, toContainerStatus, toEventResponse } from "./convert.js";
 import { selectContainers } from "./filters.js";
 import type { NativeStats } from "./stats.js";
-import { verboseInfo } from "./verbose-info.js";
 
 export class NativeContainerBackend implements ContainerBackend {
   constructor(

@@ -1,20 +1,7 @@
 /** Matching rules shared by ListPodSandbox, ListContainers and the stats lists. */
 import type { ContainerRecord } from "../../container/container-manager.js";
 import type { PodRecord } from "../../pod/sandbox-manager.js";
-
-/** Every selector label must be present with the same value (kubelet's label selectors). */
-export function matchesLabels(
-  selector: Record<string, string> | undefined,
-  labels: Record<string, string>,
-): boolean {
-  if (!selector) return true;
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
-}
-
-/** An empty filter id matches everything; otherwise the full id or a prefix of it. */
-export function matchesId(filterId: string | undefined, id: string): boolean {
-  return !filterId || id.startsWith(filterId);
-}
+import { matchesId, matchesLabels } from "../filters.js";
 
 /** Fully created containers matching the id prefix, pod id prefix and label selector. */
 export function selectContainers(

@@ -11,7 +11,7 @@ import { epochNowNs } from "../../common/time.js";
 import type { ImageManager } from "../../image/image-manager.js";
 import type { ImageRecord } from "../../image/image-store.js";
 import type { ImageBackend, PullProgress, WithInfo } from "../backend.js";
-import { verboseInfo } from "./verbose-info.js";
+import { verboseInfo } from "../verbose-info.js";
 
 /** uid when the image's User is numeric ("1000" or "1000:1000"), else the user name (as containerd). */
 function imageUser(user: string): Pick<Image, "uid" | "username"> {

@@ -13,10 +13,10 @@ import type { CniClient } from "../../network/cni.js";
 import type { SandboxManager } from "../../pod/sandbox-manager.js";
 import { forwardInNetns, forwardOnHost } from "../../streaming/portforward.js";
 import type { NetworkStatus, PortForwardStream, SandboxBackend, WithInfo } from "../backend.js";
+import { verboseInfo } from "../verbose-info.js";
 import { podState, toPodSandbox, toPodStatus } from "./convert.js";
 import { selectPods } from "./filters.js";
 import type { NativeStats } from "./stats.js";
-import { verboseInfo } from "./verbose-info.js";
 
 export class NativeSandboxBackend implements SandboxBackend {
   constructor(

@@ -35,6 +35,8 @@ export interface OciProcess {
 export interface RuncExecOptions {
   runtimePath: string;
   runtimeRoot: string;
+  /** More global flags after --root (the handler's runtime_args). */
+  runtimeArgs?: readonly string[];
   containerId: string;
   processSpec: OciProcess;
   tty: boolean;
@@ -53,6 +55,7 @@ export async function runcExec(o: RuncExecOptions, io: ExecIO): Promise<number> 
     const args = [
       "--root",
       o.runtimeRoot,
+      ...(o.runtimeArgs ?? []),
       "exec",
       "--process",
       processFile,

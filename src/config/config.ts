@@ -109,7 +109,12 @@ export function defaultConfig(): BerthConfig {
       defaultHandler: "runc",
       conmonPath: "/usr/bin/conmon",
       handlers: {
-        runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/berth/runc", runtimeType: "oci", runtimeArgs: [] },
+        runc: {
+          runtimePath: "/usr/sbin/runc",
+          runtimeRoot: "/run/berth/runc",
+          runtimeType: "oci",
+          runtimeArgs: [],
+        },
       },
       seccompUseDefaultWhenEmpty: false,
     },
@@ -253,7 +258,8 @@ function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
         `config: "${h.name("runtime_type")}" is "${runtimeType}": must be "oci" (runc-like, the default) or "sandbox" (gVisor's runsc)`,
       );
     }
-    const runtimeArgs = value["runtime_args"] === undefined ? (previous?.runtimeArgs ?? []) : h.stringArray("runtime_args");
+    const runtimeArgs =
+      value["runtime_args"] === undefined ? (previous?.runtimeArgs ?? []) : h.stringArray("runtime_args");
     if (runtimeArgs.some((a) => !a.startsWith("-"))) {
       throw invalidArgument(`config: "${h.name("runtime_args")}" must hold flags (each starting with "-")`);
     }

@@ -514,7 +514,12 @@ export class ContainerManager {
     throw failedPrecondition(`conmon did not reopen ${c.logPath}`);
   }
 
-  /** The container's init pid from conmon's pid file (0 when unknown). */
+  /** Whether the container runs in its pod's sandbox (gVisor): its processes are the sandbox's. */
+  sandboxed(c: ContainerRecord): boolean {
+    return this.opts.pods.sandboxed(c);
+  }
+
+  /** The container's init pid from conmon's pid file (0 when unknown; a sandbox's for gVisor). */
   async initPid(c: ContainerRecord): Promise<number> {
     return this.runtime(c).initPid(c.id);
   }

@@ -352,6 +352,11 @@ export class SandboxManager {
     return shared ? this.opts.inits.pidNamespace(pod) : undefined;
   }
 
+  /** Whether the pod runs under a sandbox runtime (gVisor): its containers share one sandbox. */
+  sandboxed(pod: Pick<PodRecord, "runtimeHandler">): boolean {
+    return this.opts.handlers.get(pod.runtimeHandler).sandboxed === true;
+  }
+
   requireReady(id: string): PodRecord {
     const pod = this.store.resolve(id);
     if (pod.state !== "SANDBOX_READY") {

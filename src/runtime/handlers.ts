@@ -6,7 +6,12 @@ import type { Logger } from "pino";
 import { invalidArgument, notFound } from "../common/errors.js";
 import type { Runner } from "../common/process.js";
 import { DEFAULT_CONMON_PATH } from "./conmon.js";
-import { ConmonOciRuntime, type ConmonRuntimeOptions, type HandlerLookup, type OciRuntime } from "./oci-runtime.js";
+import {
+  ConmonOciRuntime,
+  type ConmonRuntimeOptions,
+  type HandlerLookup,
+  type OciRuntime,
+} from "./oci-runtime.js";
 import { SandboxOciRuntime } from "./sandbox-runtime.js";
 
 export interface RuntimeHandlerConfig {

@@ -331,7 +331,13 @@ export class ConmonOciRuntime implements OciRuntime {
 
   private execTarget(id: string, processSpec: OciProcess) {
     const { path, root, args } = this.runc.binary;
-    return { runtimePath: path, runtimeRoot: root, ...(args && { runtimeArgs: args }), containerId: id, processSpec };
+    return {
+      runtimePath: path,
+      runtimeRoot: root,
+      ...(args && { runtimeArgs: args }),
+      containerId: id,
+      processSpec,
+    };
   }
 
   execSync(id: string, processSpec: OciProcess, timeoutSec: number): Promise<ExecSyncResult> {

@@ -47,9 +47,11 @@ done
 "$runtime" "$@" || exit
 pidfile=
 prev=
+bundle=.
 for a; do
   [ "$prev" = --pid-file ] && pidfile=$a
-  case $a in --pid-file=*) pidfile=\${a#--pid-file=} ;; esac
+  [ "$prev" = --bundle ] && bundle=$a
+  case $a in --pid-file=*) pidfile=\${a#--pid-file=} ;; --bundle=*) bundle=\${a#--bundle=} ;; esac
   prev=$a
   id=$a
 done
@@ -62,13 +64,24 @@ for a; do
   i=$((i + 1))
 done
 dir=\${pidfile%/*}
+# runsc before 2024-08 takes any network namespace for the host's when
+# /proc/sys/net/core/rmem_default exists, which Linux 6.x gives every one (gVisor issue 10704):
+# the root container's start, which hands the pod's interfaces to the sandbox, runs without it.
+hide=
+grep -Eq '"io.kubernetes.cri.container-type": *"sandbox"' "$bundle/config.json" && hide=1
 cp "$pidfile" "$dir/${SANDBOX_PID_FILE}" || exit
 rm -f "$dir/${START_FIFO}"
 mkfifo -m 600 "$dir/${START_FIFO}" || exit
 (
   read -r go <"$dir/${START_FIFO}" || exit 137
   [ "$go" = start ] || exit 137
-  "$runtime" "$@" --log="$dir/${START_LOG}" --log-format=json start "$id"
+  log=--log="$dir/${START_LOG}"
+  if [ -n "$hide" ]; then
+    unshare -m --propagation private sh -c 'mount -t tmpfs -o size=4k berth-hide /proc/sys/net && exec "$@"' \\
+      sh "$runtime" "$@" "$log" --log-format=json start "$id"
+  else
+    "$runtime" "$@" "$log" --log-format=json start "$id"
+  fi
   st=$?
   echo "$st" >"$dir/${START_STATUS}.tmp" && mv "$dir/${START_STATUS}.tmp" "$dir/${START_STATUS}"
   [ "$st" = 0 ] || exit 128

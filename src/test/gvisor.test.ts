@@ -3,10 +3,8 @@
  * per pod started by the pod's root container, two containers in it talking over localhost, the
  * pod IP from CNI, exec, logs, exit codes, the errors for what gVisor cannot do, and stop/remove
  * leaving no runsc process, state, cgroup or mount behind.
- *
- * Debian 12's runsc (20221219) refuses `--network=sandbox` on kernels whose
- * net.core.rmem_default is per network namespace (gVisor issue 10704), so the handler here runs
- * with `--network=host`: gVisor's sockets are host sockets in the pod's network namespace.
+ * The handler runs gVisor's own network stack (runsc's default --network=sandbox), which takes
+ * the pod's CNI interface from its network namespace.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -16,7 +14,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
-import { ContainerConfig, type DeepPartial, NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
+import {
+  ContainerConfig,
+  type DeepPartial,
+  NamespaceMode,
+  PodSandboxConfig,
+} from "../api/gen/runtime/v1/api.js";
 import { type ContainerStatusView, execSync, parseCriLog, waitExited } from "./harness/cri.js";
 import { httpGet, type PodSuite, startPodSuite, stopPodSuite } from "./harness/pod-env.js";
 import { needsRoot } from "./harness/skip.js";
@@ -56,7 +59,7 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
       image,
       (dir) =>
         `[runtime.handlers.${HANDLER}]\nruntime_path = "${RUNSC}"\nruntime_root = "${dir}/runsc"\n` +
-        `runtime_type = "sandbox"\nruntime_args = ["--network=host"]\n`,
+        `runtime_type = "sandbox"\nruntime_args = ["--platform=ptrace"]\n`,
     );
   });
   after(() => stopPodSuite(s, BRIDGE));
@@ -71,12 +74,28 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
   const runPod = async (config: PodSandboxConfig) =>
     (await s.rt.call<{ podSandboxId: string }>("runPodSandbox", { config, runtimeHandler: HANDLER }))
       .podSandboxId;
-  const create = async (podSandboxId: string, sandboxConfig: PodSandboxConfig, name: string, command: string[]) => {
-    const config = ContainerConfig.fromPartial({ metadata: { name }, image: { image }, command, logPath: `${name}.log` });
-    return (await s.rt.call<{ containerId: string }>("createContainer", { podSandboxId, config, sandboxConfig }))
-      .containerId;
+  const create = async (
+    podSandboxId: string,
+    sandboxConfig: PodSandboxConfig,
+    name: string,
+    command: string[],
+  ) => {
+    const config = ContainerConfig.fromPartial({
+      metadata: { name },
+      image: { image },
+      command,
+      logPath: `${name}.log`,
+    });
+    return (
+      await s.rt.call<{ containerId: string }>("createContainer", { podSandboxId, config, sandboxConfig })
+    ).containerId;
   };
-  const startNew = async (podSandboxId: string, sandboxConfig: PodSandboxConfig, name: string, command: string[]) => {
+  const startNew = async (
+    podSandboxId: string,
+    sandboxConfig: PodSandboxConfig,
+    name: string,
+    command: string[],
+  ) => {
     const containerId = await create(podSandboxId, sandboxConfig, name, command);
     await s.rt.call("startContainer", { containerId });
     return containerId;
@@ -114,7 +133,10 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
     const podPid = JSON.parse(sandbox.info["info"] ?? "{}").pid as number;
     assert.ok(podPid > 0, "the pod's root container runs");
     for (const id of [server, client]) {
-      const st = await s.rt.call<{ info: Record<string, string> }>("containerStatus", { containerId: id, verbose: true });
+      const st = await s.rt.call<{ info: Record<string, string> }>("containerStatus", {
+        containerId: id,
+        verbose: true,
+      });
       const info = JSON.parse(st.info["info"] ?? "{}") as { pid: number; runtimeType: string };
       assert.equal(info.pid, podPid, "every container of the pod runs in the pod's sandbox");
       assert.equal(info.runtimeType, "sandbox");
@@ -139,9 +161,18 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
     assert.match(clientLog, /hello-from-server\nclient-done\n/);
 
     // The pod's CNI address reaches the sandbox from the host.
-    const st = await s.rt.call<{ status: { network: { ip: string } } }>("podSandboxStatus", { podSandboxId: pod });
+    const st = await s.rt.call<{ status: { network: { ip: string } } }>("podSandboxStatus", {
+      podSandboxId: pod,
+    });
     assert.match(st.status.network.ip, /^10\.241\./);
     assert.equal(await httpGet(`http://${st.status.network.ip}:8080/`), "hello-from-server\n");
+
+    // Stats come from the sandbox's cgroup.
+    const stats = await s.rt.call<{ stats: { cpu?: { usageCoreNanoSeconds?: { value: bigint } } } }>(
+      "containerStats",
+      { containerId: server },
+    );
+    assert.ok((stats.stats.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n, "the sandbox's CPU time");
 
     // A container's exit code is its own; the sandbox and its siblings go on.
     const quitter = await startNew(pod, config, "quitter", ["sh", "-c", "echo bye; exit 7"]);
@@ -179,7 +210,10 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
     const pod = await runPod(config);
     const c = await startNew(pod, config, "sleeper", ["sleep", "3600"]);
     await assert.rejects(
-      s.rt.call("updateContainerResources", { containerId: c, linux: { memoryLimitInBytes: 64 * 1024 * 1024 } }),
+      s.rt.call("updateContainerResources", {
+        containerId: c,
+        linux: { memoryLimitInBytes: 64 * 1024 * 1024 },
+      }),
       (err: { code: number; details: string }) => {
         assert.equal(err.code, status.UNIMPLEMENTED);
         assert.match(err.details, /runtime handler "runsc"/);

@@ -44,14 +44,32 @@ for a; do
   n=$((n + 1))
 done
 [ "$n" -lt $# ] || exec "$runtime" "$@"
+bundle=.
+prev=
+for a; do
+  [ "$prev" = --bundle ] && bundle=$a
+  case $a in --bundle=*) bundle=\${a#--bundle=} ;; esac
+  prev=$a
+done
+# A pod's root container starts the sandbox. A host-network pod's (no network namespace in its
+# spec) gets the host's network (runsc --network=host), as runc's containers would; and
+# runsc before 2024-08 takes any network namespace for the host's when
+# /proc/sys/net/core/rmem_default exists, which Linux 6.x gives every one (gVisor issue 10704):
+# its start, which hands the pod's interfaces to the sandbox, runs without /proc/sys/net.
+hide=
+if grep -Eq '"io.kubernetes.cri.container-type": *"sandbox"' "$bundle/config.json"; then
+  hide=1
+  if ! grep -Eq '"type": *"network"' "$bundle/config.json"; then
+    set -- --network=host "$@"
+    n=$((n + 1))
+  fi
+fi
 "$runtime" "$@" || exit
 pidfile=
 prev=
-bundle=.
 for a; do
   [ "$prev" = --pid-file ] && pidfile=$a
-  [ "$prev" = --bundle ] && bundle=$a
-  case $a in --pid-file=*) pidfile=\${a#--pid-file=} ;; --bundle=*) bundle=\${a#--bundle=} ;; esac
+  case $a in --pid-file=*) pidfile=\${a#--pid-file=} ;; esac
   prev=$a
   id=$a
 done
@@ -64,11 +82,6 @@ for a; do
   i=$((i + 1))
 done
 dir=\${pidfile%/*}
-# runsc before 2024-08 takes any network namespace for the host's when
-# /proc/sys/net/core/rmem_default exists, which Linux 6.x gives every one (gVisor issue 10704):
-# the root container's start, which hands the pod's interfaces to the sandbox, runs without it.
-hide=
-grep -Eq '"io.kubernetes.cri.container-type": *"sandbox"' "$bundle/config.json" && hide=1
 cp "$pidfile" "$dir/${SANDBOX_PID_FILE}" || exit
 rm -f "$dir/${START_FIFO}"
 mkfifo -m 600 "$dir/${START_FIFO}" || exit

@@ -85,6 +85,8 @@ dir=\${pidfile%/*}
 cp "$pidfile" "$dir/${SANDBOX_PID_FILE}" || exit
 rm -f "$dir/${START_FIFO}"
 mkfifo -m 600 "$dir/${START_FIFO}" || exit
+# An asynchronous list's stdin is /dev/null unless redirected: keep the container's stdin.
+exec 3<&0
 (
   read -r go <"$dir/${START_FIFO}" || exit 137
   [ "$go" = start ] || exit 137
@@ -102,7 +104,7 @@ mkfifo -m 600 "$dir/${START_FIFO}" || exit
   code=\${out##*\\"exitStatus\\":}
   code=\${code%%[!0-9]*}
   exit "\${code:-137}"
-) &
+) <&3 3<&- &
 echo $! >"$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile"
 `;
 

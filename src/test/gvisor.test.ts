@@ -79,12 +79,14 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
     sandboxConfig: PodSandboxConfig,
     name: string,
     command: string[],
+    over: DeepPartial<ContainerConfig> = {},
   ) => {
     const config = ContainerConfig.fromPartial({
       metadata: { name },
       image: { image },
       command,
       logPath: `${name}.log`,
+      ...over,
     });
     return (
       await s.rt.call<{ containerId: string }>("createContainer", { podSandboxId, config, sandboxConfig })
@@ -180,6 +182,12 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
     assert.equal(exited.exitCode, 7);
     assert.equal(await logOf(exited), "bye\n");
     assert.equal((await execSync(s.rt, server, ["true"])).exitCode, 0);
+
+    // A container with stdin keeps it open (attach writes to it): it does not read EOF at once.
+    const reader = await create(pod, config, "reader", ["sh", "-c", "read x; echo got $x"], { stdin: true });
+    await s.rt.call("startContainer", { containerId: reader });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await s.rt.call<{ status: ContainerStatusView }>("containerStatus", { containerId: reader })).status.state, 1);
 
     // Stop: the container's stop signal ends it (exit code from the signal).
     await s.rt.call("stopContainer", { containerId: client, timeout: 10 });

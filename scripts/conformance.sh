@@ -160,6 +160,7 @@ runtime_root = "$tmp/state/runc"
 runtime_path = "/usr/bin/runsc"
 runtime_root = "$tmp/state/runsc"
 runtime_type = "sandbox"
+runtime_args = ["--oci-seccomp"]
 [cni]
 conf_dirs = ["$tmp/cni"]
 EOF

@@ -187,7 +187,11 @@ describe("gVisor (runsc) sandbox handler", { skip: reason ?? false, timeout: SUI
     const reader = await create(pod, config, "reader", ["sh", "-c", "read x; echo got $x"], { stdin: true });
     await s.rt.call("startContainer", { containerId: reader });
     await new Promise((r) => setTimeout(r, 1000));
-    assert.equal((await s.rt.call<{ status: ContainerStatusView }>("containerStatus", { containerId: reader })).status.state, 1);
+    assert.equal(
+      (await s.rt.call<{ status: ContainerStatusView }>("containerStatus", { containerId: reader })).status
+        .state,
+      1,
+    );
 
     // Stop: the container's stop signal ends it (exit code from the signal).
     await s.rt.call("stopContainer", { containerId: client, timeout: 10 });

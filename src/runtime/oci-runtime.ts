@@ -27,7 +27,13 @@ import {
   writeControl,
 } from "./conmon.js";
 import { type OciState, RuncCli, type RuntimeBinary } from "./runc.js";
-import { type ExecSyncResult, type OciProcess, runcExec, runcExecSync } from "./runc-exec.js";
+import {
+  type ExecSyncResult,
+  type OciProcess,
+  type RuncExecOptions,
+  runcExec,
+  runcExecSync,
+} from "./runc-exec.js";
 
 export interface ContainerCreateSpec {
   id: string;
@@ -329,7 +335,7 @@ export class ConmonOciRuntime implements OciRuntime {
     await rm(join(this.exitDir, id), { force: true });
   }
 
-  private execTarget(id: string, processSpec: OciProcess) {
+  protected execTarget(id: string, processSpec: OciProcess): Omit<RuncExecOptions, "tty"> {
     const { path, root, args } = this.runc.binary;
     return {
       runtimePath: path,

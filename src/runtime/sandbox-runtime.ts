@@ -11,9 +11,11 @@ import { constants } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoCode, internal, unimplemented } from "../common/errors.js";
+import { run } from "../common/process.js";
 import { readPidFile } from "./conmon.js";
 import { ConmonOciRuntime, type RuntimeDescription } from "./oci-runtime.js";
 import { type RuntimeBinary, runtimeError } from "./runc.js";
+import type { OciProcess, RuncExecOptions } from "./runc-exec.js";
 import {
   installShim,
   SANDBOX_PID_FILE,
@@ -113,6 +115,23 @@ export class SandboxOciRuntime extends ConmonOciRuntime {
     } catch {
       // gone
     }
+  }
+
+  /** An exec'd process runs in the sandbox: a client that goes away has it killed there. */
+  protected override execTarget(id: string, processSpec: OciProcess): Omit<RuncExecOptions, "tty"> {
+    return {
+      ...super.execTarget(id, processSpec),
+      killInSandbox: async (pid) => {
+        const { path } = this.runc.binary;
+        await (this.o.runner ?? run)(
+          path,
+          [...this.runc.globalArgs(), "kill", "--pid", String(pid), id, "KILL"],
+          {
+            timeoutMs: 10_000,
+          },
+        );
+      },
+    };
   }
 
   override async update(_id: string, _resources: object): Promise<void> {

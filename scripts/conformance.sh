@@ -21,7 +21,9 @@
 #
 # Env: CRITEST (default ../shared/cri-tools/critest), CRICTL (default beside critest),
 #      CRI_ENDPOINT, REGISTRY_PORT (5055), CNI_BRIDGE (berthct0), CNI_SUBNET (10.99.0.0/16),
-#      CRITEST_ARGS (extra critest flags, e.g. --ginkgo.focus=…), KEEP_TMP=1 keeps the temp dir.
+#      CRITEST_ARGS (extra critest flags, e.g. --ginkgo.focus=…), KEEP_TMP=1 keeps the temp dir,
+#      HANDLER=runsc runs every pod under berthd's gVisor handler (critest --runtime-handler=runsc;
+#      needs /usr/bin/runsc) with test/conformance-skips-runsc.txt skipped too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -34,9 +36,17 @@ CNI_BRIDGE=${CNI_BRIDGE:-berthct0}
 CNI_SUBNET=${CNI_SUBNET:-10.99.0.0/16}
 BACKEND=${BACKEND:-native}
 case "$BACKEND" in
-  native) SKIPS_FILE=$repo/test/conformance-skips.txt ;;
-  docker) SKIPS_FILE=$repo/test/conformance-skips-docker.txt ;;
+  native) SKIPS_FILES=("$repo/test/conformance-skips.txt") ;;
+  docker) SKIPS_FILES=("$repo/test/conformance-skips-docker.txt") ;;
   *) echo "conformance: BACKEND must be native or docker" >&2; exit 1 ;;
+esac
+HANDLER=${HANDLER:-}
+case "$HANDLER" in
+  '') ;;
+  runsc)
+    if [ "$BACKEND" != native ]; then echo "conformance: HANDLER=runsc needs BACKEND=native" >&2; exit 1; fi
+    SKIPS_FILES+=("$repo/test/conformance-skips-runsc.txt") ;;
+  *) echo "conformance: HANDLER must be empty (runc) or runsc" >&2; exit 1 ;;
 esac
 # 83 specs in v1.29.0, 5 of them benchmarks (not run without -benchmark): 78 conformance specs.
 CONFORMANCE_SPECS=78
@@ -48,6 +58,7 @@ die() { say "ERROR: $*"; exit 1; }
 [ -x "$CRITEST" ] || die "no critest at $CRITEST (set CRITEST; get it from the cri-tools v1.29.0 release)"
 [ -f "$IMAGES_SCRIPT" ] || die "no $IMAGES_SCRIPT (the script that builds critest's images offline)"
 command -v docker-registry >/dev/null || die "docker-registry missing: apt-get install -y docker-registry"
+[ "$HANDLER" != runsc ] || [ -x /usr/bin/runsc ] || die "HANDLER=runsc needs /usr/bin/runsc: apt-get install -y runsc"
 
 tmp=$(mktemp -d /tmp/berth-ct.XXXXXX)
 registry_pid=""
@@ -202,6 +213,11 @@ endpoints = $mirror
 endpoints = $mirror
 [runtime.handlers.runc]
 runtime_root = "$tmp/state/runc"
+[runtime.handlers.runsc]
+runtime_path = "/usr/bin/runsc"
+runtime_root = "$tmp/state/runsc"
+runtime_type = "sandbox"
+runtime_args = ["--oci-seccomp"]
 [cni]
 conf_dirs = ["$tmp/cni"]
 EOF
@@ -225,13 +241,13 @@ while IFS= read -r line; do
   spec=${spec%"${spec##*[![:space:]]}"}
   skips+=("$spec")
   skip_re+="${skip_re:+|}$spec"
-done <"$SKIPS_FILE"
-say "critest against $endpoint (backend $BACKEND); skipped (see $SKIPS_FILE): ${#skips[@]}"
+done < <(cat "${SKIPS_FILES[@]}")
+say "critest against $endpoint (backend $BACKEND${HANDLER:+, handler $HANDLER}); skipped (see ${SKIPS_FILES[*]}): ${#skips[@]}"
 out="$tmp/critest.out"
 set +e
 # shellcheck disable=SC2086 # CRITEST_ARGS is a list of flags
 "$CRITEST" --runtime-endpoint "$endpoint" --image-endpoint "$endpoint" \
-  --ginkgo.skip="$skip_re" --ginkgo.no-color ${CRITEST_ARGS:-} 2>&1 | tee "$out" |
+  ${HANDLER:+--runtime-handler="$HANDLER"} --ginkgo.skip="$skip_re" --ginkgo.no-color ${CRITEST_ARGS:-} 2>&1 | tee "$out" |
   grep -a -E '^ *\[(FAIL|PANICKED)\]|^(Ran|FAIL|SUCCESS)|Passed \|' >&2
 critest_rc=${PIPESTATUS[0]}
 set -e

@@ -37,6 +37,8 @@ fi
 bash "$(dirname "$0")/install-criu.sh"
 # scripts/conformance.sh: what cri-tools' critest-images.sh builds critest's images with.
 apt-get install -y -q --no-install-recommends curl jq gcc libc6-dev catatonit procps
+# gVisor's runsc: the sandbox RuntimeClass handler's tests and its critest pass (HANDLER=runsc).
+apt-get install -y -q --no-install-recommends runsc
 # kubectl drives berthd's streaming server as a Go client in the tests. Machines that come
 # with one (e.g. the Google Cloud CLI's) keep it; elsewhere Debian's kubectl 1.20 (SPDY only).
 if ! command -v kubectl >/dev/null; then

@@ -119,6 +119,29 @@ idle_timeout_seconds = 60
     assert.equal(c.image.responseHeaderTimeoutSeconds, 30);
   });
 
+  it("a sandbox handler: runtime_type and runtime_args; unknown types refused", () => {
+    const c = parseConfig(
+      '[runtime.handlers.runsc]\nruntime_path = "/usr/bin/runsc"\nruntime_type = "sandbox"\nruntime_args = ["--platform=ptrace", "--network=host"]\n',
+      "t.toml",
+    );
+    assert.equal(c.runtime.handlers["runsc"]?.runtimeType, "sandbox");
+    assert.deepEqual(c.runtime.handlers["runsc"]?.runtimeArgs, ["--platform=ptrace", "--network=host"]);
+    assert.equal(c.runtime.handlers["runsc"]?.runtimeRoot, "/run/berth/runsc");
+    assert.equal(c.runtime.handlers["runc"]?.runtimeType, "oci");
+    assert.throws(
+      () => parseConfig('[runtime.handlers.kata]\nruntime_type = "vm"\n', "t.toml"),
+      /"runtime\.handlers\."kata"\.runtime_type" is "vm": must be "oci" .* or "sandbox"/,
+    );
+    assert.throws(
+      () => parseConfig('[runtime.handlers.runsc]\nruntime_args = ["ptrace"]\n', "t.toml"),
+      /runtime_args" must hold flags/,
+    );
+    assert.throws(
+      () => parseConfig('[runtime.handlers.runsc]\nruntime_args = "--x"\n', "t.toml"),
+      /runtime_args" must be an array of strings/,
+    );
+  });
+
   it("validates flag overrides the same way", () => {
     assert.throws(() => configFromToml({ listen: "sock" }), /"listen" must be an absolute path/);
   });

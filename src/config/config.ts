@@ -38,9 +38,16 @@ export interface ImageSettings {
   /** A download that receives no byte for this long fails. */
   bodyIdleTimeoutSeconds: number;
 }
+/** "oci": a runc-like runtime, one container per runtime instance. "sandbox": a runtime that runs
+ * all of a pod's containers in one sandbox started by the pod's root container (gVisor's runsc). */
+export const RUNTIME_TYPES = ["oci", "sandbox"] as const;
+export type RuntimeType = (typeof RUNTIME_TYPES)[number];
 export interface RuntimeHandlerEntry {
   runtimePath: string;
   runtimeRoot: string;
+  runtimeType: RuntimeType;
+  /** Global flags given to every runtime command (before the subcommand), e.g. --platform=ptrace. */
+  runtimeArgs: string[];
 }
 export interface RuntimeConfig {
   /** RuntimeClass handler used when a pod names none. */
@@ -117,7 +124,14 @@ export function defaultConfig(): BerthConfig {
       defaultHandler: "runc",
       conmonPath: "/usr/bin/conmon",
       criuPath: "",
-      handlers: { runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/berth/runc" } },
+      handlers: {
+        runc: {
+          runtimePath: "/usr/sbin/runc",
+          runtimeRoot: "/run/berth/runc",
+          runtimeType: "oci",
+          runtimeArgs: [],
+        },
+      },
       seccompUseDefaultWhenEmpty: false,
     },
     cni: { confDirs: ["/etc/cni/net.d"], binDirs: ["/usr/lib/cni", "/opt/cni/bin"] },
@@ -253,11 +267,24 @@ function readRuntime(r: Reader, d: RuntimeConfig): RuntimeConfig {
   for (const [name, value] of Object.entries(rt.subTable("handlers"))) {
     const prefix = `runtime.handlers."${name}"`;
     if (!isTable(value)) throw invalidArgument(`config: "${prefix}" must be a table`);
-    const h = new Reader(value, prefix, ["runtime_path", "runtime_root"]);
+    const h = new Reader(value, prefix, ["runtime_path", "runtime_root", "runtime_type", "runtime_args"]);
     const previous = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
+    const runtimeType = h.string("runtime_type", previous?.runtimeType ?? "oci");
+    if (!(RUNTIME_TYPES as readonly string[]).includes(runtimeType)) {
+      throw invalidArgument(
+        `config: "${h.name("runtime_type")}" is "${runtimeType}": must be "oci" (runc-like, the default) or "sandbox" (gVisor's runsc)`,
+      );
+    }
+    const runtimeArgs =
+      value["runtime_args"] === undefined ? (previous?.runtimeArgs ?? []) : h.stringArray("runtime_args");
+    if (runtimeArgs.some((a) => !a.startsWith("-"))) {
+      throw invalidArgument(`config: "${h.name("runtime_args")}" must hold flags (each starting with "-")`);
+    }
     setOwn(handlers, name, {
       runtimePath: absolutePath(h, "runtime_path", previous?.runtimePath ?? "/usr/sbin/runc"),
       runtimeRoot: absolutePath(h, "runtime_root", previous?.runtimeRoot ?? `/run/berth/${name}`),
+      runtimeType: runtimeType as RuntimeType,
+      runtimeArgs,
     });
   }
   const defaultHandler = rt.string("default_handler", d.defaultHandler);

@@ -112,6 +112,9 @@ export interface RootfsMounter {
   remove(dir: string): Promise<void>;
 }
 
+/** Capabilities newer than gVisor 20221219's kernel (Linux 5.8+): runsc refuses them. */
+const SANDBOX_UNKNOWN_CAPABILITIES = new Set(["CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]);
+
 const overlayRootfs: RootfsMounter = { mount: mountRootfs, remove: removeRootfs };
 
 export function decodeContainerConfig(c: ContainerRecord): ContainerConfig {
@@ -311,7 +314,7 @@ export class ContainerManager {
           },
           oomScoreAdjMin: this.opts.oomScoreAdjMin,
           devices,
-          allCapabilities: await boundingCapabilities(),
+          allCapabilities: await this.capabilitiesFor(pod),
           // The CRI: no profile named means unconfined, unless the node opts in to RuntimeDefault.
           unsetSeccompProfile: this.opts.seccompUseDefaultWhenEmpty ? "runtime/default" : "unconfined",
         }),
@@ -357,6 +360,15 @@ export class ContainerManager {
       );
       throw err;
     }
+  }
+
+  /**
+   * What "ALL" and privileged grant: berthd's bounding set; in a gVisor sandbox only the
+   * capabilities its kernel knows (runsc refuses to start a container naming a newer one).
+   */
+  private async capabilitiesFor(pod: PodRecord): Promise<string[]> {
+    const all = await boundingCapabilities();
+    return this.opts.pods.sandboxed(pod) ? all.filter((c) => !SANDBOX_UNKNOWN_CAPABILITIES.has(c)) : all;
   }
 
   /**
@@ -639,7 +651,12 @@ export class ContainerManager {
     throw failedPrecondition(`conmon did not reopen ${c.logPath}`);
   }
 
-  /** The container's init pid from conmon's pid file (0 when unknown). */
+  /** Whether the container runs in its pod's sandbox (gVisor): its processes are the sandbox's. */
+  sandboxed(c: ContainerRecord): boolean {
+    return this.opts.pods.sandboxed(c);
+  }
+
+  /** The container's init pid from conmon's pid file (0 when unknown; a sandbox's for gVisor). */
   async initPid(c: ContainerRecord): Promise<number> {
     return this.runtime(c).initPid(c.id);
   }

@@ -30,7 +30,7 @@ import { startMetricsServer } from "../metrics/server.js";
 import { CniClient } from "../network/cni.js";
 import { PodInits } from "../pod/pod-init.js";
 import { SandboxManager } from "../pod/sandbox-manager.js";
-import { RuntimeHandlers } from "../runtime/oci-runtime.js";
+import { RuntimeHandlers } from "../runtime/handlers.js";
 import type { StreamingServer } from "../streaming/server.js";
 import { prepareSocketPath } from "./socket.js";
 
@@ -81,7 +81,12 @@ export class Daemon {
       handlers: Object.fromEntries(
         Object.entries(config.runtime.handlers).map(([name, h]) => [
           name,
-          { runtimePath: h.runtimePath, runtimeRoot: h.runtimeRoot, runtimeType: "oci" },
+          {
+            runtimePath: h.runtimePath,
+            runtimeRoot: h.runtimeRoot,
+            runtimeType: h.runtimeType,
+            runtimeArgs: h.runtimeArgs,
+          },
         ]),
       ),
       logger,

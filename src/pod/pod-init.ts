@@ -1,9 +1,10 @@
 /**
  * A pod's init: berth-pause as PID 1 of the pod's shared pid namespace, run as the pod's root
  * container by the pod's runtime handler (under conmon, like any container, so it outlives
- * berthd). Only pods that share a pid namespace (pid mode POD) get one: a pid namespace dies
- * with its PID 1, so without it the first container's exit would kill its siblings. Other pods
- * keep having no extra process (their namespaces are pinned).
+ * berthd). Pods that share a pid namespace (pid mode POD) get one: a pid namespace dies with its
+ * PID 1, so without it the first container's exit would kill its siblings. So does every pod of
+ * a sandbox runtime (gVisor): its root container starts the sandbox the app containers join.
+ * Other pods keep having no extra process (their namespaces are pinned).
  */
 import { copyFile, mkdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
@@ -60,18 +61,19 @@ export class PodInits {
   }
 
   /** Creates and starts the pod's init (the pod's id is its container id). */
-  async start(pod: PodInitTarget, config: PodSandboxConfig): Promise<void> {
+  async start(pod: PodInitTarget, config: PodSandboxConfig, hostname: string): Promise<void> {
     const bundle = this.bundle(pod);
     await mkdir(bundle, { recursive: true, mode: 0o700 });
+    const rt = this.opts.handlers.get(pod.runtimeHandler);
     const spec = buildPodInitSpec({
       podId: pod.id,
       sandboxConfig: config,
       rootfs: this.rootfs,
       namespaces: pod.namespaces,
       oomScoreAdjMin: this.oomScoreAdjMin,
+      ...(rt.sandboxed && { hostname }),
     });
     await writeBundleSpec(bundle, spec);
-    const rt = this.opts.handlers.get(pod.runtimeHandler);
     await rt.create({ id: pod.id, name: "pod-init", bundle, logPath: join(bundle, "init.log") });
     await rt.start(pod.id);
   }

@@ -10,7 +10,7 @@ import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
 import { NamespaceMode, PodSandboxConfig } from "../api/gen/runtime/v1/api.js";
 import { KeyedLock } from "../common/concurrency.js";
-import { failedPrecondition } from "../common/errors.js";
+import { failedPrecondition, invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { epochNowNs } from "../common/time.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
@@ -50,8 +50,9 @@ export interface PodRecord {
   /** Start-up phases of RunPodSandbox. */
   timeline?: PhaseSpan[];
   /**
-   * The pod shares one pid namespace, whose PID 1 is the pod's init (a root container with the
-   * pod's id). Set before the init is started, so a teardown after any failure removes it.
+   * The pod has an init, a root container with the pod's id: PID 1 of its shared pid namespace,
+   * or (sandbox runtimes) the container that starts the pod's sandbox. Set before the init is
+   * started, so a teardown after any failure removes it.
    */
   init?: boolean;
   /**
@@ -147,7 +148,12 @@ export class SandboxManager {
     const md = config.metadata!;
     const handler = runtimeHandler || this.opts.handlers.defaultHandler;
     const bandwidth = bandwidthFromAnnotations(config.annotations); // bad quantities fail up front
-    this.opts.handlers.get(handler); // unknown handler: a clear error before anything is made
+    const runtime = this.opts.handlers.get(handler); // unknown handler: a clear error before anything is made
+    if (runtime.sandboxed && config.linux?.securityContext?.namespaceOptions?.pid === NamespaceMode.NODE) {
+      throw invalidArgument(
+        `runtime handler "${handler}" (a sandbox runtime, gVisor) cannot run a pod in the host's PID namespace`,
+      );
+    }
     const id = randomBytes(32).toString("hex");
     const name = `${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
     this.store.reserveName(name, id);
@@ -200,11 +206,15 @@ export class SandboxManager {
           sysctls: config.linux?.sysctls ?? {},
         }),
       );
-      const init = sharesPidNamespace(config) && !hostPid;
+      // A sandbox runtime's pods always have one: it starts the sandbox the containers join.
+      const init = (sharesPidNamespace(config) && !hostPid) || runtime.sandboxed === true;
       pod = await this.store.update(id, (p) => ({ ...p, namespaces, ...(init && { init }) }));
       // The init and the network are independent: both start at once, and both are waited for
       // before a failure of either is reported (the teardown must not race a running step).
-      const startInit = init ? tl.phase("init", () => this.opts.inits.start(pod, config)) : Promise.resolve();
+      // A sandbox runtime's init comes after the network: runsc's own network stack
+      // (--network=sandbox) takes the interfaces the netns has when the sandbox starts.
+      const startInit = () =>
+        init ? tl.phase("init", () => this.opts.inits.start(pod, config, hostname)) : Promise.resolve();
       let ips: string[] = [];
       const network = async () => {
         if (hostNetwork || !namespaces.net) return;
@@ -224,9 +234,14 @@ export class SandboxManager {
         );
         ips = res.ips;
       };
-      const [initDone, networkDone] = await Promise.allSettled([startInit, network()]);
-      if (initDone.status === "rejected") throw initDone.reason;
-      if (networkDone.status === "rejected") throw networkDone.reason;
+      if (runtime.sandboxed) {
+        await network();
+        await startInit();
+      } else {
+        const [initDone, networkDone] = await Promise.allSettled([startInit(), network()]);
+        if (initDone.status === "rejected") throw initDone.reason;
+        if (networkDone.status === "rejected") throw networkDone.reason;
+      }
       await writeFile(join(pod.dir, "hosts"), hostsFile(hostname, ips), { mode: 0o644 });
       pod = await this.store.update(id, (p) => ({
         ...p,
@@ -333,7 +348,13 @@ export class SandboxManager {
 
   /** The pod's shared pid namespace (its init's), or undefined when the pod has none. */
   async pidNamespace(pod: PodRecord): Promise<string | undefined> {
-    return pod.init ? this.opts.inits.pidNamespace(pod) : undefined;
+    const shared = pod.init && !pod.hostPid && sharesPidNamespace(decodePodConfig(pod));
+    return shared ? this.opts.inits.pidNamespace(pod) : undefined;
+  }
+
+  /** Whether the pod runs under a sandbox runtime (gVisor): its containers share one sandbox. */
+  sandboxed(pod: Pick<PodRecord, "runtimeHandler">): boolean {
+    return this.opts.handlers.get(pod.runtimeHandler).sandboxed === true;
   }
 
   requireReady(id: string): PodRecord {

@@ -25,6 +25,11 @@ export interface PodInitSpecInput {
   namespaces: { net?: string; ipc?: string; uts?: string };
   /** berthd's own oom_score_adj: without CAP_SYS_RESOURCE a child may not go below it. */
   oomScoreAdjMin?: number;
+  /**
+   * The pod's hostname, for a sandbox runtime: its kernel (gVisor's) takes the sandbox's UTS
+   * name from the root container's spec, not from the pinned namespace.
+   */
+  hostname?: string;
 }
 
 export function buildPodInitSpec(input: PodInitSpecInput): Spec {
@@ -38,7 +43,7 @@ export function buildPodInitSpec(input: PodInitSpecInput): Spec {
   if (ns.ipc) list.push({ type: "ipc", path: ns.ipc });
   const md = config.metadata;
   const none: string[] = [];
-  return {
+  const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
       terminal: false,
@@ -76,4 +81,6 @@ export function buildPodInitSpec(input: PodInitSpecInput): Spec {
       maskedPaths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
     },
   };
+  if (input.hostname) spec.hostname = input.hostname;
+  return spec;
 }

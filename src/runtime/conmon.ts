@@ -17,7 +17,7 @@ import type { Duplex } from "node:stream";
 import { deadlineExceeded, errnoCode, internal } from "../common/errors.js";
 import { native } from "../common/native.js";
 import { describeExit, type Runner, run } from "../common/process.js";
-import { RuncCli, type RuntimeBinary, runtimeError } from "./runc.js";
+import { RuncCli, type RuntimeBinary, runtimeError, runtimeGlobalArgs } from "./runc.js";
 
 export const DEFAULT_CONMON_PATH = "/usr/bin/conmon";
 
@@ -180,8 +180,7 @@ export function createArgs(o: CreateContainerOptions): string[] {
     o.name,
     "-r",
     o.runtime.path,
-    "--runtime-arg",
-    `--root=${o.runtime.root}`,
+    ...runtimeGlobalArgs(o.runtime).flatMap((a) => ["--runtime-arg", a]),
     "-p",
     o.pidFile,
     "-P",

@@ -8,7 +8,8 @@ import { isBerthError } from "../common/errors.js";
 import { processesWithArgs } from "../test/harness/processes.js";
 import { SUITE_TIMEOUT_MS } from "../test/harness/timeouts.js";
 import { readPidFile } from "./conmon.js";
-import { ConmonOciRuntime, observeExit, RuntimeHandlers } from "./oci-runtime.js";
+import { RuntimeHandlers } from "./handlers.js";
+import { ConmonOciRuntime, observeExit } from "./oci-runtime.js";
 import { CONMON, cleanup, makeBundle, RUNC, skipReason, uniqueId } from "./testutil.js";
 
 describe("RuntimeHandlers", () => {

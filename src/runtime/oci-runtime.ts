@@ -34,8 +34,14 @@ import {
   writeControl,
 } from "./conmon.js";
 import { criuLogErrors, criuProblem, defaultCriuPath } from "./criu.js";
-import { type OciState, RuncCli } from "./runc.js";
-import { type ExecSyncResult, type OciProcess, runcExec, runcExecSync } from "./runc-exec.js";
+import { type OciState, RuncCli, type RuntimeBinary } from "./runc.js";
+import {
+  type ExecSyncResult,
+  type OciProcess,
+  type RuncExecOptions,
+  runcExec,
+  runcExecSync,
+} from "./runc-exec.js";
 
 export interface ContainerCreateSpec {
   id: string;
@@ -65,12 +71,17 @@ export type ExitStatus = ExitFile;
 /** What a handler runs, for verbose status (containerd's runtimeType / runtimeOptions). */
 export interface RuntimeDescription {
   runtimeType: string;
-  runtimeOptions: { binaryName: string; root: string; monitor: string };
+  runtimeOptions: { binaryName: string; root: string; monitor: string; args?: string[] };
 }
 
 export interface OciRuntime {
   readonly handler: string;
   readonly description: RuntimeDescription;
+  /**
+   * A sandbox runtime (gVisor): a pod's containers run in one sandbox, which the pod's root
+   * container (its init) starts and every app container joins by the CRI annotations.
+   */
+  readonly sandboxed?: boolean;
   /** Creates (not starts) the container under a daemonized conmon; resolves with its init pid. */
   create(spec: ContainerCreateSpec): Promise<CreatedContainer>;
   start(id: string): Promise<void>;
@@ -134,6 +145,8 @@ export interface ConmonRuntimeOptions {
   handler: string;
   runtimePath: string;
   runtimeRoot: string;
+  /** Global flags for every runtime command, after --root (config runtime_args). */
+  runtimeArgs?: readonly string[];
   stateDir: string;
   conmonPath?: string;
   conmonLogLevel?: string;
@@ -156,14 +169,14 @@ function isCode(e: unknown, ...codes: string[]): boolean {
 export class ConmonOciRuntime implements OciRuntime {
   readonly handler: string;
   readonly runc: RuncCli;
-  private readonly o: ConmonRuntimeOptions;
-  private readonly log: Logger;
+  protected readonly o: ConmonRuntimeOptions;
+  protected readonly log: Logger;
 
   constructor(o: ConmonRuntimeOptions) {
     this.o = o;
     this.handler = o.handler;
     this.runc = new RuncCli(
-      { path: o.runtimePath, root: o.runtimeRoot },
+      { path: o.runtimePath, root: o.runtimeRoot, ...(o.runtimeArgs?.length ? { args: o.runtimeArgs } : {}) },
       o.runner ? { runner: o.runner } : {},
     );
     this.log = (o.logger ?? pino({ level: "silent" })).child({ component: "runtime", handler: o.handler });
@@ -176,8 +189,14 @@ export class ConmonOciRuntime implements OciRuntime {
         binaryName: this.o.runtimePath,
         root: this.o.runtimeRoot,
         monitor: this.o.conmonPath ?? DEFAULT_CONMON_PATH,
+        ...(this.o.runtimeArgs?.length ? { args: [...this.o.runtimeArgs] } : {}),
       },
     };
+  }
+
+  /** The runtime conmon runs `create` with (a sandbox runtime puts its wrapper here). */
+  protected async monitorRuntime(): Promise<RuntimeBinary> {
+    return this.runc.binary;
   }
 
   get exitDir(): string {
@@ -202,7 +221,7 @@ export class ConmonOciRuntime implements OciRuntime {
       id: spec.id,
       name: spec.name ?? spec.id,
       bundle: spec.bundle,
-      runtime: this.runc.binary,
+      runtime: await this.monitorRuntime(),
       logPath: spec.logPath,
       exitDir: this.exitDir,
       persistDir: dir,
@@ -409,14 +428,23 @@ export class ConmonOciRuntime implements OciRuntime {
     await rm(join(this.exitDir, id), { force: true });
   }
 
+  protected execTarget(id: string, processSpec: OciProcess): Omit<RuncExecOptions, "tty"> {
+    const { path, root, args } = this.runc.binary;
+    return {
+      runtimePath: path,
+      runtimeRoot: root,
+      ...(args && { runtimeArgs: args }),
+      containerId: id,
+      processSpec,
+    };
+  }
+
   execSync(id: string, processSpec: OciProcess, timeoutSec: number): Promise<ExecSyncResult> {
-    const { path, root } = this.runc.binary;
-    return runcExecSync({ runtimePath: path, runtimeRoot: root, containerId: id, processSpec }, timeoutSec);
+    return runcExecSync(this.execTarget(id, processSpec), timeoutSec);
   }
 
   exec(id: string, processSpec: OciProcess, tty: boolean, io: ExecIO): Promise<number> {
-    const { path, root } = this.runc.binary;
-    return runcExec({ runtimePath: path, runtimeRoot: root, containerId: id, processSpec, tty }, io);
+    return runcExec({ ...this.execTarget(id, processSpec), tty }, io);
   }
 
   async attach(id: string, io: ExecIO, stdio?: { stdinOnce: boolean; tty: boolean }): Promise<number> {
@@ -429,80 +457,10 @@ export class ConmonOciRuntime implements OciRuntime {
   }
 }
 
-export interface RuntimeHandlerConfig {
-  runtimePath: string;
-  runtimeRoot: string;
-  /** Only "oci" (conmon + runc-compatible CLI) is implemented. */
-  runtimeType?: string;
-}
-
-export interface RuntimeHandlersConfig {
-  /** Handler used for an empty RuntimeClass handler; default "runc". */
-  defaultHandler?: string;
-  handlers?: Record<string, RuntimeHandlerConfig>;
-  stateDir: string;
-  conmonPath?: string;
-  conmonLogLevel?: string;
-  criuPath?: string;
-  runner?: Runner;
-  logger?: Logger;
-}
-
-export const DEFAULT_HANDLER = "runc";
-export const DEFAULT_HANDLERS: Readonly<Record<string, RuntimeHandlerConfig>> = {
-  runc: { runtimePath: "/usr/sbin/runc", runtimeRoot: "/run/runc", runtimeType: "oci" },
-};
-
 /** What the managers use of the handlers (tests pass fakes). */
-export type HandlerLookup = Pick<RuntimeHandlers, "defaultHandler" | "get" | "names">;
-
-/** RuntimeClass handler name → OciRuntime, built from configuration. */
-export class RuntimeHandlers {
+export interface HandlerLookup {
   readonly defaultHandler: string;
-  private readonly runtimes = new Map<string, OciRuntime>();
-
-  constructor(cfg: RuntimeHandlersConfig) {
-    const handlers = cfg.handlers ?? DEFAULT_HANDLERS;
-    this.defaultHandler = cfg.defaultHandler ?? DEFAULT_HANDLER;
-    for (const [name, h] of Object.entries(handlers)) {
-      const type = h.runtimeType ?? "oci";
-      if (type !== "oci") {
-        throw invalidArgument(`runtime handler "${name}": unsupported runtime_type "${type}" (only "oci")`);
-      }
-      if (!h.runtimePath || !h.runtimeRoot) {
-        throw invalidArgument(`runtime handler "${name}": runtime_path and runtime_root are required`);
-      }
-      this.runtimes.set(
-        name,
-        new ConmonOciRuntime({
-          handler: name,
-          runtimePath: h.runtimePath,
-          runtimeRoot: h.runtimeRoot,
-          stateDir: cfg.stateDir,
-          ...(cfg.conmonPath ? { conmonPath: cfg.conmonPath } : { conmonPath: DEFAULT_CONMON_PATH }),
-          ...(cfg.conmonLogLevel ? { conmonLogLevel: cfg.conmonLogLevel } : {}),
-          ...(cfg.criuPath ? { criuPath: cfg.criuPath } : {}),
-          ...(cfg.runner ? { runner: cfg.runner } : {}),
-          ...(cfg.logger ? { logger: cfg.logger } : {}),
-        }),
-      );
-    }
-    if (!this.runtimes.has(this.defaultHandler)) {
-      throw invalidArgument(`default runtime handler "${this.defaultHandler}" is not configured`);
-    }
-  }
-
-  names(): string[] {
-    return [...this.runtimes.keys()];
-  }
-
-  /** The runtime for a RuntimeClass handler ("" or undefined → the default). */
-  get(handler?: string): OciRuntime {
-    const name = handler === undefined || handler === "" ? this.defaultHandler : handler;
-    const rt = this.runtimes.get(name);
-    if (!rt) {
-      throw notFound(`runtime handler "${name}" is not configured (known: ${this.names().join(", ")})`);
-    }
-    return rt;
-  }
+  /** The runtime for a RuntimeClass handler ("" or undefined → the default); NotFound if unknown. */
+  get(handler?: string): OciRuntime;
+  names(): string[];
 }

@@ -35,11 +35,18 @@ export interface OciProcess {
 export interface RuncExecOptions {
   runtimePath: string;
   runtimeRoot: string;
+  /** More global flags after --root (the handler's runtime_args). */
+  runtimeArgs?: readonly string[];
   containerId: string;
   processSpec: OciProcess;
   tty: boolean;
   /** Directory for the process/pid files. Default os.tmpdir(). */
   tmpDir?: string;
+  /**
+   * For a sandbox runtime (runsc), whose exec'd process runs inside the sandbox, not below the
+   * runtime process: kills it by its pid in the sandbox (`--internal-pid-file`).
+   */
+  killInSandbox?: (pid: number) => Promise<void>;
 }
 
 /** Runs the process; resolves with its exit code (128+signal if killed by a signal). */
@@ -50,18 +57,28 @@ export async function runcExec(o: RuncExecOptions, io: ExecIO): Promise<number> 
   try {
     const processFile = join(dir, "process.json");
     const pidFile = join(dir, "pid");
+    const internalPidFile = join(dir, "internal-pid");
     const args = [
       "--root",
       o.runtimeRoot,
+      ...(o.runtimeArgs ?? []),
       "exec",
       "--process",
       processFile,
       "--pid-file",
       pidFile,
+      ...(o.killInSandbox ? ["--internal-pid-file", internalPidFile] : []),
       o.containerId,
     ];
+    const kill = async (runtimePid: number | undefined) => {
+      if (o.killInSandbox) {
+        const pid = Number.parseInt(await readFile(internalPidFile, "utf8").catch(() => ""), 10);
+        if (pid > 0) await o.killInSandbox(pid).catch(() => {});
+      }
+      await killExec(pidFile, runtimePid);
+    };
     await writeFile(processFile, JSON.stringify(execProcess(o.processSpec, o.tty)), { mode: 0o600 });
-    if (o.tty) return await ttyExec(o.runtimePath, args, pidFile, io);
+    if (o.tty) return await ttyExec(o.runtimePath, args, kill, io);
     const child = spawn(o.runtimePath, args, {
       stdio: [io.stdin ? "pipe" : "ignore", io.stdout ? "pipe" : "ignore", "pipe"],
     });
@@ -88,7 +105,7 @@ export async function runcExec(o: RuncExecOptions, io: ExecIO): Promise<number> 
       );
     }
 
-    const onAbort = () => void killExec(pidFile, child.pid);
+    const onAbort = () => void kill(child.pid);
     io.signal.addEventListener("abort", onAbort, { once: true });
     try {
       const r = await exited;
@@ -215,7 +232,12 @@ function childExit(child: ChildProcess): Promise<ChildExit> {
 /** The initial terminal size, before the client's first resize arrives. */
 const DEFAULT_TTY = { rows: 24, cols: 80 };
 
-async function ttyExec(runtimePath: string, args: string[], pidFile: string, io: ExecIO): Promise<number> {
+async function ttyExec(
+  runtimePath: string,
+  args: string[],
+  kill: (runtimePid: number | undefined) => Promise<void>,
+  io: ExecIO,
+): Promise<number> {
   const n = native();
   const pty = n.openPty(DEFAULT_TTY.rows, DEFAULT_TTY.cols);
   let slaveOpen = true;
@@ -259,7 +281,7 @@ async function ttyExec(runtimePath: string, args: string[], pidFile: string, io:
       if (child.pid !== undefined && child.exitCode === null) child.kill("SIGWINCH");
     });
   }
-  const onAbort = () => void killExec(pidFile, child.pid);
+  const onAbort = () => void kill(child.pid);
   io.signal.addEventListener("abort", onAbort, { once: true });
   try {
     const r = await exited;

@@ -10,6 +10,13 @@ export interface RuntimeBinary {
   path: string;
   /** The runtime's state directory (`--root`), e.g. /run/runc. */
   root: string;
+  /** More global flags, after `--root` (a handler's runtime_args, e.g. --platform=ptrace). */
+  args?: readonly string[];
+}
+
+/** The global flags of every command of this runtime (what conmon gets as `--runtime-arg`s). */
+export function runtimeGlobalArgs(binary: RuntimeBinary): string[] {
+  return [`--root=${binary.root}`, ...(binary.args ?? [])];
 }
 
 export type OciStatus = "creating" | "created" | "running" | "paused" | "stopped";
@@ -137,7 +144,7 @@ export class RuncCli {
 
   /** Global args put before the subcommand; also what conmon gets as `--runtime-arg`s. */
   globalArgs(): string[] {
-    return [`--root=${this.binary.root}`];
+    return runtimeGlobalArgs(this.binary);
   }
 
   private async exec(

@@ -246,13 +246,17 @@ export function forwardInNetns(o: NetnsForwardOptions): Promise<void> {
 }
 
 /**
- * Forwards `stream` to 127.0.0.1:port in berthd's own network namespace: the handler for pods
- * on the host's network, which have no namespace to enter. Same half-close semantics as the
+ * Forwards `stream` to 127.0.0.1:port (or `host`:port) from berthd's own network namespace: the
+ * handler for pods on the host's network, which have no namespace to enter, and for sandboxed
+ * pods (gVisor), whose network stack is not the namespace's. Same half-close semantics as the
  * helper: each direction ends at its EOF; resolves when the socket is closed.
  */
-export function forwardOnHost(o: Pick<NetnsForwardOptions, "port" | "stream" | "signal">): Promise<void> {
+export function forwardOnHost(
+  o: Pick<NetnsForwardOptions, "port" | "stream" | "signal"> & { host?: string },
+): Promise<void> {
+  const host = o.host ?? "127.0.0.1";
   return new Promise<void>((resolve, reject) => {
-    const sock = net.connect({ port: o.port, host: "127.0.0.1", allowHalfOpen: true });
+    const sock = net.connect({ port: o.port, host, allowHalfOpen: true });
     sock.setNoDelay(true);
     let connected = false;
     const abort = () => sock.destroy();
@@ -265,7 +269,7 @@ export function forwardOnHost(o: Pick<NetnsForwardOptions, "port" | "stream" | "
     sock.once("error", (err) => {
       o.signal.removeEventListener("abort", abort);
       const what = connected ? "connection to" : "failed to connect to";
-      reject(new Error(`${what} 127.0.0.1:${o.port} on the host network: ${err.message}`));
+      reject(new Error(`${what} ${host}:${o.port} from the host: ${err.message}`));
     });
     sock.once("close", (hadError) => {
       o.signal.removeEventListener("abort", abort);

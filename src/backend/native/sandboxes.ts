@@ -79,6 +79,9 @@ export class NativeSandboxBackend implements SandboxBackend {
     const pod = this.pods.store.resolve(podId);
     // A host-network pod listens in berthd's own network namespace.
     const netnsPath = pod.hostNetwork ? undefined : pod.namespaces.net;
+    // A sandbox runtime's (gVisor's) own network stack answers on the pod IP, not in the netns.
+    const podIp = pod.ips[0];
+    if (netnsPath && podIp && this.pods.sandboxed(pod)) return forwardOnHost({ ...conn, host: podIp });
     return netnsPath ? forwardInNetns({ ...conn, netnsPath }) : forwardOnHost(conn);
   }
 

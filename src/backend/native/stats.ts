@@ -46,7 +46,9 @@ export class NativeStats {
   async forContainer(c: ContainerRecord): Promise<ContainerStats> {
     const running = c.state === "CONTAINER_RUNNING";
     const pid = running ? await this.containers.initPid(c) : 0;
-    const path = running ? await this.cgroupsPath(c) : undefined;
+    // A sandboxed (gVisor) container's own cgroup stays empty: its pid, the sandbox's, gives the
+    // sandbox's cgroup, where all of the pod's processes are accounted.
+    const path = running && !this.containers.sandboxed(c) ? await this.cgroupsPath(c) : undefined;
     const body = await containerStats({
       id: c.id,
       pid,

@@ -83,9 +83,11 @@ export async function startPodSuite(
   prefix: string,
   network: NonNullable<PodEnvOptions["network"]>,
   image: string,
+  /** More TOML for berthd, given the suite's directory. */
+  toml?: (dir: string) => string,
 ): Promise<PodSuite> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  const berthd = await startPodEnv({ dir, network });
+  const berthd = await startPodEnv({ dir, network, ...(toml && { toml: toml(dir) }) });
   const rt = runtimeClient(berthd.socket);
   await importBusybox(berthd, dir, image);
   return { dir, berthd, rt };

@@ -31,16 +31,6 @@ interface DockerImage {
   Config?: { User?: string } | null;
 }
 
-/** Docker's short names ("busybox:1", "busybox@sha256:…") in the full form the CRI uses. */
-export function fullName(name: string): string | undefined {
-  if (name.startsWith("<none>")) return undefined;
-  try {
-    return formatRef(parseReference(name));
-  } catch {
-    return undefined;
-  }
-}
-
 function imageUser(user: string | undefined): Pick<Image, "uid" | "username"> {
   const name = (user ?? "").split(":")[0] ?? "";
   if (name === "") return { username: "" };
@@ -48,13 +38,70 @@ function imageUser(user: string | undefined): Pick<Image, "uid" | "username"> {
   return { username: name };
 }
 
-export function toCriImage(img: DockerImage): Image {
-  const names = (list: string[] | null | undefined) =>
-    (list ?? []).map(fullName).filter((n): n is string => n !== undefined);
+function parsed(list: string[] | null | undefined): ImageRef[] {
+  const refs: ImageRef[] = [];
+  for (const name of list ?? []) {
+    if (name.startsWith("<none>")) continue;
+    try {
+      refs.push(parseReference(name));
+    } catch {
+      // a name Docker keeps that is no reference: not shown
+    }
+  }
+  return refs;
+}
+
+/** Mirror host (`host:port`) → the registries it mirrors, from `registry.mirrors`. */
+export function mirrorHosts(registry: Pick<RegistryConfig, "mirrors">): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const [upstream, { endpoints }] of Object.entries(registry.mirrors)) {
+    for (const endpoint of endpoints) {
+      let host: string;
+      try {
+        host = new URL(endpoint).host;
+      } catch {
+        continue;
+      }
+      const set = out.get(host) ?? new Set<string>();
+      set.add(upstream);
+      out.set(host, set);
+    }
+  }
+  return out;
+}
+
+/**
+ * The image's names as the CRI sees them. A pull through a mirror leaves Docker with the
+ * mirror's names (`mirror/repo:tag`, `mirror/repo@digest`) beside the tag Berth adds under the
+ * registry asked for; Docker keeps a repo digest only while a tag of that repository lives, so
+ * the mirror's tag stays in Docker and is hidden here, and the digest is shown under the
+ * registry the mirror stands for.
+ */
+export function criNames(
+  tags: readonly ImageRef[],
+  digests: readonly ImageRef[],
+  mirrors: ReadonlyMap<string, ReadonlySet<string>>,
+): { repoTags: string[]; repoDigests: string[] } {
+  const mirrorsFor = (t: ImageRef, u: ImageRef) =>
+    u !== t && u.path === t.path && mirrors.get(t.domain)?.has(u.domain) === true;
+  const shown = tags.filter((t) => !tags.some((u) => mirrorsFor(t, u) && u.tag === t.tag));
+  const repoDigests = new Set<string>();
+  for (const d of digests) {
+    const homes = shown.filter((t) => mirrorsFor(d, t)).map((t) => t.domain);
+    for (const domain of homes.length > 0 ? homes : [d.domain]) {
+      repoDigests.add(formatRef({ domain, path: d.path, ...(d.digest ? { digest: d.digest } : {}) }));
+    }
+  }
+  return { repoTags: shown.map(formatRef), repoDigests: [...repoDigests] };
+}
+
+export function toCriImage(
+  img: DockerImage,
+  mirrors: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
+): Image {
   return {
     id: img.Id,
-    repoTags: names(img.RepoTags),
-    repoDigests: names(img.RepoDigests),
+    ...criNames(parsed(img.RepoTags), parsed(img.RepoDigests), mirrors),
     size: BigInt(img.Size),
     ...imageUser(img.Config?.User),
     spec: { image: img.Id, annotations: {}, userSpecifiedImage: "", runtimeHandler: "" },
@@ -77,12 +124,19 @@ export function registryAuthHeader(creds: Credentials | undefined, server: strin
 
 export class DockerImageBackend implements ImageBackend {
   private readonly progress = new Map<string, PullProgress>();
+  private readonly mirrors: Map<string, Set<string>>;
 
   constructor(
     private readonly engine: DockerEngine,
     private readonly registry: RegistryConfig,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.mirrors = mirrorHosts(registry);
+  }
+
+  private cri(img: DockerImage): Image {
+    return toCriImage(img, this.mirrors);
+  }
 
   async pull(image: ImageSpec, auth: AuthConfig | undefined, signal: AbortSignal): Promise<string> {
     const ref = parseReference(image.image);
@@ -100,8 +154,6 @@ export class DockerImageBackend implements ImageBackend {
             await this.engine.json("POST", `/images/${formatRef(mirrored)}/tag`, {
               query: { repo: formatName(ref), tag: ref.tag },
             });
-            // The mirror's name goes: the image is known under the name asked for only.
-            await this.engine.json("DELETE", `/images/${formatRef(mirrored)}`, { query: { noprune: true } });
           }
           return await this.idOf(ref.tag !== undefined ? wanted : formatRef(mirrored));
         } catch (err) {
@@ -176,25 +228,38 @@ export class DockerImageBackend implements ImageBackend {
     try {
       return await this.engine.json<DockerImage>("GET", `/images/${encodeURIComponent(asked)}/json`);
     } catch (err) {
-      if (isBerthError(err, "NotFound") || isBerthError(err, "InvalidArgument")) return undefined;
-      throw err;
+      if (!isBerthError(err, "NotFound") && !isBerthError(err, "InvalidArgument")) throw err;
     }
+    return asked.includes("@") ? this.byCriDigest(asked) : undefined;
+  }
+
+  /** An image asked for by a digest name Docker does not know (it knows the mirror's). */
+  private async byCriDigest(name: string): Promise<DockerImage | undefined> {
+    let wanted: string;
+    try {
+      wanted = formatRef(parseReference(name));
+    } catch {
+      return undefined;
+    }
+    const list = (await this.engine.json<DockerImage[]>("GET", "/images/json")) ?? [];
+    const hit = list.find((img) => this.cri(img).repoDigests.includes(wanted));
+    return hit ? this.inspect(hit.Id) : undefined;
   }
 
   async list(filter: ImageFilter | undefined): Promise<Image[]> {
     const ref = filter?.image?.image ?? "";
     if (ref !== "") {
       const img = await this.inspect(ref);
-      return img ? [toCriImage(img)] : [];
+      return img ? [this.cri(img)] : [];
     }
     const list = await this.engine.json<DockerImage[]>("GET", "/images/json");
-    return (list ?? []).map(toCriImage);
+    return (list ?? []).map((img) => this.cri(img));
   }
 
   async status(image: ImageSpec, verbose: boolean): Promise<WithInfo<Image> | undefined> {
     const img = await this.inspect(image.image);
     if (!img) return undefined;
-    return { status: toCriImage(img), info: verbose ? verboseInfo({ docker: img }) : {} };
+    return { status: this.cri(img), info: verbose ? verboseInfo({ docker: img }) : {} };
   }
 
   async remove(image: ImageSpec): Promise<void> {
@@ -244,7 +309,7 @@ export class DockerImageBackend implements ImageBackend {
     const out: Image[] = [];
     for (const name of loaded) {
       const img = await this.inspect(name);
-      if (img) out.push(toCriImage(img));
+      if (img) out.push(this.cri(img));
     }
     return out;
   }

@@ -15,7 +15,15 @@ import { ContainerState, PodSandboxState } from "../../api/gen/runtime/v1/api.js
 import { defaultConflist } from "../../network/default-conflist.js";
 import { BerthdProcess } from "../../tools/berthd-process.js";
 import { busyboxEntries } from "../../tools/busybox-image.js";
-import { buildImage, buildLayer, dockerSaveArchive, tarOf } from "../../tools/oci-builder.js";
+import {
+  type BuiltImage,
+  buildImage,
+  buildLayer,
+  dockerSaveArchive,
+  tarOf,
+} from "../../tools/oci-builder.js";
+import { pushImage } from "../../tools/push-image.js";
+import { type RegistryHandle, startRegistry } from "../../tools/registry-server.js";
 import {
   containerStatus,
   execSync,
@@ -29,6 +37,7 @@ import {
 } from "./cri.js";
 
 const IMAGE = "berth.test/busybox:scenarios";
+const MIRRORED_HOST = "registry.berth.invalid";
 
 export interface ScenarioBackend {
   name: string;
@@ -48,12 +57,16 @@ export function backendScenarios(b: ScenarioBackend): void {
     let berthd: BerthdProcess | undefined;
     let rt: RuntimeClient;
     let podId = "";
+    let registry: RegistryHandle | undefined;
+    let mirrored: BuiltImage | undefined;
     const logDir = () => join(dir, "pod-logs");
     const ipPrefix = new RegExp(`^${b.subnet.split(".").slice(0, 2).join("\\.")}\\.`);
 
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), "berth-scenarios-"));
       const backendToml = await b.setUp(dir);
+      // A registry that only a mirror entry reaches: MIRRORED_HOST is no real host.
+      registry = await startRegistry();
       const conf = join(dir, "net.d");
       await mkdir(conf, { recursive: true });
       await writeFile(
@@ -71,7 +84,7 @@ export function backendScenarios(b: ScenarioBackend): void {
         ),
       );
       berthd = await BerthdProcess.start({
-        toml: `${backendToml}\n[cni]\nconf_dirs = ["${conf}"]\n`,
+        toml: `${backendToml}\n[cni]\nconf_dirs = ["${conf}"]\n[registry.mirrors."${MIRRORED_HOST}"]\nendpoints = ["${registry.url}"]\n`,
       });
       rt = runtimeClient(berthd.socket);
       const entries = await busyboxEntries();
@@ -81,6 +94,8 @@ export function backendScenarios(b: ScenarioBackend): void {
       ]);
       await writeFile(join(dir, "busybox.tar"), archive);
       await berthd.client.importImage(join(dir, "busybox.tar"));
+      mirrored = buildImage([layer], { docker: true, config: { Env: ["FROM_MIRROR=1"] } });
+      await pushImage(registry.url, "scenarios/busybox", "v1", mirrored);
     });
 
     after(async () => {
@@ -88,6 +103,7 @@ export function backendScenarios(b: ScenarioBackend): void {
       rt?.client.close();
       await berthd?.stop();
       await b.tearDown();
+      await registry?.stop();
       await promisify(execFile)("ip", ["link", "del", BRIDGE]).catch(() => {});
       if (dir) await rm(dir, { recursive: true, force: true });
     });
@@ -116,6 +132,22 @@ export function backendScenarios(b: ScenarioBackend): void {
       });
       return containerId;
     };
+
+    it("pulls through a mirror: the image is known by the name and digest asked for", async () => {
+      const name = `${MIRRORED_HOST}/scenarios/busybox`;
+      const { imageRef } = await berthd!.client.pullImage(`${name}:v1`);
+      const { image } = await berthd!.client.imageStatus(`${name}:v1`);
+      assert.equal(image?.id, imageRef);
+      assert.deepEqual(image?.repoTags, [`${name}:v1`]);
+      const byDigest = `${name}@${mirrored!.manifestDigest}`;
+      assert.deepEqual(image?.repoDigests, [byDigest]);
+      assert.equal((await berthd!.client.imageStatus(byDigest)).image?.id, imageRef);
+      const listed = await berthd!.client.listImages(byDigest);
+      assert.deepEqual(
+        listed.images.map((i) => i.id),
+        [imageRef],
+      );
+    });
 
     it("runs a pod: a pause container with a CNI address on the test bridge", async () => {
       ({ podSandboxId: podId } = await rt.call<{ podSandboxId: string }>("runPodSandbox", {

@@ -167,6 +167,44 @@ describe("ContainerManager (fake runtime, rootfs and pods)", () => {
     assert.equal(after?.exitCode, 3);
   });
 
+  it("an exited container's runtime state goes at its exit; RemoveContainer does not delete it again", async () => {
+    const pod = await pods.run(podConfig("p"), "");
+    const stopped = await containers.create(pod.id, ctr("stopped"));
+    await containers.start(stopped.id);
+    await containers.stop(stopped.id, 0);
+    // StopContainer returns once the runtime state is gone, as containerd's does.
+    assert.deepEqual(runtime.deleted, [stopped.id]);
+    assert.equal(containers.store.get(stopped.id)?.exitCode, runtime.stopExitCode);
+    await containers.remove(stopped.id);
+    assert.deepEqual(runtime.deleted, [stopped.id]);
+
+    const exited = await containers.create(pod.id, ctr("exited"));
+    await containers.start(exited.id);
+    runtime.exit(exited.id, 3);
+    await containers.refresh(exited.id);
+    for (let i = 0; i < 100 && !runtime.deleted.includes(exited.id); i++)
+      await new Promise((r) => setImmediate(r));
+    assert.deepEqual(runtime.deleted, [stopped.id, exited.id]);
+    // The status stays what the exit said.
+    const after = await containers.refresh(exited.id);
+    assert.equal(after?.state, "CONTAINER_EXITED");
+    assert.equal(after?.exitCode, 3);
+    await containers.remove(exited.id);
+    assert.equal(runtime.deleted.length, 2);
+    assert.equal(mounted.size, 0);
+  });
+
+  it("an exit recorded but not yet deleted from the runtime (e.g. before a restart): RemoveContainer deletes it", async () => {
+    const pod = await pods.run(podConfig("p"), "");
+    const c = await containers.create(pod.id, ctr("web"));
+    await containers.start(c.id);
+    // As a record that a restarted berthd reads: exited, its runtime state still there.
+    await containers.store.update(c.id, (r) => ({ ...r, state: "CONTAINER_EXITED", exitCode: 1 }));
+    await containers.remove(c.id);
+    assert.deepEqual(runtime.deleted, [c.id]);
+    assert.equal(containers.store.get(c.id), undefined);
+  });
+
   it("stop and remove refuse empty and ambiguous ids, accept unknown ones", async () => {
     const pod = await pods.run(podConfig("p"), "");
     const made: ContainerRecord[] = [];

@@ -498,6 +498,35 @@ export class ContainerManager {
    */
   private readonly killing = new Set<string>();
 
+  /**
+   * Exited containers whose runtime state (runc's, conmon's files) is being or has been deleted:
+   * id → whether that went through. As containerd's shim deletes the runc container at its exit,
+   * RemoveContainer then has only Berth's own record, rootfs and bundle left to remove. In
+   * memory only: after a restart RemoveContainer deletes the runtime state itself (idempotent).
+   */
+  private readonly released = new Map<string, Promise<boolean>>();
+
+  /** Deletes an exited container's runtime state once (later calls share the first). */
+  private releaseRuntime(c: ContainerRecord): Promise<boolean> {
+    let done = this.released.get(c.id);
+    if (!done) {
+      done = this.runtime(c)
+        .delete(c.id)
+        .then(
+          () => true,
+          (err: unknown) => {
+            this.opts.logger.warn(
+              { err, containerId: c.id },
+              "deleting an exited container's runtime state failed",
+            );
+            return false;
+          },
+        );
+      this.released.set(c.id, done);
+    }
+    return done;
+  }
+
   /** Re-reads a container's state from conmon's exit file and the runtime (one at a time per id). */
   refresh(id: string): Promise<ContainerRecord | undefined> {
     return this.refreshing.run(id, () => this.refreshOnce(id));
@@ -512,7 +541,7 @@ export class ContainerManager {
       if (c.state !== "CONTAINER_RUNNING") return c;
       const st = await rt.state(c.id);
       if (st && st.status !== "stopped") return c;
-      return this.transition(c.id, "stopped", (r) => ({
+      const lost = await this.transition(c.id, "stopped", (r) => ({
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: 255,
@@ -520,18 +549,23 @@ export class ContainerManager {
         reason: "Error",
         message: "container monitor (conmon) is gone; exit code unknown",
       }));
+      void this.releaseRuntime(lost);
+      return lost;
     }
     if (exit !== "running") {
       const reason = await exitReason(c, exit.exitCode, this.killing.has(c.id));
       const now = this.store.get(c.id);
       if (!now || now.state === "CONTAINER_EXITED") return now; // StopContainer got there first
-      return this.transition(c.id, "stopped", (r) => ({
+      const exited = await this.transition(c.id, "stopped", (r) => ({
         ...r,
         state: "CONTAINER_EXITED",
         exitCode: exit.exitCode,
         finishedAtNs: finishedNs(dateToNs(exit.finishedAt), r.startedAtNs),
         reason: r.reason || reason,
       }));
+      // Its exit is recorded: runc's state and conmon's files are no longer needed.
+      void this.releaseRuntime(exited);
+      return exited;
     }
     return c;
   }
@@ -544,22 +578,30 @@ export class ContainerManager {
     if (cur?.state !== "CONTAINER_RUNNING") return;
     this.killing.add(cur.id);
     try {
-      const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
-      // The exit-file watch may have recorded the exit already (and published STOPPED).
-      if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
-      const exitCode = exit?.exitCode ?? 137;
-      const reason = await exitReason(cur, exitCode, true);
-      if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
-      await this.transition(cur.id, "stopped", (r) => ({
-        ...r,
-        state: "CONTAINER_EXITED",
-        exitCode,
-        finishedAtNs: finishedNs(exit ? dateToNs(exit.finishedAt) : epochNowNs(), r.startedAtNs),
-        reason: r.reason || reason,
-      }));
+      await this.stopRunning(cur, timeoutSec);
     } finally {
       this.killing.delete(cur.id);
     }
+    // As containerd's StopContainer returns after its shim deleted the task: the runtime state
+    // goes now (shared with the exit watch's release), so RemoveContainer does not pay for it.
+    const after = this.store.get(cur.id);
+    if (after?.state === "CONTAINER_EXITED") await this.releaseRuntime(after);
+  }
+
+  private async stopRunning(cur: ContainerRecord, timeoutSec: number): Promise<void> {
+    const exit = await this.runtime(cur).stop(cur.id, cur.stopSignal, timeoutSec);
+    // The exit-file watch may have recorded the exit already (and published STOPPED).
+    if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
+    const exitCode = exit?.exitCode ?? 137;
+    const reason = await exitReason(cur, exitCode, true);
+    if (this.store.get(cur.id)?.state === "CONTAINER_EXITED") return;
+    await this.transition(cur.id, "stopped", (r) => ({
+      ...r,
+      state: "CONTAINER_EXITED",
+      exitCode,
+      finishedAtNs: finishedNs(exit ? dateToNs(exit.finishedAt) : epochNowNs(), r.startedAtNs),
+      reason: r.reason || reason,
+    }));
   }
 
   async remove(id: string): Promise<void> {
@@ -573,12 +615,17 @@ export class ContainerManager {
     const rt = this.runtime(c);
     this.killing.add(c.id);
     try {
-      // An exited container has nothing left to kill (and `delete --force` would kill anyway);
-      // a running or unknown one gets SIGKILL for all its processes first.
-      if (c.state !== "CONTAINER_EXITED") await rt.kill(c.id, "SIGKILL", true).catch(() => {});
-      await rt.delete(c.id);
+      // Deleted at its exit already (the usual case), or not: then here, as before. An exited
+      // container has nothing left to kill (and `delete --force` would kill anyway); a running
+      // or unknown one gets SIGKILL for all its processes first.
+      const released = c.state === "CONTAINER_EXITED" && (await this.released.get(c.id));
+      if (!released) {
+        if (c.state !== "CONTAINER_EXITED") await rt.kill(c.id, "SIGKILL", true).catch(() => {});
+        await rt.delete(c.id);
+      }
       await this.rootfs.remove(c.dir);
       await this.store.delete(c.id);
+      this.released.delete(c.id);
     } finally {
       this.killing.delete(c.id);
     }

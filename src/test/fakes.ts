@@ -106,7 +106,10 @@ export class FakeRuntime implements OciRuntime {
   async kill(id: string) {
     this.exit(id, 137);
   }
+  /** Ids `delete` was called with, in order. */
+  readonly deleted: string[] = [];
   async delete(id: string) {
+    this.deleted.push(id);
     this.containers.delete(id);
   }
   async exitStatus(id: string) {

@@ -5,7 +5,17 @@
  */
 import type http from "node:http";
 import type { Duplex } from "node:stream";
-import { type WebSocket, WebSocketServer } from "ws";
+import type { WebSocket, WebSocketServer } from "ws";
+
+/**
+ * `ws` (~3 MiB, ~25 ms to load here) loads at the first WebSocket handshake, not at berthd's
+ * start: most nodes' streaming goes over SPDY or nowhere.
+ */
+let wsModule: Promise<typeof import("ws")> | undefined;
+const loadWs = () => {
+  wsModule ??= import("ws");
+  return wsModule;
+};
 
 /** The protocols in Sec-WebSocket-Protocol headers, in the client's order. */
 export function offeredProtocols(header: string | string[] | undefined): string[] {
@@ -27,14 +37,21 @@ export function negotiateProtocol(
 export class WebSocketUpgrader {
   /** The protocol chosen for each request being upgraded ("" → no Sec-WebSocket-Protocol). */
   private readonly chosen = new WeakMap<http.IncomingMessage, string>();
-  private readonly wss = new WebSocketServer({
-    noServer: true,
-    // Clients send stdin and port data in small messages; a huge one is refused (close 1009)
-    // rather than buffered (ws would take up to 100 MiB).
-    maxPayload: 16 * 1024 * 1024,
-    perMessageDeflate: false,
-    handleProtocols: (_offered, req) => this.chosen.get(req) || false,
-  });
+  private wss: WebSocketServer | undefined;
+  private closed = false;
+
+  private async server(): Promise<WebSocketServer> {
+    const { WebSocketServer } = await loadWs();
+    this.wss ??= new WebSocketServer({
+      noServer: true,
+      // Clients send stdin and port data in small messages; a huge one is refused (close 1009)
+      // rather than buffered (ws would take up to 100 MiB).
+      maxPayload: 16 * 1024 * 1024,
+      perMessageDeflate: false,
+      handleProtocols: (_offered, req) => this.chosen.get(req) || false,
+    });
+    return this.wss;
+  }
 
   /**
    * Negotiates and completes the handshake; `accept` gets the socket. Returns the refusal instead
@@ -58,12 +75,20 @@ export class WebSocketUpgrader {
       return { code: 403, message };
     }
     this.chosen.set(req, protocol);
-    this.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, protocol));
+    // The socket is paused until `ws` reads it: nothing the client sends meanwhile is lost.
+    this.server().then(
+      (wss) => {
+        if (this.closed) socket.destroy();
+        else wss.handleUpgrade(req, socket, head, (ws) => accept(ws, protocol));
+      },
+      () => socket.destroy(),
+    );
     return undefined;
   }
 
-  /** Drops every live WebSocket. */
+  /** Drops every live WebSocket (and any handshake still waiting for `ws` to load). */
   close(): void {
-    for (const ws of this.wss.clients) ws.terminate();
+    this.closed = true;
+    for (const ws of this.wss?.clients ?? []) ws.terminate();
   }
 }

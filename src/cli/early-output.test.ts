@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { attachPoint, EarlyOutput, type StreamName } from "./early-output.js";
+import { attachPoint, EarlyOutput, type StreamName, ttyNewlines, withoutCrOfCrlf } from "./early-output.js";
 
 const b = (s: string) => Buffer.from(s);
 
@@ -76,10 +76,52 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     const e = new EarlyOutput(
       async () => ({ stdout: b("early\r\n^@late\r\n"), stderr: b("") }),
       { stdout: out.w, stderr: undefined },
-      trim,
+      { trimAttachPoint: trim },
     );
     await write(e.stream("stdout"), "^@late\r\n");
     await e.end();
     assert.equal(out.text(), "early\r\nlate\r\n");
+  });
+
+  /** A terminal session's EarlyOutput over a log (changed by the test), writing to `out`. */
+  const onTerminal = (log: Record<StreamName, Buffer>) => {
+    const out = sink();
+    return { out, e: new EarlyOutput(async () => log, { stdout: out.w, stderr: undefined }, { tty: true }) };
+  };
+
+  it("a terminal's output against a log without the \\r of its \\r\\n (containerd's)", async () => {
+    const { out, e } = onTerminal({ stdout: b("early\nlate\n"), stderr: b("") });
+    // the \n of the last line has not arrived yet
+    await write(e.stream("stdout"), "late\r");
+    await e.end();
+    await write(e.stream("stdout"), "\n");
+    assert.equal(out.text(), "early\r\nlate\r\n");
+  });
+
+  it("a terminal's output shown from the log before the attach is not shown again", async () => {
+    const log = { stdout: b("one\n"), stderr: b("") };
+    const { out, e } = onTerminal(log);
+    await sleep(400);
+    assert.equal(out.text(), "one\r\n");
+    log.stdout = b("one\ntwo\n");
+    await write(e.stream("stdout"), "one\r\ntwo\r\n");
+    await e.end();
+    assert.equal(out.text(), "one\r\ntwo\r\n");
+  });
+
+  it("a terminal's output against a log that kept its \\r\\n (berthd's)", async () => {
+    const { out, e } = onTerminal({ stdout: b("early\r\nlate\r\n"), stderr: b("") });
+    await write(e.stream("stdout"), "late\r\n");
+    await e.end();
+    assert.equal(out.text(), "early\r\nlate\r\n");
+  });
+});
+
+describe("a terminal's line ends", () => {
+  it("compares without the \\r of \\r\\n, and maps back to the raw bytes", () => {
+    const { text, raw } = withoutCrOfCrlf(b("a\r\nb\rc\r"));
+    assert.equal(text.toString(), "a\nb\rc");
+    assert.deepEqual(raw, [0, 2, 3, 4, 5, 7]);
+    assert.equal(ttyNewlines(b("a\nb\r\n")).toString(), "a\r\nb\r\n");
   });
 });

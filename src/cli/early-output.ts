@@ -8,6 +8,9 @@
  * Where the attached stream starts is found by content: the last position in the log from which
  * the log and what was received so far agree. Output that repeats exactly at that point can
  * make the splice land one repetition off; anything else is exact.
+ *
+ * A terminal's output is compared without the \r of its \r\n: containerd logs lines with Go's
+ * ReadLine, which drops it (the attached stream has it); what is shown from the log gets it back.
  */
 import { readFile } from "node:fs/promises";
 import { Writable } from "node:stream";
@@ -27,6 +30,28 @@ export function attachPoint(log: Buffer, attached: Buffer): number | undefined {
     if (log.compare(attached, 0, n, s, s + n) === 0) return s;
   }
   return undefined;
+}
+
+/**
+ * A terminal's output for comparing with a log that may have lost the \r of each \r\n: without
+ * those \r (and without a last \r whose \n has not arrived yet); `raw[i]` is where byte i of
+ * `text` is in `b` (`raw[text.length]` is `b.length`).
+ */
+export function withoutCrOfCrlf(b: Buffer): { text: Buffer; raw: number[] } {
+  const out: number[] = [];
+  const raw: number[] = [];
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] === 0x0d && (i + 1 === b.length || b[i + 1] === 0x0a)) continue;
+    out.push(b[i]!);
+    raw.push(i);
+  }
+  raw.push(b.length);
+  return { text: Buffer.from(out), raw };
+}
+
+/** Log text shown on a terminal: every \n that lost its \r gets it back. */
+export function ttyNewlines(b: Buffer): Buffer {
+  return Buffer.from(b.toString("latin1").replace(/(?<!\r)\n/g, "\r\n"), "latin1");
 }
 
 /** The container's output so far from its CRI log, per stream, byte for byte. */
@@ -55,13 +80,34 @@ export class EarlyOutput {
   private aligning: Promise<void> | undefined;
   private quiet: NodeJS.Timeout;
 
+  private readonly trimAttachPoint: (b: Buffer) => Buffer;
+  private readonly tty: boolean;
+
   constructor(
     private readonly readLog: () => Promise<Record<StreamName, Buffer>>,
     private readonly sinks: Record<StreamName, Writable | undefined>,
-    /** Drops an artefact of the attach itself at its start (a terminal's echo of a NUL). */
-    private readonly trimAttachPoint: (b: Buffer) => Buffer = (b) => b,
+    o: {
+      /** Drops an artefact of the attach itself at its start (a terminal's echo of a NUL). */
+      trimAttachPoint?: (b: Buffer) => Buffer;
+      /** A terminal session: line ends compared and shown as a terminal's (see above). */
+      tty?: boolean;
+    } = {},
   ) {
+    this.trimAttachPoint = o.trimAttachPoint ?? ((b) => b);
+    this.tty = o.tty ?? false;
     this.quiet = setTimeout(() => void this.showQuietLog(), QUIET_MS);
+  }
+
+  /** The log as compared: a terminal's without the \r of its \r\n. */
+  private async readComparable(): Promise<Record<StreamName, Buffer>> {
+    const log = await this.readLog();
+    if (!this.tty) return log;
+    return { stdout: withoutCrOfCrlf(log.stdout).text, stderr: withoutCrOfCrlf(log.stderr).text };
+  }
+
+  /** Writes comparable log bytes to a sink, as the terminal would have shown them. */
+  private showLog(name: StreamName, b: Buffer): void {
+    if (b.length) this.sinks[name]?.write(this.tty ? ttyNewlines(b) : b);
   }
 
   /** The writable for one stream of the attached session. */
@@ -86,26 +132,28 @@ export class EarlyOutput {
   /** Nothing arrived yet (a prompt printed before the attach): show the log as it is. */
   private async showQuietLog(): Promise<void> {
     if (this.aligned || this.aligning) return;
-    const log = await this.readLog();
+    const log = await this.readComparable();
     if (this.aligned || this.aligning) return;
     for (const name of ["stdout", "stderr"] as const) {
-      this.sinks[name]?.write(log[name].subarray(this.shown[name]));
+      this.showLog(name, log[name].subarray(this.shown[name]));
       this.shown[name] = log[name].length;
     }
   }
 
   private async align(): Promise<void> {
     clearTimeout(this.quiet);
-    const log = await this.readLog();
+    const log = await this.readComparable();
     for (const name of ["stdout", "stderr"] as const) {
       const attached = Buffer.concat(this.held[name]);
+      const comparable = this.tty ? withoutCrOfCrlf(attached) : undefined;
       const shown = this.shown[name];
-      const s = attachPoint(log[name], attached);
+      const s = attachPoint(log[name], comparable?.text ?? attached);
       const sink = this.sinks[name];
       if (s === undefined) sink?.write(attached);
       else {
-        if (s > shown) sink?.write(log[name].subarray(shown, s));
-        const rest = s >= shown ? this.trimAttachPoint(attached) : attached.subarray(shown - s);
+        if (s > shown) this.showLog(name, log[name].subarray(shown, s));
+        const skip = comparable ? comparable.raw[Math.min(shown - s, comparable.text.length)]! : shown - s;
+        const rest = s >= shown ? this.trimAttachPoint(attached) : attached.subarray(skip);
         if (rest.length) sink?.write(rest);
       }
       this.held[name] = [];

@@ -136,7 +136,11 @@ export async function runInteractive(url: string, o: InteractiveOptions): Promis
   const stdout: Writable = o.tty ? cleanTtyStdout(o.onRuncError) : process.stdout;
   const stderr = o.tty ? undefined : cleanStderr(o.onRuncError);
   const early = o.earlyLog
-    ? new EarlyOutput(o.earlyLog, { stdout, stderr }, o.tty ? trimNulEcho : undefined)
+    ? new EarlyOutput(
+        o.earlyLog,
+        { stdout, stderr },
+        o.tty ? { trimAttachPoint: trimNulEcho, tty: true } : {},
+      )
     : undefined;
   try {
     const code = await execOverSpdy(url, {

@@ -178,6 +178,11 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
       "user",
     ]);
     assert.deepEqual(ep, { code: 0, stdout: "as user\n", stderr: "" });
+    // -t without -i: the container's terminal, its output on stdout
+    const t = await berth(["run", "--rm", "-t", "--network", "host", IMAGE, "echo", "hi"]);
+    assert.deepEqual(t, { code: 0, stdout: "hi\r\n", stderr: "" });
+    const t3 = await berth(["run", "--rm", "-t", "--network", "host", IMAGE, "sh", "-c", "exit 3"]);
+    assert.equal(t3.code, 3, t3.stderr);
     assert.deepEqual(await podNames(), []);
   });
 

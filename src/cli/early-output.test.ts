@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { attachPoint, EarlyOutput, type StreamName, ttyNewlines, withoutCrOfCrlf } from "./early-output.js";
+import {
+  attachPoint,
+  EarlyOutput,
+  loggedAt,
+  type StreamName,
+  ttyNewlines,
+  withoutCrOfCrlf,
+} from "./early-output.js";
 
 const b = (s: string) => Buffer.from(s);
 
@@ -31,8 +38,27 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     assert.equal(attachPoint(b("early\n"), b("")), 6);
     // not in the log at all (log off or rotated): no splice
     assert.equal(attachPoint(b("early\n"), b("other\n")), undefined);
-    // repeated output: the latest agreeing position
+    // repeated output: the latest agreeing position, or the latest one allowed (by the time)
     assert.equal(attachPoint(b("y\ny\ny\n"), b("y\n")), 4);
+    assert.equal(
+      attachPoint(b("y\ny\ny\n"), b("y\n"), (s) => s < 4),
+      2,
+    );
+    assert.equal(
+      attachPoint(b("y\ny\ny\n"), b("y\n"), () => false),
+      4,
+    );
+    assert.equal(
+      loggedAt(
+        [
+          { offset: 0, ms: 5 },
+          { offset: 2, ms: 7 },
+        ],
+        3,
+      ),
+      7,
+    );
+    assert.equal(loggedAt([{ offset: 2, ms: 7 }], 1), undefined);
   });
 
   it("shows what came before the attach, then the attached stream, without duplicates", async () => {
@@ -58,6 +84,23 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     await write(e.stream("stdout"), "/ # ls\r\n");
     await e.end();
     assert.equal(out.text(), "/ # ls\r\n");
+  });
+
+  it("repeated output: a repetition logged after the first attached byte arrived is not the attach point", async () => {
+    const out = sink();
+    const now = Date.now();
+    // the third y was logged after the attach's first byte came (it is still on its way)
+    const entries = [
+      { offset: 0, ms: now - 2000 },
+      { offset: 2, ms: now - 1000 },
+      { offset: 4, ms: now + 60_000 },
+    ];
+    const log = { stdout: b("y\ny\ny\n"), stderr: b(""), entries: { stdout: entries, stderr: [] } };
+    const e = new EarlyOutput(async () => log, { stdout: out.w, stderr: undefined });
+    await write(e.stream("stdout"), "y\n");
+    await e.end();
+    await write(e.stream("stdout"), "y\n");
+    assert.equal(out.text(), "y\ny\ny\n");
   });
 
   it("a container that ended before any byte arrived: the whole log", async () => {

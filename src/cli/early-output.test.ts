@@ -103,6 +103,16 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     assert.equal(out.text(), "y\ny\ny\n");
   });
 
+  it("repeated output: the attach point has all the received bytes after it in the log", async () => {
+    const out = sink();
+    const log = { stdout: b("y\ny\ny\n"), stderr: b("") };
+    const e = new EarlyOutput(async () => log, { stdout: out.w, stderr: undefined });
+    // both received at once: the log (read after) has both after the attach point
+    await write(e.stream("stdout"), "y\ny\n");
+    await e.end();
+    assert.equal(out.text(), "y\ny\ny\n");
+  });
+
   it("a container that ended before any byte arrived: the whole log", async () => {
     const out = sink();
     const e = new EarlyOutput(async () => ({ stdout: b("all\nof it\n"), stderr: b("") }), {

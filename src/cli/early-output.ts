@@ -6,11 +6,12 @@
  * it sends it to attached clients), the attached stream a suffix of the same bytes.
  *
  * Where the attached stream starts is found by content: the last position in the log from which
- * the log and what was received so far agree, among those whose log entry is not younger than
- * the moment the first attached byte arrived (the runtime logs a chunk before it sends it on;
- * containerd: 0.4–10 ms before the CLI has it). The time rules out a later repetition of the
- * same output logged after the attach started; repetitions logged within the same millisecond,
- * or a runtime that stamps its log after sending, can still make the splice land one off.
+ * the log and what was received so far agree. The runtime logs a chunk before it sends it on
+ * (containerd: 0.4–10 ms before the CLI has it), and the log is read after the received bytes
+ * came, so only a position with all of them after it, whose entry was logged before the first
+ * of them arrived, will do: that rules out a later repetition of the same output. Repetitions
+ * logged within the same millisecond, or a runtime that logs after sending, can still make the
+ * splice land one repetition off (then the latest agreeing position is taken).
  *
  * A terminal's output is compared without the \r of its \r\n: containerd logs lines with Go's
  * ReadLine, which drops it (the attached stream has it); what is shown from the log gets it back.
@@ -198,7 +199,14 @@ export class EarlyOutput {
       const shown = this.shown[name];
       const { text, loggedAt } = log[name];
       const firstAt = this.firstAt[name] ?? Number.POSITIVE_INFINITY;
-      const s = attachPoint(text, comparable?.text ?? attached, (p) => (loggedAt(p) ?? 0) <= firstAt);
+      const received = comparable?.text ?? attached;
+      // The log was read after these bytes arrived and the runtime logs before it sends: the
+      // attach point has all of them after it, and was logged before the first one came.
+      const s = attachPoint(
+        text,
+        received,
+        (p) => text.length - p >= received.length && (loggedAt(p) ?? 0) <= firstAt,
+      );
       const sink = this.sinks[name];
       if (s === undefined) sink?.write(attached);
       else {

@@ -229,5 +229,12 @@ describe("berth CLI against containerd's CRI", { skip, timeout: SUITE_TIMEOUT_MS
     const l = await berth(["run", "-t", "--rm", "--name", "cli-ctrd-runtl", ref, "sh", "-c", script]);
     assert.equal(l.code, 6, l.stderr);
     assert.equal(l.stdout, [...lines, "late", ""].join("\r\n"));
+    // the same line over and over, before and after the attach: each one once
+    const ys = "i=0; while [ $i -lt 200 ]; do echo y; i=$((i+1)); done; sleep 0.3; echo y; echo y";
+    for (const flag of ["-i", "-t"]) {
+      const r = await berth(["run", flag, "--rm", "--name", "cli-ctrd-runy", ref, "sh", "-c", ys]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.split(/\r?\n/).filter((y) => y === "y").length, 202, `${flag}: ${r.stdout}`);
+    }
   });
 });

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { attachPoint, EarlyOutput, type StreamName } from "./early-output.js";
+import {
+  attachPoint,
+  EarlyOutput,
+  loggedAt,
+  type StreamName,
+  ttyNewlines,
+  withoutCrOfCrlf,
+} from "./early-output.js";
 
 const b = (s: string) => Buffer.from(s);
 
@@ -31,8 +38,27 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     assert.equal(attachPoint(b("early\n"), b("")), 6);
     // not in the log at all (log off or rotated): no splice
     assert.equal(attachPoint(b("early\n"), b("other\n")), undefined);
-    // repeated output: the latest agreeing position
+    // repeated output: the latest agreeing position, or the latest one allowed (by the time)
     assert.equal(attachPoint(b("y\ny\ny\n"), b("y\n")), 4);
+    assert.equal(
+      attachPoint(b("y\ny\ny\n"), b("y\n"), (s) => s < 4),
+      2,
+    );
+    assert.equal(
+      attachPoint(b("y\ny\ny\n"), b("y\n"), () => false),
+      4,
+    );
+    assert.equal(
+      loggedAt(
+        [
+          { offset: 0, ms: 5 },
+          { offset: 2, ms: 7 },
+        ],
+        3,
+      ),
+      7,
+    );
+    assert.equal(loggedAt([{ offset: 2, ms: 7 }], 1), undefined);
   });
 
   it("shows what came before the attach, then the attached stream, without duplicates", async () => {
@@ -60,6 +86,33 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     assert.equal(out.text(), "/ # ls\r\n");
   });
 
+  it("repeated output: a repetition logged after the first attached byte arrived is not the attach point", async () => {
+    const out = sink();
+    const now = Date.now();
+    // the third y was logged after the attach's first byte came (it is still on its way)
+    const entries = [
+      { offset: 0, ms: now - 2000 },
+      { offset: 2, ms: now - 1000 },
+      { offset: 4, ms: now + 60_000 },
+    ];
+    const log = { stdout: b("y\ny\ny\n"), stderr: b(""), entries: { stdout: entries, stderr: [] } };
+    const e = new EarlyOutput(async () => log, { stdout: out.w, stderr: undefined });
+    await write(e.stream("stdout"), "y\n");
+    await e.end();
+    await write(e.stream("stdout"), "y\n");
+    assert.equal(out.text(), "y\ny\ny\n");
+  });
+
+  it("repeated output: the attach point has all the received bytes after it in the log", async () => {
+    const out = sink();
+    const log = { stdout: b("y\ny\ny\n"), stderr: b("") };
+    const e = new EarlyOutput(async () => log, { stdout: out.w, stderr: undefined });
+    // both received at once: the log (read after) has both after the attach point
+    await write(e.stream("stdout"), "y\ny\n");
+    await e.end();
+    assert.equal(out.text(), "y\ny\ny\n");
+  });
+
   it("a container that ended before any byte arrived: the whole log", async () => {
     const out = sink();
     const e = new EarlyOutput(async () => ({ stdout: b("all\nof it\n"), stderr: b("") }), {
@@ -76,10 +129,52 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     const e = new EarlyOutput(
       async () => ({ stdout: b("early\r\n^@late\r\n"), stderr: b("") }),
       { stdout: out.w, stderr: undefined },
-      trim,
+      { trimAttachPoint: trim },
     );
     await write(e.stream("stdout"), "^@late\r\n");
     await e.end();
     assert.equal(out.text(), "early\r\nlate\r\n");
+  });
+
+  /** A terminal session's EarlyOutput over a log (changed by the test), writing to `out`. */
+  const onTerminal = (log: Record<StreamName, Buffer>) => {
+    const out = sink();
+    return { out, e: new EarlyOutput(async () => log, { stdout: out.w, stderr: undefined }, { tty: true }) };
+  };
+
+  it("a terminal's output against a log without the \\r of its \\r\\n (containerd's)", async () => {
+    const { out, e } = onTerminal({ stdout: b("early\nlate\n"), stderr: b("") });
+    // the \n of the last line has not arrived yet
+    await write(e.stream("stdout"), "late\r");
+    await e.end();
+    await write(e.stream("stdout"), "\n");
+    assert.equal(out.text(), "early\r\nlate\r\n");
+  });
+
+  it("a terminal's output shown from the log before the attach is not shown again", async () => {
+    const log = { stdout: b("one\n"), stderr: b("") };
+    const { out, e } = onTerminal(log);
+    await sleep(400);
+    assert.equal(out.text(), "one\r\n");
+    log.stdout = b("one\ntwo\n");
+    await write(e.stream("stdout"), "one\r\ntwo\r\n");
+    await e.end();
+    assert.equal(out.text(), "one\r\ntwo\r\n");
+  });
+
+  it("a terminal's output against a log that kept its \\r\\n (berthd's)", async () => {
+    const { out, e } = onTerminal({ stdout: b("early\r\nlate\r\n"), stderr: b("") });
+    await write(e.stream("stdout"), "late\r\n");
+    await e.end();
+    assert.equal(out.text(), "early\r\nlate\r\n");
+  });
+});
+
+describe("a terminal's line ends", () => {
+  it("compares without the \\r of \\r\\n, and maps back to the raw bytes", () => {
+    const { text, raw } = withoutCrOfCrlf(b("a\r\nb\rc\r"));
+    assert.equal(text.toString(), "a\nb\rc");
+    assert.deepEqual(raw, [0, 2, 3, 4, 5, 7]);
+    assert.equal(ttyNewlines(b("a\nb\r\n")).toString(), "a\r\nb\r\n");
   });
 });

@@ -275,7 +275,7 @@ export async function attachTo(
   const logPath = o.fromStart
     ? (await ctx.client.call("containerStatus", { containerId: id })).status?.logPath
     : undefined;
-  const { readLogStreams } = await import("./early-output.js");
+  const { readLogStreams, ttyNewlines } = await import("./early-output.js");
   let r: number | "detached";
   try {
     const { url } = await ctx.client.call("attach", {
@@ -283,6 +283,9 @@ export async function attachTo(
       stdin: o.stdin,
       stdout: true,
       stderr: !o.tty,
+      // the server counts the streams to wait for from this (containerd does; berthd takes the
+      // container's): a resize stream it does not expect can take stdout's place
+      tty: o.tty,
     });
     r = await runInteractive(url, {
       stdin: o.stdin,
@@ -291,15 +294,14 @@ export async function attachTo(
       earlyLog: logPath ? () => readLogStreams(logPath) : undefined,
     });
   } catch (err) {
-    // run -it of a container that ended before the attach: its log has all it printed
-    const { status } = logPath
-      ? await ctx.client.call("containerStatus", { containerId: id })
-      : { status: undefined };
-    if (!logPath || status?.state !== ContainerState.CONTAINER_EXITED) throw err;
+    // run -it of a container that ended before or while the attach connected (containerd:
+    // "no running task found" while its status still says running): its log has all it printed
+    const exitCode = logPath ? await exitedCode(ctx, id, 2_000) : undefined;
+    if (!logPath || exitCode === undefined) throw err;
     const log = await readLogStreams(logPath);
-    process.stdout.write(log.stdout);
+    process.stdout.write(o.tty ? ttyNewlines(log.stdout) : log.stdout);
     process.stderr.write(log.stderr);
-    return status.exitCode;
+    return exitCode;
   }
   if (r === "detached") {
     process.stderr.write(`\r\nberth: detached from ${id.slice(0, 13)} (still running)\n`);
@@ -310,11 +312,16 @@ export async function attachTo(
 
 /** Waits (up to 10 s after the stream ends) for the container to be EXITED; resolves its exit code. */
 export async function waitExitCode(ctx: CommandContext, id: string, timeoutMs = 10_000): Promise<number> {
+  return (await exitedCode(ctx, id, timeoutMs)) ?? 0;
+}
+
+/** The container's exit code once it is EXITED; undefined if it is not within `timeoutMs`. */
+async function exitedCode(ctx: CommandContext, id: string, timeoutMs: number): Promise<number | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { status } = await ctx.client.call("containerStatus", { containerId: id });
     if (status?.state === ContainerState.CONTAINER_EXITED) return status.exitCode;
-    if (Date.now() > deadline) return 0;
+    if (Date.now() > deadline) return undefined;
     await new Promise((r) => setTimeout(r, 50));
   }
 }

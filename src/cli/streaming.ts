@@ -6,7 +6,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { Transform, Writable } from "node:stream";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
-import { EarlyOutput, type StreamName } from "./early-output.js";
+import { EarlyOutput, type LogStreams } from "./early-output.js";
 import { stripRuncNoise } from "./errors.js";
 
 export interface InteractiveOptions {
@@ -17,7 +17,7 @@ export interface InteractiveOptions {
   /** Called with runc's "not found"/"permission denied" errors seen on stderr. */
   onRuncError?: (message: string) => void;
   /** Reads the container's log so far: what it printed before the attach is spliced in front. */
-  earlyLog?: (() => Promise<Record<StreamName, Buffer>>) | undefined;
+  earlyLog?: (() => Promise<LogStreams>) | undefined;
 }
 
 /** The caller's terminal size now and after every resize; nothing when stdout is no terminal. */
@@ -136,7 +136,11 @@ export async function runInteractive(url: string, o: InteractiveOptions): Promis
   const stdout: Writable = o.tty ? cleanTtyStdout(o.onRuncError) : process.stdout;
   const stderr = o.tty ? undefined : cleanStderr(o.onRuncError);
   const early = o.earlyLog
-    ? new EarlyOutput(o.earlyLog, { stdout, stderr }, o.tty ? trimNulEcho : undefined)
+    ? new EarlyOutput(
+        o.earlyLog,
+        { stdout, stderr },
+        o.tty ? { trimAttachPoint: trimNulEcho, tty: true } : {},
+      )
     : undefined;
   try {
     const code = await execOverSpdy(url, {

@@ -51,7 +51,12 @@ describe("berth CLI against containerd's CRI", { skip, timeout: SUITE_TIMEOUT_MS
       p.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
       p.stdin.on("error", () => {});
       p.stdin.end(input);
-      p.on("close", (code) => resolve({ code, stdout, stderr }));
+      // a verb that hangs fails its test (code null) instead of the whole suite's timeout
+      const hung = setTimeout(() => p.kill("SIGKILL"), 60_000);
+      p.on("close", (code) => {
+        clearTimeout(hung);
+        resolve({ code, stdout, stderr });
+      });
     });
   const ok = async (args: string[], input?: string): Promise<string> => {
     const r = await berth(args, input);
@@ -209,5 +214,27 @@ describe("berth CLI against containerd's CRI", { skip, timeout: SUITE_TIMEOUT_MS
     );
     assert.equal(i.code, 4, i.stderr);
     assert.equal(i.stdout, "early\npiped\n");
+  });
+
+  it("run -t (a terminal, no stdin) shows the output and passes the exit code on", async () => {
+    const t = await berth(["run", "-t", "--rm", "--name", "cli-ctrd-runt", ref, "echo", "hi"]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal(t.stdout.replace(/\r\n/g, "\n"), "hi\n");
+    assert.equal((await ok(["pods", "-q", "--name", "cli-ctrd-runt"])).trim(), "");
+    const e = await berth(["run", "-t", "--rm", "--name", "cli-ctrd-runt3", ref, "sh", "-c", "exit 3"]);
+    assert.equal(e.code, 3, e.stderr);
+    // what it printed before the attach connected, once, in order (the log lost its \r)
+    const lines = Array.from({ length: 20 }, (_, i) => `early-${i}`);
+    const script = `for l in ${lines.join(" ")}; do echo $l; done; sleep 1; echo late; exit 6`;
+    const l = await berth(["run", "-t", "--rm", "--name", "cli-ctrd-runtl", ref, "sh", "-c", script]);
+    assert.equal(l.code, 6, l.stderr);
+    assert.equal(l.stdout, [...lines, "late", ""].join("\r\n"));
+    // the same line over and over, before and after the attach: each one once
+    const ys = "i=0; while [ $i -lt 200 ]; do echo y; i=$((i+1)); done; sleep 0.3; echo y; echo y";
+    for (const flag of ["-i", "-t"]) {
+      const r = await berth(["run", flag, "--rm", "--name", "cli-ctrd-runy", ref, "sh", "-c", ys]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.split(/\r?\n/).filter((y) => y === "y").length, 202, `${flag}: ${r.stdout}`);
+    }
   });
 });

@@ -178,6 +178,18 @@ describe("berth CLI", { timeout: SUITE_TIMEOUT_MS }, () => {
       "user",
     ]);
     assert.deepEqual(ep, { code: 0, stdout: "as user\n", stderr: "" });
+    // -t without -i: the container's terminal, its output on stdout
+    const t = await berth(["run", "--rm", "-t", "--network", "host", IMAGE, "echo", "hi"]);
+    assert.deepEqual(t, { code: 0, stdout: "hi\r\n", stderr: "" });
+    const t3 = await berth(["run", "--rm", "-t", "--network", "host", IMAGE, "sh", "-c", "exit 3"]);
+    assert.equal(t3.code, 3, t3.stderr);
+    // the same line over and over, before and after the attach: each one once
+    const ys = "i=0; while [ $i -lt 200 ]; do echo y; i=$((i+1)); done; sleep 0.3; echo y; echo y";
+    for (const flag of ["-i", "-t"]) {
+      const r = await berth(["run", flag, "--rm", "--network", "host", IMAGE, "sh", "-c", ys]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.split(/\r?\n/).filter((y) => y === "y").length, 202, `${flag}: ${r.stdout}`);
+    }
     assert.deepEqual(await podNames(), []);
   });
 

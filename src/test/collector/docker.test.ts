@@ -91,7 +91,12 @@ describe("berth-collector with Docker Engine", { skip, timeout: SUITE_TIMEOUT_MS
   async function run(
     name: string,
     script: string,
-    opts: { env?: string[]; labels?: Record<string, string>; logDriver?: string } = {},
+    opts: {
+      env?: string[];
+      labels?: Record<string, string>;
+      logDriver?: string;
+      logOpts?: Record<string, string>;
+    } = {},
   ): Promise<string> {
     const { Id } = await engine.json<{ Id: string }>("POST", "/containers/create", {
       query: { name },
@@ -102,7 +107,7 @@ describe("berth-collector with Docker Engine", { skip, timeout: SUITE_TIMEOUT_MS
         Labels: opts.labels ?? {},
         HostConfig: {
           NetworkMode: "none",
-          LogConfig: { Type: opts.logDriver ?? "json-file", Config: {} },
+          LogConfig: { Type: opts.logDriver ?? "json-file", Config: opts.logOpts ?? {} },
         },
       },
     });
@@ -176,6 +181,16 @@ flushers:
 `,
     );
     await writeFile(
+      join(confDir(), "rot.yaml"),
+      `inputs:
+  - Type: input_container_stdio
+    ContainerFilters: { IncludeContainerLabel: { rot: "1" } }
+flushers:
+  - Type: flusher_stdout
+    FileName: ${out("rot")}
+`,
+    );
+    await writeFile(
       join(confDir(), "files.yaml"),
       `inputs:
   - Type: input_file
@@ -209,6 +224,11 @@ flushers:
         labels: suite,
       },
     );
+    // json-file's own rotation (max-size): `<id>-json.log` renamed to `.1`, `.1` to `.2`, …
+    await run("rot", numbered(5000, "rot-"), {
+      labels: { rot: "1" },
+      logOpts: { "max-size": "20k", "max-file": "100" },
+    });
     const noLogs = await run("nologs", numbered(50), { env: ["TEAM=blue", "NO_LOGS=1"], labels: suite });
     const skipped = await run("skipped", numbered(50), {
       env: ["TEAM=blue"],
@@ -302,5 +322,15 @@ flushers:
     );
     assert.equal(files[0]!._container_id_, filer);
     assert.equal(files[0]!.__path__, "/var/log/app/a.log");
+  });
+
+  // Read after the test above (same collector run): 5000 lines through json-file's own
+  // rotation (max-size 20k: `<id>-json.log` renamed to `.1`, `.1` to `.2`, … within
+  // milliseconds). A few hundred lines are still missed: see the README's Not yet.
+  it("reads through json-file's max-size rotation", {
+    todo: "lines lost across fast json-file rotations",
+  }, () => {
+    const rot = readRecords(join(dir, "rot.json")).map((r) => r.content);
+    assert.deepEqual(rot, seq(5000, "rot-"));
   });
 });

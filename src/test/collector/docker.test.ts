@@ -14,6 +14,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { DockerDiscovery } from "../../collector/discovery-docker.js";
+import { createLogger } from "../../common/logger.js";
 import type { DockerEngine } from "../../docker/engine.js";
 import { busyboxLayer } from "../../tools/busybox-image.js";
 import { DockerdProcess, dockerMissing } from "../../tools/dockerd-process.js";
@@ -322,6 +324,22 @@ flushers:
     );
     assert.equal(files[0]!._container_id_, filer);
     assert.equal(files[0]!.__path__, "/var/log/app/a.log");
+  });
+
+  it("hears of a new container through /events, not only by polling", async () => {
+    const discovery = new DockerDiscovery(dockerd.endpoint, createLogger("warn"), 3_600_000);
+    try {
+      await discovery.start();
+      const id = await run("evented", "echo hi");
+      // The next poll is an hour away: only the event stream can list the container now.
+      const deadline = Date.now() + 60_000;
+      while (!discovery.current().has(id)) {
+        assert.ok(Date.now() < deadline, "the container was not listed after its events");
+        await sleep(100);
+      }
+    } finally {
+      discovery.stop();
+    }
   });
 
   // Read after the test above (same collector run): 5000 lines through json-file's own

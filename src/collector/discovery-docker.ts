@@ -21,6 +21,7 @@ interface DockerInspect {
   LogPath?: string;
   Config?: { Env?: string[] | null; Labels?: Record<string, string> | null; Image?: string };
   State?: { Status?: string };
+  HostConfig?: { LogConfig?: { Type?: string } };
   Mounts?: Array<{ Source?: string; Destination?: string }> | null;
   GraphDriver?: { Data?: Record<string, string> | null };
 }
@@ -45,15 +46,57 @@ export function dockerSocket(endpoint: string): string {
 
 export class DockerDiscovery extends PollingSource {
   private readonly http: Client;
+  /** The events stream holds its connection for good: a client of its own. */
+  private readonly eventsHttp: Client;
+  private events: AbortController | undefined;
+  /** Containers whose log driver is not json-file, warned about once each. */
+  private readonly unreadable = new Set<string>();
 
   constructor(endpoint: string, log: Logger, pollMs = 1000) {
     super(log, pollMs, "listing Docker containers failed");
     this.http = new Client("http://docker", { socketPath: dockerSocket(endpoint) });
+    this.eventsHttp = new Client("http://docker", { socketPath: dockerSocket(endpoint) });
+  }
+
+  override async start(): Promise<void> {
+    await super.start();
+    this.watchEvents();
   }
 
   override stop(): void {
     super.stop();
+    this.events?.abort();
     void this.http.close().catch(() => {});
+    void this.eventsHttp.destroy().catch(() => {});
+  }
+
+  /**
+   * Container events (create, start, die, destroy) list again at once, so a container that
+   * writes and exits between two polls is still seen before it can be removed; polling stays
+   * as the fallback while the stream is down.
+   */
+  private watchEvents(): void {
+    if (this.stopped) return;
+    const ac = new AbortController();
+    this.events = ac;
+    const filters = encodeURIComponent(JSON.stringify({ type: ["container"] }));
+    const retry = () => {
+      if (!this.stopped) setTimeout(() => this.watchEvents(), 5000).unref();
+    };
+    this.eventsHttp
+      .request({ path: `/events?filters=${filters}`, method: "GET", signal: ac.signal, bodyTimeout: 0 })
+      .then(async (res) => {
+        if (res.statusCode !== 200) {
+          await res.body.dump();
+          throw new Error(`GET /events: HTTP ${res.statusCode}`);
+        }
+        for await (const _ of res.body) void this.poll();
+      })
+      .then(retry, (err: Error) => {
+        if (ac.signal.aborted) return;
+        this.log.debug({ err: err.message }, "Docker events stream ended");
+        retry();
+      });
   }
 
   private async get<T>(path: string): Promise<T> {
@@ -79,13 +122,32 @@ export class DockerDiscovery extends PollingSource {
         continue;
       }
       const info = await this.get<DockerInspect>(`/containers/${encodeURIComponent(c.Id)}/json`).then(
-        (d) => toInfo(d, sandboxes),
+        (d) => {
+          this.warnUnreadable(d);
+          return toInfo(d, sandboxes);
+        },
         () => (known ? { ...known, state: "unknown" as const } : undefined),
       );
       if (info) next.set(c.Id, info);
     }
+    for (const id of this.unreadable) if (!next.has(id)) this.unreadable.delete(id);
     return next;
   }
+
+  private warnUnreadable(d: DockerInspect): void {
+    const driver = logDriver(d);
+    if (driver === "json-file" || this.unreadable.has(d.Id)) return;
+    this.unreadable.add(d.Id);
+    this.log.warn(
+      { container: d.Id, name: (d.Name ?? "").replace(/^\//, "") },
+      `log driver "${driver}" is not readable as a file (only json-file is): its stdout/stderr is not collected`,
+    );
+  }
+}
+
+/** The container's log driver; json-file when the engine does not say. */
+function logDriver(d: DockerInspect): string {
+  return d.HostConfig?.LogConfig?.Type || "json-file";
 }
 
 export function toInfo(d: DockerInspect, sandboxes: Map<string, Record<string, string>>): ContainerInfo {
@@ -110,7 +172,8 @@ export function toInfo(d: DockerInspect, sandboxes: Map<string, Record<string, s
     labels,
     k8sLabels,
     env,
-    logPath: d.LogPath ?? "",
+    // Only json-file logs can be read: `local` is a protobuf-framed, possibly compressed file.
+    logPath: logDriver(d) === "json-file" ? (d.LogPath ?? "") : "",
     logFormat: "docker-json",
     state: STATES[d.State?.Status ?? ""] ?? "unknown",
     rootfs: d.GraphDriver?.Data?.["UpperDir"] ?? d.GraphDriver?.Data?.["MergedDir"] ?? "",

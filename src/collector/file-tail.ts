@@ -124,9 +124,7 @@ export class FileTail {
       }
     } else if (this.opts.fromOldestRotated) {
       const base = basename(this.path);
-      const oldest = (await this.siblings())
-        .filter((s) => s.name !== base)
-        .sort((a, b) => a.st.mtimeMs - b.st.mtimeMs)[0];
+      const oldest = (await this.siblings()).filter((s) => s.name !== base).sort(olderFirst)[0];
       if (oldest) {
         this.cur = await this.openFile(join(dirname(this.path), oldest.name), oldest.st).catch(
           () => undefined,
@@ -273,10 +271,10 @@ export class FileTail {
     this.newFileSeen = undefined;
     if (ours && ours !== base) {
       // Rotated files written after ours (several rotations since we last looked), oldest first.
-      const mtime = sibs.find((s) => s.name === ours)!.st.mtimeMs;
+      const mine = sibs.find((s) => s.name === ours)!;
       const newer = sibs
-        .filter((s) => s.name !== base && s.name !== ours && s.st.mtimeMs > mtime)
-        .sort((a, b) => a.st.mtimeMs - b.st.mtimeMs)[0];
+        .filter((s) => s.name !== base && s.name !== ours && olderFirst(mine, s) < 0)
+        .sort(olderFirst)[0];
       if (newer) {
         this.cur = await this.openFile(join(dirname(this.path), newer.name), newer.st).catch(() => undefined);
         if (this.cur) return;
@@ -323,6 +321,19 @@ export class FileTail {
     }
     return out;
   }
+}
+
+/**
+ * Rotated files, oldest first: by mtime, and for files rotated within one clock tick (same
+ * mtime) by name — Docker's json-file and logrotate number them `.1` (newest), `.2`, …, the
+ * kubelet stamps them with the time (later sorts after).
+ */
+function olderFirst(a: { name: string; st: Stats }, b: { name: string; st: Stats }): number {
+  if (a.st.mtimeMs !== b.st.mtimeMs) return a.st.mtimeMs - b.st.mtimeMs;
+  const na = /\.(\d+)$/.exec(a.name)?.[1];
+  const nb = /\.(\d+)$/.exec(b.name)?.[1];
+  if (na !== undefined && nb !== undefined && na.length < 6 && nb.length < 6) return Number(nb) - Number(na);
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 async function fingerprint(fh: FileHandle, len: number): Promise<string> {

@@ -4,19 +4,23 @@
  * 6.13+: those kernels split the vvar mapping (a `[vvar_vclock]` area) and CRIU before 4.0
  * stops at "vdso: Unexpected rt vDSO area bounds".
  */
-import { accessSync } from "node:fs";
 import { access, constants, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Runner, run } from "../common/process.js";
 
-/** scripts/install-criu.sh's CRIU 4.1 where it is installed (Linux 6.13+), else Debian's. */
-export function defaultCriuPath(): string {
-  try {
-    accessSync("/opt/berth/criu/criu", constants.X_OK); // once, at start-up
-    return "/opt/berth/criu/criu";
-  } catch {
-    return "/usr/sbin/criu";
-  }
+const INSTALLED_CRIU = "/opt/berth/criu/criu";
+let defaultPath: Promise<string> | undefined;
+
+/**
+ * scripts/install-criu.sh's CRIU 4.1 where it is installed (Linux 6.13+), else Debian's;
+ * looked up once, at the first checkpoint or restore.
+ */
+export function defaultCriuPath(): Promise<string> {
+  defaultPath ??= access(INSTALLED_CRIU, constants.X_OK).then(
+    () => INSTALLED_CRIU,
+    () => "/usr/sbin/criu",
+  );
+  return defaultPath;
 }
 
 const verdicts = new Map<string, Promise<string | undefined>>();

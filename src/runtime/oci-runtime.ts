@@ -217,7 +217,9 @@ export class ConmonOciRuntime implements OciRuntime {
   async create(spec: ContainerCreateSpec): Promise<CreatedContainer> {
     const dir = this.containerDir(spec.id);
     const created = await createContainer({
-      ...(spec.restoreFrom !== undefined ? { restorePath: spec.restoreFrom, criuPath: this.criuPath } : {}),
+      ...(spec.restoreFrom !== undefined
+        ? { restorePath: spec.restoreFrom, criuPath: await this.criuPath() }
+        : {}),
       id: spec.id,
       name: spec.name ?? spec.id,
       bundle: spec.bundle,
@@ -252,12 +254,12 @@ export class ConmonOciRuntime implements OciRuntime {
     return created;
   }
 
-  private get criuPath(): string {
-    return this.o.criuPath ?? defaultCriuPath();
+  private criuPath(): Promise<string> {
+    return this.o.criuPath !== undefined ? Promise.resolve(this.o.criuPath) : defaultCriuPath();
   }
 
   checkpointProblem(): Promise<string | undefined> {
-    return criuProblem(this.criuPath, this.o.runner);
+    return this.criuPath().then((path) => criuProblem(path, this.o.runner));
   }
 
   async checkpoint(id: string, target: CheckpointTarget, whileFrozen?: () => Promise<void>): Promise<void> {
@@ -267,7 +269,7 @@ export class ConmonOciRuntime implements OciRuntime {
     // leaves an already frozen cgroup frozen.
     await this.runc.pause(id);
     try {
-      await this.runc.checkpoint(id, { criuPath: this.criuPath, ...target });
+      await this.runc.checkpoint(id, { criuPath: await this.criuPath(), ...target });
       await whileFrozen?.();
     } catch (err) {
       const errors = await criuLogErrors(target.workPath, "dump.log");

@@ -3,16 +3,14 @@
  * binary the native backend runs as a pod's init), loaded into the engine as a `docker save`
  * tarball, so that no registry is needed for a pod to start.
  */
-import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { arch } from "node:os";
 import { pack } from "tar-stream";
 import { BERTH_VERSION } from "../common/version.js";
+import { digestHex, sha256 } from "../image/digest.js";
 import { POD_INIT_BINARY } from "../pod/pod-init.js";
 
 export const BUILTIN_PAUSE_IMAGE = `berth.local/pause:${BERTH_VERSION}`;
-
-const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 async function tarOf(entries: Array<{ name: string; content: Buffer; mode?: number }>): Promise<Buffer> {
   const p = pack();
@@ -33,7 +31,7 @@ async function tarOf(entries: Array<{ name: string; content: Buffer; mode?: numb
 /** `docker save` tarball of the pause image, tagged `tag`. */
 export async function pauseImageArchive(tag: string, binary = POD_INIT_BINARY): Promise<Buffer> {
   const layer = await tarOf([{ name: "pause", content: await readFile(binary), mode: 0o755 }]);
-  const layerId = sha256(layer);
+  const layerId = digestHex(sha256(layer));
   const config = Buffer.from(
     JSON.stringify({
       architecture: { x64: "amd64", arm64: "arm64", arm: "arm" }[arch()] ?? arch(),
@@ -43,7 +41,7 @@ export async function pauseImageArchive(tag: string, binary = POD_INIT_BINARY): 
       history: [{ created_by: "berth: native/pause.c" }],
     }),
   );
-  const configName = `${sha256(config)}.json`;
+  const configName = `${digestHex(sha256(config))}.json`;
   const manifest = [{ Config: configName, RepoTags: [tag], Layers: [`${layerId}/layer.tar`] }];
   return tarOf([
     { name: configName, content: config },

@@ -18,6 +18,20 @@ export interface PortMapping {
   hostIP?: string;
 }
 
+/** The CRI's port mappings (protocol as the proto enum: 0 TCP, 1 UDP, 2 SCTP) for portmap. */
+export function cniPortMappings(
+  mappings:
+    | ReadonlyArray<{ hostPort: number; containerPort: number; protocol: number; hostIp: string }>
+    | undefined,
+): PortMapping[] {
+  return (mappings ?? []).map((m) => ({
+    hostPort: m.hostPort,
+    containerPort: m.containerPort,
+    protocol: ["tcp", "udp", "sctp"][m.protocol] ?? "tcp",
+    hostIP: m.hostIp,
+  }));
+}
+
 /** Bits per second and bits, as the bandwidth plugin expects. */
 export interface BandwidthLimits {
   ingressRate?: number;

@@ -14,6 +14,7 @@ import { failedPrecondition, invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { epochNowNs } from "../common/time.js";
 import { type PhaseObserver, type PhaseSpan, Timeline } from "../metrics/timeline.js";
+import { cniPortMappings } from "../network/cni-args.js";
 import type { PodNamespacePaths } from "../network/namespaces.js";
 import type { HandlerLookup } from "../runtime/oci-runtime.js";
 import { RecordStore } from "../store/record-store.js";
@@ -223,12 +224,7 @@ export class SandboxManager {
           this.opts.cni.setUpPod({
             ...this.identity(pod),
             netns: net,
-            portMappings: (config.portMappings ?? []).map((m) => ({
-              hostPort: m.hostPort,
-              containerPort: m.containerPort,
-              protocol: ["tcp", "udp", "sctp"][m.protocol] ?? "tcp",
-              hostIP: m.hostIp,
-            })),
+            portMappings: cniPortMappings(config.portMappings),
             ...(bandwidth ? { bandwidth } : {}),
           }),
         );

@@ -2,9 +2,7 @@
  * The configured RuntimeClass handlers: a name → OciRuntime map built from the config's
  * [runtime.handlers] (conmon + a runc-like runtime, or a sandbox runtime such as runsc).
  */
-import type { Logger } from "pino";
 import { invalidArgument, notFound } from "../common/errors.js";
-import type { Runner } from "../common/process.js";
 import { DEFAULT_CONMON_PATH } from "./conmon.js";
 import {
   ConmonOciRuntime,
@@ -23,16 +21,15 @@ export interface RuntimeHandlerConfig {
   runtimeArgs?: readonly string[];
 }
 
-export interface RuntimeHandlersConfig {
+/** The handlers, and what every handler's runtime shares. */
+export interface RuntimeHandlersConfig
+  extends Pick<
+    ConmonRuntimeOptions,
+    "stateDir" | "conmonPath" | "conmonLogLevel" | "criuPath" | "runner" | "logger"
+  > {
   /** Handler used for an empty RuntimeClass handler; default "runc". */
   defaultHandler?: string;
   handlers?: Record<string, RuntimeHandlerConfig>;
-  stateDir: string;
-  conmonPath?: string;
-  conmonLogLevel?: string;
-  criuPath?: string;
-  runner?: Runner;
-  logger?: Logger;
 }
 
 export const DEFAULT_HANDLER = "runc";

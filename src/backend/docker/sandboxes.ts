@@ -20,6 +20,7 @@ import { epochNowNs } from "../../common/time.js";
 import type { DockerEngine } from "../../docker/engine.js";
 import { BUILTIN_PAUSE_IMAGE, pauseImageArchive } from "../../docker/pause-image.js";
 import type { CniClient } from "../../network/cni.js";
+import { cniPortMappings } from "../../network/cni-args.js";
 import { parseCniResult, podIPs } from "../../network/cni-result.js";
 import { bandwidthFromAnnotations } from "../../pod/bandwidth.js";
 import { validatePodConfig } from "../../pod/validate.js";
@@ -141,12 +142,7 @@ export class DockerSandboxBackend implements SandboxBackend {
         await this.o.cni.setUpPod({
           ...identity(id, config),
           netns: `/proc/${c.State.Pid}/ns/net`,
-          portMappings: (config.portMappings ?? []).map((m) => ({
-            hostPort: m.hostPort,
-            containerPort: m.containerPort,
-            protocol: ["tcp", "udp", "sctp"][m.protocol] ?? "tcp",
-            hostIP: m.hostIp,
-          })),
+          portMappings: cniPortMappings(config.portMappings),
           ...(bandwidth ? { bandwidth } : {}),
         });
       }

@@ -37,6 +37,7 @@
 
 #include <node_api.h>
 
+#include "log_ndjson.h"
 #include "spawn.h"
 #include "stdio_relay.h"
 
@@ -966,6 +967,76 @@ static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/*
+ * logNdjson(chunk, format, force, maxRecordBytes, tagsSuffix, skip, nowMs, info) -> Buffer of
+ * NDJSON records, or null when the chunk must take the JS path (log_ndjson.c). `info` (a
+ * Float64Array of 4) gets consumed bytes, records, content UTF-16 length, pending (0/1).
+ * Synchronous: it is the parsing the JS thread would otherwise do itself.
+ */
+static napi_value js_log_ndjson(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 8);
+  bool is_buffer = false;
+  void *chunk = NULL, *suffix = NULL;
+  size_t chunk_len = 0, suffix_len = 0;
+  NAPI_CALL(env, napi_is_buffer(env, argv[0], &is_buffer), NULL);
+  if (!is_buffer) {
+    throw_arg_type(env, "chunk", "a Buffer");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[0], &chunk, &chunk_len), NULL);
+  NAPI_CALL(env, napi_is_buffer(env, argv[4], &is_buffer), NULL);
+  if (!is_buffer) {
+    throw_arg_type(env, "tagsSuffix", "a Buffer");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[4], &suffix, &suffix_len), NULL);
+  double format, max_record, skip, now_ms;
+  bool force;
+  if (!get_uint(env, argv[1], "format", 1, &format) || !get_uint(env, argv[3], "maxRecordBytes", 1e12, &max_record) ||
+      !get_uint(env, argv[5], "skip", 3, &skip) || !get_uint(env, argv[6], "nowMs", 9e15, &now_ms))
+    return NULL;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[2], &force), NULL);
+  bool is_typed = false;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[7], &is_typed), NULL);
+  napi_typedarray_type ta_type = napi_int8_array;
+  size_t ta_len = 0;
+  void *ta_data = NULL;
+  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[7], &ta_type, &ta_len, &ta_data, NULL, NULL), NULL);
+  if (!is_typed || ta_type != napi_float64_array || ta_len < 4) {
+    throw_arg_type(env, "info", "a Float64Array of 4");
+    return NULL;
+  }
+  ndjson_in in = {
+      .chunk = chunk,
+      .len = chunk_len,
+      .format = (int)format,
+      .force = force,
+      .max_record_bytes = (size_t)max_record,
+      .suffix = suffix,
+      .suffix_len = suffix_len,
+      .skip = (int)skip,
+      .now_ms = (int64_t)now_ms,
+  };
+  ndjson_out out;
+  napi_value v;
+  ndjson_status st = log_ndjson(&in, &out);
+  if (st == NDJSON_NOMEM) {
+    napi_throw_error(env, "ENOMEM", "berth_native: out of memory");
+    return NULL;
+  }
+  if (st == NDJSON_BAIL) {
+    NAPI_CALL(env, napi_get_null(env, &v), NULL);
+    return v;
+  }
+  double *inf = ta_data;
+  inf[0] = (double)out.consumed;
+  inf[1] = (double)out.count;
+  inf[2] = (double)out.units;
+  inf[3] = out.pending ? 1 : 0;
+  NAPI_CALL(env, napi_create_buffer_copy(env, out.len, out.data, NULL, &v), NULL);
+  return v;
+}
+
 /* ------------------------------------------------------------------- init */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -986,6 +1057,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"killChild", NULL, js_kill_child, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"logNdjson", NULL, js_log_ndjson, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);
   return exports;

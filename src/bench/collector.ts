@@ -39,6 +39,8 @@ interface Case {
   peerMultiline?: string;
   /** rsyslog has no equivalent of the processors: no peer run. */
   noPeer?: boolean;
+  /** Read through the JS path even where the native one applies (BERTH_COLLECTOR_NATIVE=0). */
+  jsPath?: boolean;
   line(i: number): string;
 }
 
@@ -53,6 +55,14 @@ const CASES: Case[] = [
     name: "cri single-line",
     format: "cri",
     processors: "",
+    line: crireq,
+  },
+  {
+    name: "cri single-line, JS path",
+    format: "cri",
+    processors: "",
+    noPeer: true,
+    jsPath: true,
     line: crireq,
   },
   {
@@ -124,6 +134,7 @@ async function runOnce(dir: string, path: string, c: Case): Promise<Run> {
   )!;
   const pipeline = new Pipeline(cfg, { containers: none, checkpoints, log, readIntervalMs: 10 });
   let records = 0;
+  const serialised = c.jsPath ? undefined : pipeline.deliverNdjson;
   const src = new Source(
     {
       key: "bench",
@@ -133,10 +144,7 @@ async function runOnce(dir: string, path: string, c: Case): Promise<Run> {
         decode: lineDecoder(c.format),
         multiline: multilineOptions(c.multiline),
       },
-      prepare: (records) => {
-        for (const r of records) r.tags = TAGS;
-        return records;
-      },
+      tags: TAGS,
     },
     {
       checkpoints,
@@ -146,6 +154,12 @@ async function runOnce(dir: string, path: string, c: Case): Promise<Run> {
         records += r.length;
         return pipeline.deliver(r);
       },
+      deliverNdjson: serialised
+        ? (b) => {
+            records += b.count;
+            return serialised(b);
+          }
+        : undefined,
     },
   );
   const t0 = process.hrtime.bigint();

@@ -9,6 +9,7 @@
  * for the next call).
  */
 import { contentText, type DecodedLine, type LineDecoder } from "./line-format.js";
+import type { NdjsonBatch } from "./ndjson.js";
 import type { LogRecord } from "./record.js";
 
 export interface MultilineOptions {
@@ -34,7 +35,12 @@ export interface AssembleResult {
   consumed: number;
   /** Something was left open at the end of the chunk. */
   pending: boolean;
+  /** The records already serialised (records is then empty): see ndjson-assembler.ts. */
+  ndjson?: NdjsonBatch;
 }
+
+/** A chunk (from a clean point) -> records; `force` closes what is open at its end. */
+export type ChunkAssembler = (chunk: Buffer, force: boolean) => AssembleResult;
 
 interface Partial {
   parts: Buffer[];

@@ -23,8 +23,9 @@ import { createHash } from "node:crypto";
 import type { Stats } from "node:fs";
 import { type FileHandle, open, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { type AssembleResult, assemble, type MultilineOptions } from "./assembler.js";
+import { type AssembleResult, assemble, type ChunkAssembler, type MultilineOptions } from "./assembler.js";
 import type { LineDecoder } from "./line-format.js";
+import type { NdjsonBatch } from "./ndjson.js";
 import type { LogRecord } from "./record.js";
 
 export const FINGERPRINT_BYTES = 1024;
@@ -42,6 +43,8 @@ export interface FilePosition {
 
 export interface TailBatch {
   records: LogRecord[];
+  /** Instead of records: the batch serialised (an `assembler` that writes NDJSON). */
+  ndjson?: NdjsonBatch;
   position: FilePosition;
   bytes: number;
 }
@@ -56,6 +59,8 @@ export interface TailOptions {
   chunkBytes: number;
   maxChunkBytes: number;
   maxRecordBytes: number;
+  /** Replaces assemble() over decode/multiline (the native NDJSON path, ndjson-assembler.ts). */
+  assembler?: ChunkAssembler;
   /**
    * With no committed position, start at the oldest rotated file (`x.log.*`), not `x.log`: a
    * container log rotated before we first saw it is read whole.
@@ -191,6 +196,7 @@ export class FileTail {
   }
 
   private assemble(data: Buffer, force: boolean): AssembleResult {
+    if (this.opts.assembler) return this.opts.assembler(data, force);
     return assemble(data, {
       decode: this.opts.decode,
       multiline: this.opts.multiline,
@@ -202,6 +208,7 @@ export class FileTail {
   private batch(c: Current, r: AssembleResult): TailBatch {
     return {
       records: r.records,
+      ndjson: r.ndjson,
       bytes: r.consumed,
       position: {
         path: this.path,

@@ -16,6 +16,8 @@ export interface Flusher {
    * aborts a send in flight (the pipeline stopping past its grace period).
    */
   send(records: LogRecord[], signal?: AbortSignal): Promise<LogRecord[] | undefined>;
+  /** Sends records serialised as NDJSON (ndjsonBuffer's bytes), for flushers that send that. */
+  sendNdjson?(ndjson: Buffer, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,7 +40,10 @@ export class StdoutFlusher implements Flusher {
   constructor(private readonly p: Params) {}
 
   async send(records: LogRecord[]): Promise<undefined> {
-    const text = ndjsonBuffer(records);
+    await this.sendNdjson(ndjsonBuffer(records));
+  }
+
+  async sendNdjson(text: Buffer): Promise<void> {
     const file = str(this.p, "FileName");
     if (!file) {
       await new Promise<void>((resolve, reject) =>
@@ -102,9 +107,13 @@ export class HttpFlusher implements Flusher {
   }
 
   async send(records: LogRecord[], signal?: AbortSignal): Promise<undefined> {
+    await this.sendNdjson(ndjsonBuffer(records), signal);
+  }
+
+  async sendNdjson(ndjson: Buffer, signal?: AbortSignal): Promise<void> {
     await post(
       this.url,
-      ndjsonBuffer(records),
+      ndjson,
       { "content-type": "application/x-ndjson", ...map(this.p, "Headers") },
       this.timeoutMs,
       signal,

@@ -18,7 +18,6 @@ import { expandGlob, nameRegex } from "./glob.js";
 import { FILTERS_SCHEMA, tagsFor, tailOptions } from "./input-stdio.js";
 import type { Input, Pipeline } from "./pipeline.js";
 import { MULTILINE_SCHEMA } from "./processors.js";
-import type { LogRecord } from "./record.js";
 import { Source } from "./source.js";
 
 export const FILE_SCHEMA: Schema = {
@@ -185,16 +184,14 @@ export class FileInput implements Input {
         path: host,
         tail: this.tail,
         tailBytes,
-        prepare: (records: LogRecord[]) => {
-          for (const r of records) r.tags = tags;
-          return records;
-        },
+        tags,
       },
       {
         checkpoints: this.pipeline.ctx.checkpoints,
         log: this.pipeline.log,
         readIntervalMs: this.pipeline.ctx.readIntervalMs,
         deliver: (records) => this.pipeline.deliver(records),
+        deliverNdjson: this.pipeline.deliverNdjson,
       },
     );
     void src.finished.then(async (how) => {

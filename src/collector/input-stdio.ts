@@ -13,7 +13,6 @@ import { ContainerFilter, type ContainerFiltersConfig } from "./filters.js";
 import { lineDecoder } from "./line-format.js";
 import type { Input, Pipeline } from "./pipeline.js";
 import { MULTILINE_SCHEMA, multilineOptions } from "./processors.js";
-import type { LogRecord } from "./record.js";
 import { Source } from "./source.js";
 
 export const FILTERS_SCHEMA: Schema = {
@@ -141,28 +140,21 @@ export class ContainerStdioInput implements Input {
 
   private source(key: string, c: ContainerInfo): Source {
     const tags = Object.freeze(tagsFor(c, this.p)); // shared by all its records
-    const skipOut = this.p["IgnoringStdout"] === true;
-    const skipErr = this.p["IgnoringStderr"] === true;
     const src = new Source(
       {
         key,
         path: c.logPath,
         tail: { ...this.tail, decode: lineDecoder(this.format ?? c.logFormat ?? "cri") },
-        prepare: (records: LogRecord[]) => {
-          const out: LogRecord[] = [];
-          for (const r of records) {
-            if ((skipOut && r.source === "stdout") || (skipErr && r.source === "stderr")) continue;
-            r.tags = tags;
-            out.push(r);
-          }
-          return out;
-        },
+        tags,
+        ignoreStdout: this.p["IgnoringStdout"] === true,
+        ignoreStderr: this.p["IgnoringStderr"] === true,
       },
       {
         checkpoints: this.pipeline.ctx.checkpoints,
         log: this.pipeline.log,
         readIntervalMs: this.pipeline.ctx.readIntervalMs,
         deliver: (records) => this.pipeline.deliver(records),
+        deliverNdjson: this.pipeline.deliverNdjson,
       },
     );
     void src.finished.then((how) => {

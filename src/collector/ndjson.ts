@@ -18,6 +18,19 @@ const keyCache = new Map<string, Buffer>();
 const SOURCE_TIME = new Map<string, Buffer>();
 const NO_SOURCE = Buffer.from(',"_time_":"');
 
+/** A batch of records already serialised (the native reading path). */
+export interface NdjsonBatch {
+  ndjson: Buffer;
+  count: number;
+  /** The records' content length in UTF-16 units (what the pipeline's byte metric counts). */
+  contentUnits: number;
+}
+
+/** What closes each record of a source: `"` (the time's closing quote), `,"k":"v"`… per tag, `}\n`. */
+export function tagsSuffix(tags: Record<string, string>): Buffer {
+  return tagsText(tags).suffix;
+}
+
 function tagsText(tags: Record<string, string>): TagsText {
   let t = tagsCache.get(tags);
   if (!t) {

@@ -23,6 +23,7 @@ import { SYSLOG_SCHEMA, SyslogFlusher } from "./flusher-syslog.js";
 import { type Flusher, HTTP_SCHEMA, HttpFlusher, STDOUT_SCHEMA, StdoutFlusher } from "./flushers.js";
 import { FILE_SCHEMA, FileInput } from "./input-file.js";
 import { ContainerStdioInput, STDIO_SCHEMA } from "./input-stdio.js";
+import type { NdjsonBatch } from "./ndjson.js";
 import { createProcessor, multilineOptions, PROCESSOR_SCHEMAS, type Processor } from "./processors.js";
 import type { LogRecord } from "./record.js";
 
@@ -86,6 +87,11 @@ export class Pipeline {
   private readonly inputs: Input[] = [];
   private readonly abort = new AbortController();
   readonly log: Logger;
+  /**
+   * Delivery of batches already serialised as NDJSON: there when the records go unchanged (no
+   * processors) to flushers that all send NDJSON; sources then read through the native path.
+   */
+  readonly deliverNdjson: ((batch: NdjsonBatch) => Promise<boolean>) | undefined;
 
   constructor(
     readonly config: PipelineConfig,
@@ -104,6 +110,10 @@ export class Pipeline {
       const make = FLUSHERS[f.type]!;
       this.flushers.push({ type: f.type, flusher: build(config, f.where, () => new make(f.params)) });
     }
+    this.deliverNdjson =
+      this.processors.length === 0 && this.flushers.every((f) => f.flusher.sendNdjson)
+        ? (batch) => this.deliverSerialised(batch)
+        : undefined;
     for (const inp of config.inputs) {
       this.inputs.push(
         build(config, inp.where, () =>
@@ -134,7 +144,16 @@ export class Pipeline {
     for (const p of this.processors) records = p.process(records);
     if (records.length === 0) return true;
     const results = await Promise.all(
-      this.flushers.map((f) => this.sendUntilTaken(f.type, f.flusher, records)),
+      this.flushers.map((f) => {
+        let pending = records;
+        return this.sendUntilTaken(f.type, async (signal) => {
+          const rest = await f.flusher.send(pending, signal);
+          if (rest && rest.length > 0) {
+            pending = rest;
+            throw new Error(`${rest.length} of ${records.length} records refused`);
+          }
+        });
+      }),
     );
     if (results.every(Boolean)) {
       this.ctx.metrics?.records(
@@ -147,20 +166,27 @@ export class Pipeline {
     return false;
   }
 
-  private async sendUntilTaken(type: string, flusher: Flusher, records: LogRecord[]): Promise<boolean> {
-    let pending = records;
+  private async deliverSerialised(batch: NdjsonBatch): Promise<boolean> {
+    const results = await Promise.all(
+      this.flushers.map((f) =>
+        this.sendUntilTaken(f.type, (signal) => f.flusher.sendNdjson!(batch.ndjson, signal)),
+      ),
+    );
+    if (!results.every(Boolean)) return false;
+    this.ctx.metrics?.records(this.name, batch.count, batch.contentUnits);
+    return true;
+  }
+
+  /** Sends until taken (retries with backoff); false when abandoned by stop(). */
+  private async sendUntilTaken(type: string, send: (signal: AbortSignal) => Promise<void>): Promise<boolean> {
     let backoff = 100;
     let failures = 0;
     for (;;) {
       if (this.abort.signal.aborted) return false;
       try {
-        const rest = await flusher.send(pending, this.abort.signal);
-        if (!rest || rest.length === 0) {
-          if (failures > 0) this.log.info({ flusher: type, failures }, "sink takes records again");
-          return true;
-        }
-        pending = rest;
-        throw new Error(`${rest.length} of ${records.length} records refused`);
+        await send(this.abort.signal);
+        if (failures > 0) this.log.info({ flusher: type, failures }, "sink takes records again");
+        return true;
       } catch (err) {
         failures++;
         this.ctx.metrics?.sendFailure(this.name, type);

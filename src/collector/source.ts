@@ -8,6 +8,8 @@
 import type { Logger } from "../common/logger.js";
 import type { CheckpointStore } from "./checkpoint.js";
 import { FileTail, type TailOptions } from "./file-tail.js";
+import type { NdjsonBatch } from "./ndjson.js";
+import { ndjsonAssembler } from "./ndjson-assembler.js";
 import type { LogRecord } from "./record.js";
 
 export interface SourceContext {
@@ -17,6 +19,11 @@ export interface SourceContext {
   readIntervalMs: number;
   /** Processors and delivery; resolves false when the pipeline stopped before the sinks took it. */
   deliver(records: LogRecord[]): Promise<boolean>;
+  /**
+   * Delivery of records serialised as NDJSON, where the pipeline takes them so (no processors,
+   * flushers that send NDJSON): the source then reads through the native path.
+   */
+  deliverNdjson?(batch: NdjsonBatch): Promise<boolean>;
 }
 
 export interface SourceOptions {
@@ -25,8 +32,11 @@ export interface SourceOptions {
   tail: TailOptions;
   /** With no checkpoint, start this many bytes before the end (at a line start), not at 0. */
   tailBytes?: number;
-  /** Adds tags, drops ignored streams; runs before the processors. */
-  prepare(records: LogRecord[]): LogRecord[];
+  /** Every record's tags: one object for the source (serialised once). */
+  tags: Record<string, string>;
+  /** Streams not collected (IgnoringStdout / IgnoringStderr). */
+  ignoreStdout?: boolean;
+  ignoreStderr?: boolean;
 }
 
 export class Source {
@@ -42,7 +52,7 @@ export class Source {
     private readonly opts: SourceOptions,
     private readonly ctx: SourceContext,
   ) {
-    this.tail = new FileTail(opts.path, opts.tail);
+    this.tail = this.newTail();
     const started = new Promise<void>((r) => (this.begin = r));
     this.finished = started.then(() => this.run());
   }
@@ -80,7 +90,7 @@ export class Source {
           "reading failed, retrying",
         );
         await this.tail.close();
-        this.tail = new FileTail(this.opts.path, this.opts.tail);
+        this.tail = this.newTail();
         await this.sleep(1000);
       }
     }
@@ -104,8 +114,12 @@ export class Source {
           await this.sleep(this.ctx.readIntervalMs);
           continue;
         }
-        const records = this.opts.prepare(batch.records);
-        if (records.length > 0 && !(await this.ctx.deliver(records))) return "stopped";
+        if (batch.ndjson) {
+          if (batch.ndjson.count > 0 && !(await this.ctx.deliverNdjson!(batch.ndjson))) return "stopped";
+        } else {
+          const records = this.prepare(batch.records);
+          if (records.length > 0 && !(await this.ctx.deliver(records))) return "stopped";
+        }
         await this.tail.ack(batch);
         checkpoints.set(key, { position: this.tail.position() });
       }
@@ -113,6 +127,27 @@ export class Source {
     } finally {
       await this.tail.close();
     }
+  }
+
+  /** A follower reading through the native NDJSON path where the pipeline and the log allow it. */
+  private newTail(): FileTail {
+    const { tail, tags, ignoreStdout = false, ignoreStderr = false } = this.opts;
+    const assembler = this.ctx.deliverNdjson
+      ? ndjsonAssembler({ ...tail, tags, ignoreStdout, ignoreStderr })
+      : undefined;
+    return new FileTail(this.opts.path, assembler ? { ...tail, assembler } : tail);
+  }
+
+  /** Tags, and ignored streams dropped: before the processors. */
+  private prepare(records: LogRecord[]): LogRecord[] {
+    const { tags, ignoreStdout, ignoreStderr } = this.opts;
+    const out: LogRecord[] = [];
+    for (const r of records) {
+      if ((ignoreStdout && r.source === "stdout") || (ignoreStderr && r.source === "stderr")) continue;
+      r.tags = tags;
+      out.push(r);
+    }
+    return out;
   }
 
   private sleep(ms: number): Promise<void> {

@@ -69,6 +69,24 @@ export interface NativeAddon {
   killChild(pid: number, signal: number): boolean;
   /** malloc_trim(0): freed malloc heap back to the kernel; true when some was. Synchronous. */
   trimMemory(): boolean;
+  /**
+   * berth-collector's hot path (native/log_ndjson.c): a chunk of a CRI (`format` 0) or raw (1)
+   * log -> its NDJSON records as the JS assembler and serialiser write them, `tagsSuffix`
+   * (ndjson.ts's tagsSuffix) closing each; `skip` bits 1/2 drop stdout/stderr records. `info`
+   * gets the consumed bytes (to the last clean point), records, their content's UTF-16
+   * length and pending (0/1). Null: the chunk holds what only the JS path reads exactly.
+   * Synchronous.
+   */
+  logNdjson(
+    chunk: Buffer,
+    format: 0 | 1,
+    force: boolean,
+    maxRecordBytes: number,
+    tagsSuffix: Buffer,
+    skip: number,
+    nowMs: number,
+    info: Float64Array,
+  ): Buffer | null;
 }
 
 /** spawn() stdio slots besides an fd of ours. */

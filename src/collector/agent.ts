@@ -31,6 +31,8 @@ export interface AgentOptions {
   checkpointIntervalMs?: number;
   tail?: Partial<TailOptions>;
   metrics?: PipelineMetrics;
+  /** Where the host's `/` is mounted (a DaemonSet's `/logtail_host`); "" on the host. */
+  hostRoot?: string;
 }
 
 interface Loaded {
@@ -63,7 +65,12 @@ export class Agent {
     const parts: Array<CriDiscovery | DockerDiscovery> = [];
     if (opts.client) {
       parts.push(
-        new CriDiscovery(opts.client, opts.log.child({ component: "discovery" }), opts.discoveryIntervalMs),
+        new CriDiscovery(
+          opts.client,
+          opts.log.child({ component: "discovery" }),
+          opts.discoveryIntervalMs,
+          opts.hostRoot,
+        ),
       );
     }
     if (opts.dockerEndpoint) {
@@ -161,6 +168,7 @@ export class Agent {
               readIntervalMs: this.opts.readIntervalMs ?? 100,
               tail: this.opts.tail,
               metrics: this.opts.metrics,
+              hostRoot: this.opts.hostRoot ?? "",
             })
           : undefined;
       } catch (err) {

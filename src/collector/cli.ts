@@ -14,6 +14,7 @@ import { CriClient } from "../api/client.js";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../common/logger.js";
 import { Agent, type AgentStatus } from "./agent.js";
 import type { SourceCheckpoint } from "./checkpoint.js";
+import { HOST_ROOT_ENV, hostRootFrom } from "./host-root.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/berth-collector";
 const CANDIDATE_ENDPOINTS = [
@@ -23,7 +24,7 @@ const CANDIDATE_ENDPOINTS = [
 ];
 
 export const USAGE = `usage: berth-collector --config FILE|DIR [--runtime-endpoint unix:///…] [--docker-endpoint unix:///…] [--state-dir DIR]
-                      [--log-level LEVEL] [--metrics-address HOST:PORT]
+                      [--host-root DIR] [--log-level LEVEL] [--metrics-address HOST:PORT]
        berth-collector status [--state-dir DIR] [-o json]`;
 
 /** As crictl: $CONTAINER_RUNTIME_ENDPOINT, else the first of Berth's, containerd's, CRI-O's that exists. */
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
       "state-dir": { type: "string" },
       "log-level": { type: "string" },
       "metrics-address": { type: "string" },
+      "host-root": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -58,6 +60,9 @@ export async function main(argv: string[]): Promise<number> {
   const level = (values["log-level"] ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(level)) throw new Error(`--log-level: want one of ${LOG_LEVELS.join(", ")}`);
   const log = createLogger(level).child({ component: "berth-collector" });
+  const hostRoot = hostRootFrom(values["host-root"]);
+  if (hostRoot && !(await stat(hostRoot).catch(() => undefined))?.isDirectory())
+    throw new Error(`--host-root (or $${HOST_ROOT_ENV}): ${hostRoot} is not a directory`);
   // With --docker-endpoint alone, Docker only; a CRI endpoint named too (flag or env) adds it.
   const docker = values["docker-endpoint"];
   const criNamed = values["runtime-endpoint"] ?? process.env["CONTAINER_RUNTIME_ENDPOINT"];
@@ -87,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     stateDir: values["state-dir"] ?? DEFAULT_STATE_DIR,
     client,
     dockerEndpoint: docker,
+    hostRoot,
     log,
     metrics: {
       records: (p, n, b) => {
@@ -146,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
     log.info("SIGHUP: reloading configs");
     void agent.reload();
   });
-  log.info({ endpoint, docker, config: values.config }, "starting");
+  log.info({ endpoint, docker, config: values.config, hostRoot: hostRoot || undefined }, "starting");
   await agent.start();
   await stopSignal;
   log.info("stopping");

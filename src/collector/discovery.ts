@@ -5,8 +5,8 @@
  * where the runtime has it, makes the next poll happen at once. Subscribers get the whole set
  * after each poll; a container missing from it has been removed from the runtime.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { stat } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { CriClient } from "../api/client.js";
 import {
@@ -17,6 +17,7 @@ import {
 } from "../api/gen/runtime/v1/api.js";
 import type { Logger } from "../common/logger.js";
 import type { ContainerInfo } from "./container-info.js";
+import { onHost, upperDirOfPid } from "./host-root.js";
 import { type ContainerSet, type ContainerSource, PollingSource } from "./polling-source.js";
 
 export type { ContainerSet, ContainerSource };
@@ -34,6 +35,7 @@ interface VerboseInfo {
   runtimeSpec?: { process?: { env?: string[] }; root?: { path?: string } };
   rootfs?: string;
   bundle?: string;
+  pid?: number;
 }
 
 function placeholder(c: Container): ContainerInfo {
@@ -62,6 +64,8 @@ export class CriDiscovery extends PollingSource {
     private readonly client: CriClient,
     log: Logger,
     pollMs = 1000,
+    /** The host's root as mounted in the collector (see host-root.ts); "" on the host. */
+    private readonly hostRoot = "",
   ) {
     super(log, pollMs, "listing containers failed");
   }
@@ -117,6 +121,21 @@ export class CriDiscovery extends PollingSource {
     return next;
   }
 
+  /**
+   * The container's writable layer as a host path: Berth's bundle `upper`, else the upper dir
+   * of the overlay at `/` in its init process's mountinfo (containerd, CRI-O), else the
+   * rootfs the runtime names (an absolute path only: containerd's spec says `rootfs`).
+   */
+  private async writableLayer(verbose: VerboseInfo): Promise<string> {
+    const upper = verbose.bundle ? join(verbose.bundle, "upper") : "";
+    if (upper && (await stat(onHost(this.hostRoot, upper)).catch(() => undefined))?.isDirectory())
+      return upper;
+    const fromProc = await upperDirOfPid(this.hostRoot, verbose.pid ?? 0);
+    if (fromProc) return fromProc;
+    const named = verbose.rootfs ?? verbose.runtimeSpec?.root?.path ?? "";
+    return isAbsolute(named) ? named : "";
+  }
+
   private async inspect(
     c: Container,
     state: ContainerInfo["state"],
@@ -134,7 +153,6 @@ export class CriDiscovery extends PollingSource {
     }
     for (const e of verbose.config?.envs ?? []) if (e.key) env[e.key] = e.value ?? "";
     const labels = { ...c.labels, ...st.status?.labels };
-    const bundle = verbose.bundle ?? "";
     return {
       id: c.id,
       name: labels["io.kubernetes.container.name"] ?? c.metadata?.name ?? "",
@@ -148,10 +166,7 @@ export class CriDiscovery extends PollingSource {
       env,
       logPath: st.status?.logPath ?? "",
       state,
-      rootfs:
-        bundle && existsSync(join(bundle, "upper"))
-          ? join(bundle, "upper")
-          : (verbose.rootfs ?? verbose.runtimeSpec?.root?.path ?? ""),
+      rootfs: await this.writableLayer(verbose),
       mounts: (st.status?.mounts ?? []).map((m) => ({ destination: m.containerPath, source: m.hostPath })),
     };
   }

@@ -28,8 +28,11 @@ export function nameRegex(pattern: string): RegExp {
   return new RegExp(`${src}$`);
 }
 
-/** Absolute paths of the regular files matching `pattern` (an absolute path pattern). */
-export async function expandGlob(pattern: string, maxDepth = 0): Promise<string[]> {
+/**
+ * Absolute paths of the regular files matching `pattern` (an absolute path pattern), looked
+ * up under `root` (a literal directory prefixed to the paths found; "" for `/`).
+ */
+export async function expandGlob(pattern: string, maxDepth = 0, root = ""): Promise<string[]> {
   const parts = pattern.split("/").filter((p) => p !== "");
   const out: string[] = [];
   const walk = async (dir: string, i: number, depthLeft: number): Promise<void> => {
@@ -56,6 +59,6 @@ export async function expandGlob(pattern: string, maxDepth = 0): Promise<string[
       if (re.test(e)) await walk(join(dir, e), i + 1, depthLeft);
     }
   };
-  await walk("/", 0, maxDepth);
+  await walk(root || "/", 0, maxDepth);
   return out.sort();
 }

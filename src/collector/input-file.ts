@@ -15,6 +15,7 @@ import type { ContainerInfo } from "./container-info.js";
 import type { TailOptions } from "./file-tail.js";
 import { ContainerFilter, type ContainerFiltersConfig } from "./filters.js";
 import { expandGlob, nameRegex } from "./glob.js";
+import { hostView } from "./host-root.js";
 import { FILTERS_SCHEMA, tagsFor, tailOptions } from "./input-stdio.js";
 import type { Input, Pipeline } from "./pipeline.js";
 import { MULTILINE_SCHEMA } from "./processors.js";
@@ -121,15 +122,21 @@ export class FileInput implements Input {
     );
   }
 
-  /** (key, host path, path as the user sees it, container) for every matching file now. */
-  private async matches(): Promise<Array<{ key: string; host: string; shown: string; c?: ContainerInfo }>> {
+  /**
+   * (key, path opened, path as the user sees it, container) for every matching file now. Host
+   * files (no container discovery) are opened as FilePaths name them, as iLogtail does: run in
+   * a pod, FilePaths name them under the host-root mount (`/logtail_host/var/log/x.log`). Files
+   * in containers are found through host paths from the runtime, opened under the host root.
+   */
+  private async matches(): Promise<Array<{ key: string; opened: string; shown: string; c?: ContainerInfo }>> {
     const depth = (this.p["MaxDirSearchDepth"] as number | undefined) ?? 0;
-    const out: Array<{ key: string; host: string; shown: string; c?: ContainerInfo }> = [];
+    const hostRoot = this.pipeline.ctx.hostRoot ?? "";
+    const out: Array<{ key: string; opened: string; shown: string; c?: ContainerInfo }> = [];
     const prefix = `${this.pipeline.name}/file/`;
     for (const pattern of this.p["FilePaths"] as string[]) {
       if (!this.filter) {
         for (const host of await expandGlob(pattern, depth)) {
-          if (!this.excluded(host)) out.push({ key: prefix + host, host, shown: host });
+          if (!this.excluded(host)) out.push({ key: prefix + host, opened: host, shown: host });
         }
         continue;
       }
@@ -138,9 +145,9 @@ export class FileInput implements Input {
         const root = hostPathIn(c, "/");
         const hostPattern = hostPathIn(c, pattern);
         if (!hostPattern || root === undefined) continue;
-        for (const host of await expandGlob(hostPattern, depth)) {
-          const shown = containerPathOf(c, root, host);
-          if (!this.excluded(shown)) out.push({ key: `${prefix}${c.id}${shown}`, host, shown, c });
+        for (const opened of await expandGlob(hostPattern, depth, hostRoot)) {
+          const shown = containerPathOf(c, root, hostView(hostRoot, opened));
+          if (!this.excluded(shown)) out.push({ key: `${prefix}${c.id}${shown}`, opened, shown, c });
         }
       }
     }
@@ -156,7 +163,7 @@ export class FileInput implements Input {
       for (const f of found) {
         seen.add(f.key);
         if (this.sources.has(f.key)) continue;
-        const src = this.source(f.key, f.host, f.shown, f.c, this.firstScan ? this.tailBytes : undefined);
+        const src = this.source(f.key, f.opened, f.shown, f.c, this.firstScan ? this.tailBytes : undefined);
         this.sources.set(f.key, src);
         src.start();
       }
@@ -171,7 +178,7 @@ export class FileInput implements Input {
 
   private source(
     key: string,
-    host: string,
+    opened: string,
     shown: string,
     c: ContainerInfo | undefined,
     tailBytes: number | undefined,
@@ -181,7 +188,7 @@ export class FileInput implements Input {
     const src = new Source(
       {
         key,
-        path: host,
+        path: opened,
         tail: this.tail,
         tailBytes,
         tags,
@@ -197,7 +204,7 @@ export class FileInput implements Input {
     void src.finished.then(async (how) => {
       if (this.sources.get(key) === src) this.sources.delete(key);
       // Read to the end of a file that went away: its position is of no more use.
-      if (how === "done" && !(await stat(host).catch(() => undefined)))
+      if (how === "done" && !(await stat(opened).catch(() => undefined)))
         this.pipeline.ctx.checkpoints.delete(key);
     });
     return src;

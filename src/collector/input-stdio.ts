@@ -10,6 +10,7 @@ import { type ContainerInfo, containerTags } from "./container-info.js";
 import type { ContainerSet } from "./discovery.js";
 import { DEFAULT_TAIL_OPTIONS, type TailOptions } from "./file-tail.js";
 import { ContainerFilter, type ContainerFiltersConfig } from "./filters.js";
+import { onHost } from "./host-root.js";
 import { lineDecoder } from "./line-format.js";
 import type { Input, Pipeline } from "./pipeline.js";
 import { MULTILINE_SCHEMA, multilineOptions } from "./processors.js";
@@ -143,7 +144,7 @@ export class ContainerStdioInput implements Input {
     const src = new Source(
       {
         key,
-        path: c.logPath,
+        path: onHost(this.pipeline.ctx.hostRoot ?? "", c.logPath),
         tail: { ...this.tail, decode: lineDecoder(this.format ?? c.logFormat ?? "cri") },
         tags,
         ignoreStdout: this.p["IgnoringStdout"] === true,

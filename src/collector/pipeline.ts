@@ -41,6 +41,8 @@ export interface PipelineContext {
   tail?: Partial<TailOptions>;
   /** Counters for self-metrics. */
   metrics?: PipelineMetrics;
+  /** Host paths from the runtime are opened under this (host-root.ts); "" on the host. */
+  hostRoot?: string;
 }
 
 export interface PipelineMetrics {

@@ -175,6 +175,12 @@ export class Collector {
 
   /** `--metrics-address 127.0.0.1:PORT` when set. */
   metricsPort = 0;
+  /** More arguments for the collector. */
+  args: string[] = [];
+  /** Runs the collector through this command (`[cmd, …args]`, the collector's argv appended). */
+  wrapper: string[] = [];
+  /** More environment for the collector (or its wrapper). */
+  extraEnv: Record<string, string> = {};
 
   /** Runs `berth-collector status -o json` on this collector's state dir. */
   async status(): Promise<{
@@ -194,22 +200,25 @@ export class Collector {
 
   async start(): Promise<void> {
     await mkdir(this.configDir, { recursive: true });
-    const proc = spawn(
+    const argv = [
       process.execPath,
-      [
-        BIN,
-        ...(this.metricsPort ? ["--metrics-address", `127.0.0.1:${this.metricsPort}`] : []),
-        "--config",
-        this.configDir,
-        "--runtime-endpoint",
-        `unix://${this.env.berthd.socket}`,
-        "--state-dir",
-        this.stateDir,
-        "--log-level",
-        "debug",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+      BIN,
+      ...(this.metricsPort ? ["--metrics-address", `127.0.0.1:${this.metricsPort}`] : []),
+      "--config",
+      this.configDir,
+      "--runtime-endpoint",
+      `unix://${this.env.berthd.socket}`,
+      "--state-dir",
+      this.stateDir,
+      "--log-level",
+      "debug",
+      ...this.args,
+    ];
+    const [cmd, ...rest] = [...this.wrapper, ...argv];
+    const proc = spawn(cmd!, rest, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...this.extraEnv },
+    });
     this.proc = proc;
     proc.stdout?.on("data", (d: Buffer) => (this.output += d.toString()));
     proc.stderr?.on("data", (d: Buffer) => (this.output += d.toString()));

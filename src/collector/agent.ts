@@ -17,6 +17,7 @@ import { type ContainerSource, CriDiscovery } from "./discovery.js";
 import { DockerDiscovery, MergedDiscovery } from "./discovery-docker.js";
 import type { TailOptions } from "./file-tail.js";
 import { Pipeline, type PipelineMetrics, SCHEMAS } from "./pipeline.js";
+import type { SourceStatus } from "./source.js";
 
 export interface AgentOptions {
   configPath: string;
@@ -29,6 +30,8 @@ export interface AgentOptions {
   readIntervalMs?: number;
   configIntervalMs?: number;
   checkpointIntervalMs?: number;
+  /** How often `state-dir/status.json` is rewritten with each source's lag (ms). */
+  statusIntervalMs?: number;
   tail?: Partial<TailOptions>;
   metrics?: PipelineMetrics;
   /** Where the host's `/` is mounted (a DaemonSet's `/logtail_host`); "" on the host. */
@@ -43,7 +46,7 @@ interface Loaded {
 export interface AgentStatus {
   pid: number;
   updated: string;
-  pipelines: Array<{ name: string; file: string }>;
+  pipelines: Array<{ name: string; file: string; sources: SourceStatus[] }>;
   errors: Array<{ file: string; error: string }>;
 }
 
@@ -55,6 +58,7 @@ export class Agent {
   private readonly loaded = new Map<string, Loaded>();
   private readonly errors = new Map<string, { hash: string; error: string }>();
   private timer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
   private stopped = false;
@@ -94,12 +98,17 @@ export class Agent {
     this.started = true;
     await this.reload();
     this.timer = setInterval(() => void this.reload(), this.opts.configIntervalMs ?? 3000);
+    this.statusTimer = setInterval(
+      () => void this.writeStatus().catch(() => {}),
+      this.opts.statusIntervalMs ?? 2000,
+    );
   }
 
   /** Stops every pipeline (graceful), then writes the checkpoints a last time. */
   async stop(graceMs = 5000): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
     await this.reloading;
     for (const d of this.discoveries) d.stop();
     await Promise.all([...this.loaded.values()].map((l) => l.pipeline?.stop(graceMs)));
@@ -201,13 +210,17 @@ export class Agent {
     if (changed) await this.writeStatus().catch(() => {});
   }
 
-  status(): AgentStatus {
+  async status(): Promise<AgentStatus> {
+    const pipelines = await Promise.all(
+      [...this.loaded.entries()].flatMap(([file, l]) => {
+        const p = l.pipeline;
+        return p ? [p.sources().then((sources) => ({ name: p.name, file, sources }))] : [];
+      }),
+    );
     return {
       pid: process.pid,
       updated: new Date().toISOString(),
-      pipelines: [...this.loaded.entries()].flatMap(([file, l]) =>
-        l.pipeline ? [{ name: l.pipeline.name, file }] : [],
-      ),
+      pipelines,
       errors: [...this.errors.entries()].map(([file, e]) => ({ file, error: e.error })),
     };
   }
@@ -215,7 +228,7 @@ export class Agent {
   private async writeStatus(): Promise<void> {
     await writeFileAtomic(
       join(this.opts.stateDir, "status.json"),
-      `${JSON.stringify(this.status(), null, 2)}\n`,
+      `${JSON.stringify(await this.status(), null, 2)}\n`,
       0o644,
     );
   }

@@ -15,6 +15,7 @@ import { createLogger, LOG_LEVELS, type LogLevel } from "../common/logger.js";
 import { Agent, type AgentStatus } from "./agent.js";
 import type { SourceCheckpoint } from "./checkpoint.js";
 import { HOST_ROOT_ENV, hostRootFrom } from "./host-root.js";
+import type { SourceStatus } from "./source.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/berth-collector";
 const CANDIDATE_ENDPOINTS = [
@@ -69,9 +70,21 @@ export async function main(argv: string[]): Promise<number> {
   const endpoint = docker && !criNamed ? undefined : (values["runtime-endpoint"] ?? defaultEndpoint());
   const client = endpoint ? new CriClient(endpoint, { timeoutMs: 30_000 }) : undefined;
   const registry = new Registry();
+  const readRecords = new Counter({
+    name: "berth_collector_read_records_total",
+    help: "Records read from the logs (before the processors)",
+    labelNames: ["pipeline"],
+    registers: [registry],
+  });
+  const readBytes = new Counter({
+    name: "berth_collector_read_bytes_total",
+    help: "Log bytes read (committed once delivered)",
+    labelNames: ["pipeline"],
+    registers: [registry],
+  });
   const records = new Counter({
     name: "berth_collector_records_total",
-    help: "Records delivered",
+    help: "Records delivered (taken by every flusher)",
     labelNames: ["pipeline"],
     registers: [registry],
   });
@@ -95,6 +108,10 @@ export async function main(argv: string[]): Promise<number> {
     hostRoot,
     log,
     metrics: {
+      read: (p, n, b) => {
+        readRecords.inc({ pipeline: p }, n);
+        readBytes.inc({ pipeline: p }, b);
+      },
       records: (p, n, b) => {
         records.inc({ pipeline: p }, n);
         bytes.inc({ pipeline: p }, b);
@@ -102,6 +119,45 @@ export async function main(argv: string[]): Promise<number> {
       sendFailure: (p, f) => failures.inc({ pipeline: p, flusher: f }),
     },
   });
+  new Counter({
+    name: "berth_collector_discarded_records_total",
+    help: "Records dropped by the collector: always 0 (a slow sink stops the readers instead)",
+    labelNames: ["pipeline"],
+    registers: [registry],
+    collect() {
+      for (const p of agent.pipelines()) this.inc({ pipeline: p }, 0);
+    },
+  });
+  const sourceGauge = (name: string, help: string, value: (s: SourceStatus) => number, bySource: boolean) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: bySource ? ["pipeline", "source", "container"] : ["pipeline"],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const p of (await agent.status()).pipelines) {
+          if (!bySource) this.set({ pipeline: p.name }, 0);
+          for (const s of p.sources) {
+            if (bySource)
+              this.set({ pipeline: p.name, source: s.key, container: s.container ?? "" }, value(s));
+            else this.inc({ pipeline: p.name }, value(s));
+          }
+        }
+      },
+    });
+  sourceGauge(
+    "berth_collector_lag_bytes",
+    "Bytes in a followed log not yet delivered",
+    (s) => s.lagBytes,
+    true,
+  );
+  sourceGauge(
+    "berth_collector_buffer_bytes",
+    "Bytes read and held until every flusher takes them",
+    (s) => s.bufferedBytes,
+    false,
+  );
   new Gauge({
     name: "berth_collector_pipelines",
     help: "Running pipelines",
@@ -199,13 +255,66 @@ async function status(argv: string[]): Promise<number> {
     console.log(JSON.stringify({ ...st, sources }, null, 2));
     return 0;
   }
-  console.log(`pid ${st.pid ?? "?"}, status of ${st.updated ?? "never"}`);
-  for (const p of st.pipelines ?? []) console.log(`pipeline ${p.name}\t${p.file}`);
+  const running = st.pid !== undefined && isRunning(st.pid);
+  console.log(
+    `pid ${st.pid ?? "?"} (${running ? "running" : "not running"}), status of ${st.updated ?? "never"}`,
+  );
   for (const e of st.errors ?? []) console.log(`ERROR ${e.file}: ${e.error}`);
-  for (const s of sources) {
-    const lag =
-      s.size === undefined ? "file gone" : s.done ? "done" : `${Math.max(0, s.size - s.offset)} bytes behind`;
-    console.log(`${s.key}\t${s.path}\toffset ${s.offset}\t${lag}`);
+  for (const p of st.pipelines ?? []) {
+    const live = p.sources ?? [];
+    const done = sources.filter((s) => s.done && s.key.startsWith(`${p.name}/`)).length;
+    const lag = live.reduce((n, s) => n + s.lagBytes, 0);
+    console.log(
+      `\npipeline ${p.name} (${p.file}): ${live.length} followed, ${done} read to the end, lag ${size(lag)}`,
+    );
+    if (live.length === 0) continue;
+    const rows = live.map((s) => [
+      s.container ?? "-",
+      s.pod ?? "-",
+      s.namespace ?? "-",
+      size(s.lagBytes),
+      size(s.bufferedBytes),
+      s.path,
+    ]);
+    printTable(["CONTAINER", "POD", "NAMESPACE", "LAG", "IN FLIGHT", "PATH"], rows);
+  }
+  if (!running || (st.pipelines ?? []).length === 0) {
+    // Not running: what the checkpoints say.
+    for (const s of sources) {
+      const lag =
+        s.size === undefined
+          ? "file gone"
+          : s.done
+            ? "done"
+            : `${size(Math.max(0, s.size - s.offset))} behind`;
+      console.log(`${s.key}\t${s.path}\toffset ${s.offset}\t${lag}`);
+    }
   }
   return 0;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function size(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [head, ...rows])
+    console.log(
+      `  ${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd()}`,
+    );
 }

@@ -1,8 +1,19 @@
 import assert from "node:assert/strict";
-import { appendFile, copyFile, mkdtemp, readFile, rename, rm, truncate, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  copyFile,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
 import { DEFAULT_TAIL_OPTIONS, FileTail, type TailOptions } from "./file-tail.js";
 import { decodeRawLine } from "./line-format.js";
 
@@ -152,6 +163,56 @@ describe("FileTail", () => {
     await reader;
     await t.close();
     assert.deepEqual(got, seq(0, 3000));
+  });
+
+  it("json-file rotation during a burst (x.log -> .1 -> .2 ...), opened mid-burst: every line once, in order", async () => {
+    const p = join(dir, "json-burst.log");
+    await writeFile(p, "");
+    // Docker's json-file rotation (no max-file here, so nothing is deleted), in a thread of its
+    // own so renames land between the reader's readdir, stat and open, as dockerd's do.
+    const writer = new Worker(
+      `const { appendFileSync, renameSync, writeFileSync } = require("node:fs");
+       const { workerData: { p, total } } = require("node:worker_threads");
+       let rotations = 0;
+       for (let i = 0; i < total; i += 10) {
+         let chunk = "";
+         for (let j = i; j < i + 10; j++) chunk += "line-" + j + "\\n";
+         appendFileSync(p, chunk);
+         if (i % 100 === 90) {
+           for (let k = rotations; k >= 1; k--) renameSync(p + "." + k, p + "." + (k + 1));
+           renameSync(p, p + ".1");
+           writeFileSync(p, "");
+           rotations++;
+         }
+       }`,
+      { eval: true, workerData: { p, total: 6000 } },
+    );
+    let writing = true;
+    const done = new Promise<void>((resolve, reject) => {
+      writer.once("error", reject);
+      writer.once("exit", () => {
+        writing = false;
+        resolve();
+      });
+    });
+    // Opened once the log has rotated, while the writer goes on rotating.
+    while (writing && !(await readdir(dir)).includes("json-burst.log.2"))
+      await new Promise((r) => setTimeout(r, 1));
+    const t = new FileTail(p, { ...OPTS, chunkBytes: 256, fromOldestRotated: true });
+    await t.open();
+    const got: string[] = [];
+    for (;;) {
+      const final = !writing;
+      const b = await t.next(final);
+      if (!b && final) break;
+      if (b) {
+        for (const r of b.records) got.push(r.fields["content"]!);
+        await t.ack(b);
+      } else await new Promise((r) => setTimeout(r, 1));
+    }
+    await done;
+    await t.close();
+    assert.deepEqual(got, seq(0, 6000));
   });
 
   it("tailBytes: with no position, starts at the first line within the last bytes", async () => {

@@ -85,6 +85,18 @@ interface Current {
   offset: number;
 }
 
+interface Sibling {
+  name: string;
+  st: Stats;
+}
+
+/** How many times a look at the rotated files is repeated while they are being renamed. */
+const RELOOKS = 20;
+
+const sameLook = (a: Sibling[], b: Sibling[]) =>
+  a.length === b.length &&
+  a.every((s, i) => s.name === b[i]!.name && s.st.ino === b[i]!.st.ino && s.st.dev === b[i]!.st.dev);
+
 const isRotatedName = (name: string, base: string) =>
   name.startsWith(`${base}.`) && !name.endsWith(".gz") && !name.includes(".tmp");
 
@@ -129,8 +141,11 @@ export class FileTail {
       }
     } else if (this.opts.fromOldestRotated) {
       const base = basename(this.path);
-      const oldest = (await this.siblings()).filter((s) => s.name !== base).sort(olderFirst)[0];
-      if (oldest) {
+      // A writer rotating many times a second (Docker's json-file) renames files between our
+      // look and our open: look again rather than skip to the path and lose the rotated ones.
+      for (let tries = 0; tries < RELOOKS; tries++) {
+        const oldest = (await this.siblings()).filter((s) => s.name !== base).sort(olderFirst)[0];
+        if (!oldest) break;
         this.cur = await this.openFile(join(dirname(this.path), oldest.name), oldest.st).catch(
           () => undefined,
         );
@@ -139,6 +154,22 @@ export class FileTail {
     }
     const c = await this.openPath();
     if (c && tailBytes !== undefined) c.offset = await lineStartNear(c.fh, tailBytes);
+  }
+
+  /**
+   * Bytes not yet committed: the rest of the file in hand, plus the file at the path when we
+   * are still in a rotated one (rotated files between the two are not counted).
+   */
+  async lag(): Promise<number> {
+    const c = this.cur;
+    const atPath = await stat(this.path).catch(() => undefined);
+    if (!c) return atPath?.size ?? 0;
+    const size = await c.fh.stat().then(
+      (st) => st.size,
+      () => c.offset,
+    );
+    const other = atPath && !(atPath.dev === c.dev && atPath.ino === c.ino) ? atPath.size : 0;
+    return Math.max(0, size - c.offset) + other;
   }
 
   async close(): Promise<void> {
@@ -269,24 +300,28 @@ export class FileTail {
 
   /** Leaves the finished file for the next newer rotated sibling, or the path itself. */
   private async switchFile(c: Current): Promise<void> {
-    const sibs = await this.siblings();
     const base = basename(this.path);
-    const ours = sibs.find((s) => s.st.dev === c.dev && s.st.ino === c.ino)?.name;
-    await c.fh.close().catch(() => {});
-    this.cur = undefined;
     this.pendingSince = undefined;
     this.newFileSeen = undefined;
-    if (ours && ours !== base) {
+    for (let tries = 0; tries < RELOOKS; tries++) {
+      const sibs = await this.siblings();
+      const mine = sibs.find((s) => s.st.dev === c.dev && s.st.ino === c.ino);
+      if (!mine || mine.name === base) break;
       // Rotated files written after ours (several rotations since we last looked), oldest first.
-      const mine = sibs.find((s) => s.name === ours)!;
       const newer = sibs
-        .filter((s) => s.name !== base && s.name !== ours && olderFirst(mine, s) < 0)
+        .filter((s) => s.name !== base && s.name !== mine.name && olderFirst(mine, s) < 0)
         .sort(olderFirst)[0];
-      if (newer) {
-        this.cur = await this.openFile(join(dirname(this.path), newer.name), newer.st).catch(() => undefined);
-        if (this.cur) return;
+      if (!newer) break;
+      const next = await this.openFile(join(dirname(this.path), newer.name), newer.st).catch(() => undefined);
+      if (next) {
+        await c.fh.close().catch(() => {});
+        this.cur = next;
+        return;
       }
+      // Renamed between the look and the open: look again.
     }
+    await c.fh.close().catch(() => {});
+    this.cur = undefined;
     await this.openPath();
   }
 
@@ -316,11 +351,22 @@ export class FileTail {
     c.fp = createHash("sha1").update(buf.subarray(0, bytesRead)).digest("hex");
   }
 
-  private async siblings(): Promise<Array<{ name: string; st: Stats }>> {
+  /** `x.log` and its rotated files: looked at until two looks agree (no rename in between). */
+  private async siblings(): Promise<Sibling[]> {
+    let prev = await this.lookSiblings();
+    for (let tries = 0; tries < RELOOKS; tries++) {
+      const next = await this.lookSiblings();
+      if (sameLook(prev, next)) return next;
+      prev = next;
+    }
+    return prev;
+  }
+
+  private async lookSiblings(): Promise<Sibling[]> {
     const dir = dirname(this.path);
     const base = basename(this.path);
-    const names = await readdir(dir).catch(() => [] as string[]);
-    const out: Array<{ name: string; st: Stats }> = [];
+    const names = (await readdir(dir).catch(() => [] as string[])).sort();
+    const out: Sibling[] = [];
     for (const name of names) {
       if (name !== base && !isRotatedName(name, base)) continue;
       const st = await stat(join(dir, name)).catch(() => undefined);

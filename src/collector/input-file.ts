@@ -64,7 +64,7 @@ function containerPathOf(c: ContainerInfo, root: string, host: string): string {
 }
 
 export class FileInput implements Input {
-  private readonly sources = new Map<string, Source>();
+  private readonly following = new Map<string, Source>();
   private readonly tail: TailOptions;
   private readonly filter: ContainerFilter | undefined;
   private readonly excludePaths: RegExp[];
@@ -105,11 +105,15 @@ export class FileInput implements Input {
     this.timer = setInterval(() => void this.scan(), 2000);
   }
 
+  sources(): Iterable<Source> {
+    return this.following.values();
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.all([...this.sources.values()].map((s) => s.stop()));
-    this.sources.clear();
+    await Promise.all([...this.following.values()].map((s) => s.stop()));
+    this.following.clear();
   }
 
   private excluded(path: string): boolean {
@@ -162,12 +166,12 @@ export class FileInput implements Input {
       const seen = new Set<string>();
       for (const f of found) {
         seen.add(f.key);
-        if (this.sources.has(f.key)) continue;
+        if (this.following.has(f.key)) continue;
         const src = this.source(f.key, f.opened, f.shown, f.c, this.firstScan ? this.tailBytes : undefined);
-        this.sources.set(f.key, src);
+        this.following.set(f.key, src);
         src.start();
       }
-      for (const [key, src] of this.sources) if (!seen.has(key)) src.finish();
+      for (const [key, src] of this.following) if (!seen.has(key)) src.finish();
       this.firstScan = false;
     } catch (err) {
       this.pipeline.log.warn({ err: (err as Error).message }, "input_file: scanning failed");
@@ -193,16 +197,10 @@ export class FileInput implements Input {
         tailBytes,
         tags,
       },
-      {
-        checkpoints: this.pipeline.ctx.checkpoints,
-        log: this.pipeline.log,
-        readIntervalMs: this.pipeline.ctx.readIntervalMs,
-        deliver: (records) => this.pipeline.deliver(records),
-        deliverNdjson: this.pipeline.deliverNdjson,
-      },
+      this.pipeline.sourceContext(),
     );
     void src.finished.then(async (how) => {
-      if (this.sources.get(key) === src) this.sources.delete(key);
+      if (this.following.get(key) === src) this.following.delete(key);
       // Read to the end of a file that went away: its position is of no more use.
       if (how === "done" && !(await stat(opened).catch(() => undefined)))
         this.pipeline.ctx.checkpoints.delete(key);

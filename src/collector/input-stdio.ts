@@ -76,7 +76,7 @@ export function tailOptions(
 
 export class ContainerStdioInput implements Input {
   private readonly filter: ContainerFilter;
-  private readonly sources = new Map<string, Source>();
+  private readonly following = new Map<string, Source>();
   private readonly tail: TailOptions;
   private readonly prefix: string;
   /** The LogFormat parameter; unset: what discovery says (CRI, or json-file for Docker). */
@@ -102,17 +102,21 @@ export class ContainerStdioInput implements Input {
     this.unsubscribe = this.pipeline.ctx.containers.subscribe((set) => this.sync(set));
   }
 
+  sources(): Iterable<Source> {
+    return this.following.values();
+  }
+
   async stop(): Promise<void> {
     this.unsubscribe?.();
-    await Promise.all([...this.sources.values()].map((s) => s.stop()));
-    this.sources.clear();
+    await Promise.all([...this.following.values()].map((s) => s.stop()));
+    this.following.clear();
   }
 
   private sync(set: ContainerSet): void {
     const { checkpoints } = this.pipeline.ctx;
     for (const c of set.values()) {
       const key = this.prefix + c.id;
-      const existing = this.sources.get(key);
+      const existing = this.following.get(key);
       if (existing) {
         if (c.state === "exited") existing.finish();
         continue;
@@ -125,15 +129,19 @@ export class ContainerStdioInput implements Input {
         { container: c.id, path: c.logPath, from: checkpoints.get(key)?.position?.offset ?? null },
         "following container log",
       );
-      this.sources.set(key, src);
+      this.following.set(key, src);
       src.start();
       if (c.state === "exited") src.finish();
     }
-    for (const [key, src] of this.sources) {
+    for (const [key, src] of this.following) {
       if (!set.has(key.slice(this.prefix.length))) src.finish();
     }
     for (const key of checkpoints.keys()) {
-      if (key.startsWith(this.prefix) && !set.has(key.slice(this.prefix.length)) && !this.sources.has(key)) {
+      if (
+        key.startsWith(this.prefix) &&
+        !set.has(key.slice(this.prefix.length)) &&
+        !this.following.has(key)
+      ) {
         checkpoints.delete(key);
       }
     }
@@ -150,16 +158,10 @@ export class ContainerStdioInput implements Input {
         ignoreStdout: this.p["IgnoringStdout"] === true,
         ignoreStderr: this.p["IgnoringStderr"] === true,
       },
-      {
-        checkpoints: this.pipeline.ctx.checkpoints,
-        log: this.pipeline.log,
-        readIntervalMs: this.pipeline.ctx.readIntervalMs,
-        deliver: (records) => this.pipeline.deliver(records),
-        deliverNdjson: this.pipeline.deliverNdjson,
-      },
+      this.pipeline.sourceContext(),
     );
     void src.finished.then((how) => {
-      if (how === "done" && this.sources.get(key) === src) this.sources.delete(key);
+      if (how === "done" && this.following.get(key) === src) this.following.delete(key);
     });
     return src;
   }

@@ -26,10 +26,13 @@ import { ContainerStdioInput, STDIO_SCHEMA } from "./input-stdio.js";
 import type { NdjsonBatch } from "./ndjson.js";
 import { createProcessor, multilineOptions, PROCESSOR_SCHEMAS, type Processor } from "./processors.js";
 import type { LogRecord } from "./record.js";
+import type { Source, SourceContext, SourceStatus } from "./source.js";
 
 export interface Input {
   start(): void;
   stop(): Promise<void>;
+  /** The logs it follows now. */
+  sources(): Iterable<Source>;
 }
 
 export interface PipelineContext {
@@ -46,6 +49,9 @@ export interface PipelineContext {
 }
 
 export interface PipelineMetrics {
+  /** Read from the logs: records (before the processors) and log bytes. */
+  read(pipeline: string, n: number, bytes: number): void;
+  /** Taken by every flusher: records and content bytes. */
   records(pipeline: string, n: number, bytes: number): void;
   sendFailure(pipeline: string, flusher: string): void;
 }
@@ -129,6 +135,22 @@ export class Pipeline {
 
   start(): void {
     for (const i of this.inputs) i.start();
+  }
+
+  /** How a source of this pipeline reads, delivers and counts. */
+  sourceContext(): SourceContext {
+    return {
+      checkpoints: this.ctx.checkpoints,
+      log: this.log,
+      readIntervalMs: this.ctx.readIntervalMs,
+      deliver: (records) => this.deliver(records),
+      deliverNdjson: this.deliverNdjson,
+      onRead: (n, bytes) => this.ctx.metrics?.read(this.name, n, bytes),
+    };
+  }
+
+  sources(): Promise<SourceStatus[]> {
+    return Promise.all(this.inputs.flatMap((i) => [...i.sources()].map((s) => s.status())));
   }
 
   /** Stops reading; deliveries pending after `graceMs` are abandoned uncommitted. */

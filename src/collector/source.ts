@@ -24,6 +24,21 @@ export interface SourceContext {
    * flushers that send NDJSON): the source then reads through the native path.
    */
   deliverNdjson?(batch: NdjsonBatch): Promise<boolean>;
+  /** Counts what was read (records before the processors, log bytes), for self-metrics. */
+  onRead?(records: number, bytes: number): void;
+}
+
+/** What status and metrics show of a source. */
+export interface SourceStatus {
+  key: string;
+  path: string;
+  container?: string;
+  pod?: string;
+  namespace?: string;
+  /** Bytes in its log not yet delivered (committed). */
+  lagBytes: number;
+  /** Bytes read and held until the sinks take them. */
+  bufferedBytes: number;
 }
 
 export interface SourceOptions {
@@ -47,6 +62,8 @@ export class Source {
   /** Resolves when the loop has ended (done, or stopped). */
   readonly finished: Promise<"done" | "stopped">;
   private begin!: () => void;
+  private buffered = 0;
+  private ended = false;
 
   constructor(
     private readonly opts: SourceOptions,
@@ -63,6 +80,19 @@ export class Source {
 
   start(): void {
     this.begin();
+  }
+
+  async status(): Promise<SourceStatus> {
+    const t = this.opts.tags;
+    return {
+      key: this.opts.key,
+      path: this.opts.path,
+      container: t["_container_name_"],
+      pod: t["_pod_name_"],
+      namespace: t["_namespace_"],
+      lagBytes: this.ended ? 0 : await this.tail.lag(),
+      bufferedBytes: this.buffered,
+    };
   }
 
   /** Nothing more will be written: read to the end, then finish. */
@@ -109,17 +139,22 @@ export class Source {
         if (!batch) {
           if (final) {
             checkpoints.set(key, { position: this.tail.position(), done: true });
+            this.ended = true;
             return "done";
           }
           await this.sleep(this.ctx.readIntervalMs);
           continue;
         }
+        this.buffered = batch.bytes;
         if (batch.ndjson) {
+          this.ctx.onRead?.(batch.ndjson.count, batch.bytes);
           if (batch.ndjson.count > 0 && !(await this.ctx.deliverNdjson!(batch.ndjson))) return "stopped";
         } else {
           const records = this.prepare(batch.records);
+          this.ctx.onRead?.(records.length, batch.bytes);
           if (records.length > 0 && !(await this.ctx.deliver(records))) return "stopped";
         }
+        this.buffered = 0;
         await this.tail.ack(batch);
         checkpoints.set(key, { position: this.tail.position() });
       }

@@ -237,10 +237,30 @@ describe("berth-collector with berthd", { timeout: SUITE_TIMEOUT_MS }, () => {
     await waitExited(env.rt, c);
     await until("retries against the dead sink", () => s.requests >= 3, 60_000, col);
     assert.equal(s.records.length, 0);
+    // Held, not dropped: the container's unread log is its lag, the batch in hand is buffered.
+    const held = await httpGet(`http://127.0.0.1:${col.metricsPort}/metrics`);
+    assert.match(
+      held,
+      new RegExp(`berth_collector_lag_bytes\\{pipeline="d",source="d/stdio/${c}",container="w"\\} [1-9]`),
+    );
+    assert.match(held, /berth_collector_buffer_bytes\{pipeline="d"\} [1-9]/);
+    assert.match(held, /berth_collector_read_records_total\{pipeline="d"\} [1-9]/);
+    // The one-screen status (rewritten every 2 s) shows the pipeline, the container and its lag.
+    let screen = "";
+    const deadline = Date.now() + 30_000;
+    while (!/^\s+w\s+down\s+down\s+[1-9][\d.]* (B|KiB|MiB)/m.test(screen)) {
+      assert.ok(Date.now() < deadline, `no lag for the container in the status:\n${screen}`);
+      await sleep(500);
+      screen = await col.statusText();
+    }
+    assert.match(screen, /^pipeline d \(.*d\.yaml\): 1 followed/m);
     s.down = false;
     await until("3000 records", () => s.records.length >= 3000, 60_000, col);
     const metrics = await httpGet(`http://127.0.0.1:${col.metricsPort}/metrics`);
     assert.match(metrics, /berth_collector_records_total\{pipeline="d"\} 3000/);
+    assert.match(metrics, /berth_collector_read_records_total\{pipeline="d"\} 3000/);
+    assert.match(metrics, /berth_collector_discarded_records_total\{pipeline="d"\} 0/);
+    assert.match(metrics, /berth_collector_buffer_bytes\{pipeline="d"\} 0/);
     assert.match(metrics, /berth_collector_send_failures_total\{pipeline="d",flusher="flusher_http"\} [1-9]/);
     await col.kill("SIGTERM");
     assert.deepEqual(s.contents(c), seq(3000));

@@ -182,6 +182,12 @@ export class Collector {
   /** More environment for the collector (or its wrapper). */
   extraEnv: Record<string, string> = {};
 
+  /** `berth-collector status` (the one-screen text) on this collector's state dir. */
+  async statusText(): Promise<string> {
+    const { stdout } = await run(process.execPath, [BIN, "status", "--state-dir", this.stateDir]);
+    return stdout;
+  }
+
   /** Runs `berth-collector status -o json` on this collector's state dir. */
   async status(): Promise<{
     pipelines: Array<{ name: string }>;

@@ -16,8 +16,16 @@ import {
   Metadata,
   type ServerErrorResponse,
   status,
+  type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { BerthError, cancelled, deadlineExceeded, type ErrorCode, unimplemented } from "../common/errors.js";
+import {
+  BerthError,
+  cancelled,
+  deadlineExceeded,
+  type ErrorCode,
+  unavailable,
+  unimplemented,
+} from "../common/errors.js";
 import { type Logger, redactSecrets } from "../common/logger.js";
 import { redactReference } from "../common/redact.js";
 
@@ -207,4 +215,46 @@ export function notYetStreaming(logger: Logger, method: string): handleServerStr
     logOutcome(logger.child({ method }), method, process.hrtime.bigint(), err);
     call.emit("error", toGrpcError(err));
   };
+}
+
+type AnyHandler = (
+  call: { emit(event: "error", err: unknown): void },
+  callback?: (err: unknown) => void,
+) => void;
+
+/**
+ * A service whose calls (but those in `except`) wait until `ready` resolves: berthd listens
+ * while it recovers its pods and containers, answers Version at once, and serves the rest from
+ * a recovered state. Should recovery fail (berthd then exits), waiting calls get UNAVAILABLE.
+ */
+export function heldUntil(
+  ready: Promise<void>,
+  impl: UntypedServiceImplementation,
+  except: readonly string[] = [],
+): UntypedServiceImplementation {
+  let isReady = false;
+  ready.then(
+    () => {
+      isReady = true;
+    },
+    () => {},
+  );
+  const held: UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(impl)) {
+    const fn = handler as unknown as AnyHandler;
+    held[name] = except.includes(name)
+      ? handler
+      : (((call, callback) => {
+          if (isReady) return fn(call, callback);
+          ready.then(
+            () => fn(call, callback),
+            (err: unknown) => {
+              const e = toGrpcError(unavailable(`berthd did not start: ${describe(err)}`));
+              if (callback) callback(e);
+              else call.emit("error", e);
+            },
+          );
+        }) as AnyHandler as unknown as typeof handler);
+  }
+  return held;
 }

@@ -19,7 +19,7 @@ import { BERTH_VERSION } from "../common/version.js";
 import type { BerthConfig } from "../config/config.js";
 import { ContainerManager, type ContainerRecord } from "../container/container-manager.js";
 import { berthImagesService } from "../cri/berth-service.js";
-import { abortCalls, observeRequests } from "../cri/boundary.js";
+import { abortCalls, heldUntil, observeRequests } from "../cri/boundary.js";
 import { imageService } from "../cri/image-service.js";
 import { runtimeService } from "../cri/runtime-service.js";
 import { createStreamingServer } from "../cri/streaming-service.js";
@@ -138,7 +138,10 @@ export class Daemon {
       this.metricsServer = await startMetricsServer(this.metrics, config.metrics.address);
       logger.info({ address: config.metrics.address }, "metrics served at /metrics");
     }
-    await backend.init();
+    // Recovery (pods, containers) runs while the socket already answers Version; every other
+    // call waits for it (heldUntil).
+    const recovered = backend.init();
+    recovered.catch(() => {}); // awaited below, after the bind
 
     const server = new Server({
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
@@ -147,11 +150,13 @@ export class Daemon {
     const rpcLog = logger.child({ component: "cri" });
     server.addService(
       RuntimeServiceService,
-      runtimeService({ logger: rpcLog, config, ...backend, server: streaming }),
+      heldUntil(recovered, runtimeService({ logger: rpcLog, config, ...backend, server: streaming }), [
+        "version",
+      ]),
     );
     const { images } = backend;
-    server.addService(ImageServiceService, imageService({ logger: rpcLog, images }));
-    server.addService(ImagesService, berthImagesService({ logger: rpcLog, images }));
+    server.addService(ImageServiceService, heldUntil(recovered, imageService({ logger: rpcLog, images })));
+    server.addService(ImagesService, heldUntil(recovered, berthImagesService({ logger: rpcLog, images })));
 
     await mkdir(dirname(config.listen), { recursive: true, mode: 0o711 });
     await prepareSocketPath(config.listen);
@@ -168,7 +173,9 @@ export class Daemon {
     }
     await chmod(config.listen, 0o600);
     this.server = server;
-    logger.info({ listen: config.listen, root: config.root, version: BERTH_VERSION }, "berthd serving");
+    logger.info({ listen: config.listen, root: config.root, version: BERTH_VERSION }, "berthd listening");
+    await recovered;
+    logger.info("berthd serving: pods and containers recovered");
   }
 
   /** Berth's own stores, pods and containers (conmon + runc). */

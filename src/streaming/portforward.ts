@@ -183,7 +183,10 @@ export interface NetnsForwardOptions {
   helperPath?: string;
 }
 
-export const PORTFORWARD_HELPER = fileURLToPath(new URL("./portforward-helper.js", import.meta.url));
+// From ../streaming/, not ./: the path holds from the bundled berthd in bin/ too.
+export const PORTFORWARD_HELPER = fileURLToPath(
+  new URL("../streaming/portforward-helper.js", import.meta.url),
+);
 
 /**
  * Forwards `stream` to 127.0.0.1:port inside the network namespace `netnsPath`. Resolves when

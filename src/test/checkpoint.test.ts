@@ -4,8 +4,8 @@
  * archive's layout is checked, the archive is restored into another pod (through the CRI and
  * through `berth checkpoint restore`) and the counter goes on from where it was, with the
  * writable layer's changes; the same for a container with a terminal. Bad locations and archives are refused with nothing left behind.
- * Skipped, with the reason, where no CRIU passes `criu check` (Debian 12's 3.17 fails on Linux
- * 6.13+; scripts/install-criu.sh puts a working one in /opt/berth/criu). A berthd whose CRIU
+ * Skipped, with the reason, where no CRIU passes `criu check` and a test dump (Debian 12's
+ * 3.17 fails on Linux 6.13+; scripts/install-criu.sh puts a working one in /opt/berth/criu). A berthd whose CRIU
  * is missing answers FAILED_PRECONDITION.
  */
 import assert from "node:assert/strict";
@@ -43,7 +43,11 @@ const COUNTER = [
   "echo kept > /data.txt; rm /bin/vi; i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done",
 ];
 
-/** The first CRIU here that passes `criu check`, or why there is none. */
+/**
+ * The first CRIU here that passes `criu check` and dumps a process (a `sleep`, left running),
+ * or why there is none. `criu check` alone is not enough: on some kernels (6.18 here, with
+ * Debian 13's CRIU 4.1) it passes while every dump hangs with criu faulting (GPF in dmesg).
+ */
 async function workingCriu(): Promise<{ path: string } | { why: string }> {
   const candidates = [process.env["BERTH_CRIU"], "/opt/berth/criu/criu", "/usr/sbin/criu"];
   const failures: string[] = [];
@@ -51,15 +55,37 @@ async function workingCriu(): Promise<{ path: string } | { why: string }> {
     if (!path) continue;
     try {
       await run(path, ["check"], { timeout: 30_000 });
-      return { path };
     } catch (err) {
       const e = err as { code?: string; stderr?: string };
       if (e.code === "ENOENT") continue;
       const errors = (e.stderr ?? "").split("\n").filter((l) => l.includes("Error"));
       failures.push(`${path}: ${errors.slice(0, 2).join("; ") || "criu check failed"}`);
+      continue;
     }
+    const dumped = await criuDumps(path);
+    if (dumped === true) return { path };
+    failures.push(`${path}: ${dumped}`);
   }
   return { why: failures.length ? failures.join(" | ") : "criu is not installed" };
+}
+
+/** true if `criu dump --leave-running` of a fresh `sleep` succeeds within 20 s, else why not. */
+async function criuDumps(criu: string): Promise<true | string> {
+  const dir = await mkdtemp(join(tmpdir(), "berth-criu-probe-"));
+  const target = spawn("sleep", ["300"], { detached: true, stdio: "ignore" });
+  try {
+    await run(criu, ["dump", "-t", String(target.pid), "-D", dir, "--leave-running", "--shell-job"], {
+      timeout: 20_000,
+      killSignal: "SIGKILL",
+    });
+    return true;
+  } catch (err) {
+    const e = err as { killed?: boolean; stderr?: string };
+    return e.killed ? "criu dump of a sleep did not finish in 20 s" : `criu dump failed: ${e.stderr?.trim()}`;
+  } finally {
+    target.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** checkpointctl (CRI-O's and Podman's archive reader) shows the archive, where it is installed. */

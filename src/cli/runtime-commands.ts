@@ -277,6 +277,16 @@ export async function attachTo(
     : undefined;
   const { readLogStreams, ttyNewlines } = await import("./early-output.js");
   let r: number | "detached";
+  // How much of the log the attached session read (and so showed) before it failed, if it did.
+  const seen = { stdout: 0, stderr: 0 };
+  const earlyLog = logPath
+    ? async () => {
+        const log = await readLogStreams(logPath);
+        seen.stdout = log.stdout.length;
+        seen.stderr = log.stderr.length;
+        return log;
+      }
+    : undefined;
   try {
     const { url } = await ctx.client.call("attach", {
       containerId: id,
@@ -291,16 +301,18 @@ export async function attachTo(
       stdin: o.stdin,
       tty: o.tty,
       detachKeys: parseDetachKeys(o.detachKeys),
-      earlyLog: logPath ? () => readLogStreams(logPath) : undefined,
+      earlyLog,
     });
   } catch (err) {
     // run -it of a container that ended before or while the attach connected (containerd:
-    // "no running task found" while its status still says running): its log has all it printed
+    // "no running task found" while its status still says running): its log has all it printed,
+    // less what the session already showed from it
     const exitCode = logPath ? await exitedCode(ctx, id, 2_000) : undefined;
     if (!logPath || exitCode === undefined) throw err;
     const log = await readLogStreams(logPath);
-    process.stdout.write(o.tty ? ttyNewlines(log.stdout) : log.stdout);
-    process.stderr.write(log.stderr);
+    const stdout = log.stdout.subarray(seen.stdout);
+    process.stdout.write(o.tty ? ttyNewlines(stdout) : stdout);
+    process.stderr.write(log.stderr.subarray(seen.stderr));
     return exitCode;
   }
   if (r === "detached") {

@@ -8,7 +8,7 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ImagesService } from "../api/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../api/gen/runtime/v1/api.js";
 import type { Backend } from "../backend/backend.js";
-import { type DockerBackend, dockerBackend } from "../backend/docker/index.js";
+import type { DockerBackend } from "../backend/docker/index.js";
 import { NativeImageBackend } from "../backend/native/images.js";
 import { nativeRuntimeBackend } from "../backend/native/index.js";
 import { failedPrecondition, unavailable } from "../common/errors.js";
@@ -216,6 +216,8 @@ export class Daemon {
   /** A Docker Engine runs images and containers; its version is checked before berthd serves. */
   private async startDocker(oomScoreAdjMin: number): Promise<Backend & { init(): Promise<void> }> {
     const { config, logger } = this;
+    // Loaded only for this backend: it brings the Docker client and the registry code (undici).
+    const { dockerBackend } = await import("../backend/docker/index.js");
     const docker = dockerBackend({
       endpoint: config.dockerEndpoint,
       pauseImage: config.dockerPauseImage,

@@ -47,7 +47,7 @@ if (problems.length > 0) {
 for (const file of result.outputFiles) {
   await writeFile(
     file.path,
-    file.text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
+    file.text.replace(/[^\p{ASCII}]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
     { mode: 0o755 },
   );
 }

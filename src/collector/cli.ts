@@ -11,11 +11,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Counter, Gauge, Registry } from "prom-client";
 import { CriClient } from "../api/client.js";
+import { table } from "../cli/format.js";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../common/logger.js";
 import { Agent, type AgentStatus } from "./agent.js";
 import type { SourceCheckpoint } from "./checkpoint.js";
 import { HOST_ROOT_ENV, hostRootFrom } from "./host-root.js";
-import type { SourceStatus } from "./source.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/berth-collector";
 const CANDIDATE_ENDPOINTS = [
@@ -128,36 +128,42 @@ export async function main(argv: string[]): Promise<number> {
       for (const p of agent.pipelines()) this.inc({ pipeline: p }, 0);
     },
   });
-  const sourceGauge = (name: string, help: string, value: (s: SourceStatus) => number, bySource: boolean) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: bySource ? ["pipeline", "source", "container"] : ["pipeline"],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const p of (await agent.status()).pipelines) {
-          if (!bySource) this.set({ pipeline: p.name }, 0);
-          for (const s of p.sources) {
-            if (bySource)
-              this.set({ pipeline: p.name, source: s.key, container: s.container ?? "" }, value(s));
-            else this.inc({ pipeline: p.name }, value(s));
-          }
+  // Both gauges below come from one look at the sources per scrape (prom-client collects
+  // the metrics of a scrape concurrently): one stat per followed log, not one per gauge.
+  let scraping: Promise<AgentStatus> | undefined;
+  const scrapeStatus = () =>
+    (scraping ??= agent.status().finally(() => {
+      scraping = undefined;
+    }));
+  new Gauge({
+    name: "berth_collector_lag_bytes",
+    help: "Bytes in a followed log not yet delivered",
+    labelNames: ["pipeline", "source", "container"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await scrapeStatus()).pipelines) {
+        for (const s of p.sources) {
+          this.set({ pipeline: p.name, source: s.key, container: s.container ?? "" }, s.lagBytes);
         }
-      },
-    });
-  sourceGauge(
-    "berth_collector_lag_bytes",
-    "Bytes in a followed log not yet delivered",
-    (s) => s.lagBytes,
-    true,
-  );
-  sourceGauge(
-    "berth_collector_buffer_bytes",
-    "Bytes read and held until every flusher takes them",
-    (s) => s.bufferedBytes,
-    false,
-  );
+      }
+    },
+  });
+  new Gauge({
+    name: "berth_collector_buffer_bytes",
+    help: "Bytes read and held until every flusher takes them",
+    labelNames: ["pipeline"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await scrapeStatus()).pipelines) {
+        this.set(
+          { pipeline: p.name },
+          p.sources.reduce((n, s) => n + s.bufferedBytes, 0),
+        );
+      }
+    },
+  });
   new Gauge({
     name: "berth_collector_pipelines",
     help: "Running pipelines",
@@ -276,7 +282,8 @@ async function status(argv: string[]): Promise<number> {
       size(s.bufferedBytes),
       s.path,
     ]);
-    printTable(["CONTAINER", "POD", "NAMESPACE", "LAG", "IN FLIGHT", "PATH"], rows);
+    const screen = table(["CONTAINER", "POD", "NAMESPACE", "LAG", "IN FLIGHT", "PATH"], rows);
+    console.log(screen.replace(/^/gm, "  "));
   }
   if (!running || (st.pipelines ?? []).length === 0) {
     // Not running: what the checkpoints say.
@@ -306,15 +313,4 @@ function size(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
-
-function printTable(head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows])
-    console.log(
-      `  ${r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join("  ")
-        .trimEnd()}`,
-    );
 }

@@ -162,6 +162,39 @@ describe("run -it: the log spliced in front of the attached stream", () => {
     assert.equal(out.text(), "one\r\ntwo\r\n");
   });
 
+  it("an abandoned session (its attach failed) shows nothing more, not even the quiet log", async () => {
+    const out = sink();
+    const e = new EarlyOutput(async () => ({ stdout: b("hi\n"), stderr: b("") }), {
+      stdout: out.w,
+      stderr: undefined,
+    });
+    await e.abandon();
+    await sleep(400);
+    assert.equal(out.text(), "");
+    assert.deepEqual(e.reached, { stdout: 0, stderr: 0 });
+  });
+
+  it("reached: where the log's rest begins after what was shown (a session that fails)", async () => {
+    // shown from the log while nothing arrived: all of it (nothing to show again)
+    const quietLog = { stdout: b("hi\n"), stderr: b("") };
+    const reached = { stdout: 0, stderr: 0 };
+    const quiet = new EarlyOutput(async () => quietLog, { stdout: sink().w, stderr: undefined }, { reached });
+    await sleep(400);
+    assert.deepEqual(reached, { stdout: 3, stderr: 0 });
+    await quiet.end();
+
+    // a terminal: aligned bytes (their last \r not yet followed by its \n), then more chunks
+    const log = { stdout: b("early\nhi\n"), stderr: b("") };
+    const { e } = onTerminal(log);
+    await write(e.stream("stdout"), "hi\r");
+    await e.end();
+    assert.equal(e.reached.stdout, "early\nhi".length);
+    await write(e.stream("stdout"), "\n");
+    await write(e.stream("stdout"), "more\r\n");
+    log.stdout = b("early\nhi\nmore\nlast\n");
+    assert.equal(withoutCrOfCrlf(log.stdout).text.subarray(e.reached.stdout).toString(), "last\n");
+  });
+
   it("a terminal's output against a log that kept its \\r\\n (berthd's)", async () => {
     const { out, e } = onTerminal({ stdout: b("early\r\nlate\r\n"), stderr: b("") });
     await write(e.stream("stdout"), "late\r\n");

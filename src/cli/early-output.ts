@@ -116,8 +116,19 @@ export class EarlyOutput {
   /** Bytes of each stream already shown from the log. */
   private shown: Record<StreamName, number> = { stdout: 0, stderr: 0 };
   private aligned = false;
+  private abandoned = false;
   private aligning: Promise<void> | undefined;
   private quiet: NodeJS.Timeout;
+  /**
+   * Per stream, whether the last chunk passed on after the alignment ended in a \r that was
+   * counted (its \n may open the next chunk). A \r ending the aligned bytes was not counted.
+   */
+  private endsInCr: Record<StreamName, boolean> = { stdout: false, stderr: false };
+  /**
+   * How far what was shown reaches into each stream's log, as compared (a terminal's without
+   * the \r of its \r\n): where the rest of the log begins should the session end early.
+   */
+  readonly reached: Record<StreamName, number>;
 
   private readonly trimAttachPoint: (b: Buffer) => Buffer;
   private readonly tty: boolean;
@@ -130,8 +141,11 @@ export class EarlyOutput {
       trimAttachPoint?: (b: Buffer) => Buffer;
       /** A terminal session: line ends compared and shown as a terminal's (see above). */
       tty?: boolean;
+      /** The object `reached` is kept in (the caller reads it after a failed session). */
+      reached?: Record<StreamName, number>;
     } = {},
   ) {
+    this.reached = o.reached ?? { stdout: 0, stderr: 0 };
     this.trimAttachPoint = o.trimAttachPoint ?? ((b) => b);
     this.tty = o.tty ?? false;
     this.quiet = setTimeout(() => void this.showQuietLog(), QUIET_MS);
@@ -163,7 +177,10 @@ export class EarlyOutput {
   stream(name: StreamName): Writable {
     return new Writable({
       write: (chunk: Buffer, _enc, cb) => {
-        if (this.aligned) return this.sinks[name]?.write(chunk, () => cb()) ?? cb();
+        if (this.aligned) {
+          this.reached[name] += this.comparableLength(name, chunk);
+          return this.sinks[name]?.write(chunk, () => cb()) ?? cb();
+        }
         this.held[name].push(chunk);
         this.firstAt[name] ??= Date.now();
         this.aligning ??= new Promise<void>((r) => setTimeout(r, GATHER_MS)).then(() => this.align());
@@ -179,14 +196,25 @@ export class EarlyOutput {
     if (!this.aligned) await this.align();
   }
 
+  /**
+   * The session failed: nothing more is shown (no log once the quiet time is up); `reached`
+   * then says what was, for the caller to show the rest of the log itself.
+   */
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    clearTimeout(this.quiet);
+    await this.aligning;
+  }
+
   /** Nothing arrived yet (a prompt printed before the attach): show the log as it is. */
   private async showQuietLog(): Promise<void> {
-    if (this.aligned || this.aligning) return;
+    if (this.aligned || this.aligning || this.abandoned) return;
     const log = await this.readComparable();
-    if (this.aligned || this.aligning) return;
+    if (this.aligned || this.aligning || this.abandoned) return;
     for (const name of ["stdout", "stderr"] as const) {
       this.showLog(name, log[name].text.subarray(this.shown[name]));
       this.shown[name] = log[name].text.length;
+      this.reached[name] = this.shown[name];
     }
   }
 
@@ -208,6 +236,8 @@ export class EarlyOutput {
         (p) => text.length - p >= received.length && (loggedAt(p) ?? 0) <= firstAt,
       );
       const sink = this.sinks[name];
+      // The attached bytes end at s + their length in the log (after its end, if it lacks them).
+      this.reached[name] = Math.max(shown, (s ?? text.length) + received.length);
       if (s === undefined) sink?.write(attached);
       else {
         if (s > shown) this.showLog(name, text.subarray(shown, s));
@@ -218,5 +248,17 @@ export class EarlyOutput {
       this.held[name] = [];
     }
     this.aligned = true;
+  }
+
+  /** A chunk's length as the log holds it: a terminal's \r\n counts one. */
+  private comparableLength(name: StreamName, chunk: Buffer): number {
+    if (!this.tty) return chunk.length;
+    let n = chunk.length;
+    if (this.endsInCr[name] && chunk[0] === 0x0a) n--;
+    for (let i = chunk.indexOf(0x0d); i >= 0 && i + 1 < chunk.length; i = chunk.indexOf(0x0d, i + 1)) {
+      if (chunk[i + 1] === 0x0a) n--;
+    }
+    this.endsInCr[name] = chunk.at(-1) === 0x0d;
+    return n;
   }
 }

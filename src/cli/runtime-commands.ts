@@ -275,18 +275,10 @@ export async function attachTo(
   const logPath = o.fromStart
     ? (await ctx.client.call("containerStatus", { containerId: id })).status?.logPath
     : undefined;
-  const { readLogStreams, ttyNewlines } = await import("./early-output.js");
+  const { readLogStreams, ttyNewlines, withoutCrOfCrlf } = await import("./early-output.js");
   let r: number | "detached";
-  // How much of the log the attached session read (and so showed) before it failed, if it did.
-  const seen = { stdout: 0, stderr: 0 };
-  const earlyLog = logPath
-    ? async () => {
-        const log = await readLogStreams(logPath);
-        seen.stdout = log.stdout.length;
-        seen.stderr = log.stderr.length;
-        return log;
-      }
-    : undefined;
+  // How far the attached session's output reached into the log, should it fail (early-output.ts).
+  const reached = { stdout: 0, stderr: 0 };
   try {
     const { url } = await ctx.client.call("attach", {
       containerId: id,
@@ -301,7 +293,8 @@ export async function attachTo(
       stdin: o.stdin,
       tty: o.tty,
       detachKeys: parseDetachKeys(o.detachKeys),
-      earlyLog,
+      earlyLog: logPath ? () => readLogStreams(logPath) : undefined,
+      reached,
     });
   } catch (err) {
     // run -it of a container that ended before or while the attach connected (containerd:
@@ -310,9 +303,10 @@ export async function attachTo(
     const exitCode = logPath ? await exitedCode(ctx, id, 2_000) : undefined;
     if (!logPath || exitCode === undefined) throw err;
     const log = await readLogStreams(logPath);
-    const stdout = log.stdout.subarray(seen.stdout);
+    // As compared and shown by the session: a terminal's log without the \r of its \r\n.
+    const stdout = (o.tty ? withoutCrOfCrlf(log.stdout).text : log.stdout).subarray(reached.stdout);
     process.stdout.write(o.tty ? ttyNewlines(stdout) : stdout);
-    process.stderr.write(log.stderr.subarray(seen.stderr));
+    process.stderr.write(log.stderr.subarray(reached.stderr));
     return exitCode;
   }
   if (r === "detached") {

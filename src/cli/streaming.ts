@@ -6,7 +6,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { Transform, Writable } from "node:stream";
 import { execOverSpdy, portForwardOverSpdy } from "../streaming/client.js";
-import { EarlyOutput, type LogStreams } from "./early-output.js";
+import { EarlyOutput, type LogStreams, type StreamName } from "./early-output.js";
 import { stripRuncNoise } from "./errors.js";
 
 export interface InteractiveOptions {
@@ -18,6 +18,8 @@ export interface InteractiveOptions {
   onRuncError?: (message: string) => void;
   /** Reads the container's log so far: what it printed before the attach is spliced in front. */
   earlyLog?: (() => Promise<LogStreams>) | undefined;
+  /** With earlyLog: kept up to date with how far the shown output reaches into the log. */
+  reached?: Record<StreamName, number>;
 }
 
 /** The caller's terminal size now and after every resize; nothing when stdout is no terminal. */
@@ -139,7 +141,7 @@ export async function runInteractive(url: string, o: InteractiveOptions): Promis
     ? new EarlyOutput(
         o.earlyLog,
         { stdout, stderr },
-        o.tty ? { trimAttachPoint: trimNulEcho, tty: true } : {},
+        o.tty ? { trimAttachPoint: trimNulEcho, tty: true, reached: o.reached } : { reached: o.reached },
       )
     : undefined;
   try {
@@ -150,8 +152,10 @@ export async function runInteractive(url: string, o: InteractiveOptions): Promis
       ...(o.tty
         ? { tty: true, resize: terminalSizes() }
         : { stderr: early?.stream("stderr") ?? (stderr as Writable) }),
-    }).catch((err: unknown) => {
+    }).catch(async (err: unknown) => {
       if (detached) return 0;
+      // The caller shows the rest of the log (from early.reached): the log must not come twice.
+      await early?.abandon();
       throw err;
     });
     await early?.end();

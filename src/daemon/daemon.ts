@@ -138,10 +138,14 @@ export class Daemon {
       this.metricsServer = await startMetricsServer(this.metrics, config.metrics.address);
       logger.info({ address: config.metrics.address }, "metrics served at /metrics");
     }
-    // Recovery (pods, containers) runs while the socket already answers Version; every other
-    // call waits for it (heldUntil).
-    const recovered = backend.init();
-    recovered.catch(() => {}); // awaited below, after the bind
+    // Recovery (pods, containers) starts once the socket is bound and answers Version; every
+    // other call waits for it (heldUntil). Started before the bind, its hundreds of file reads
+    // would queue ahead of the bind's own on libuv's pool.
+    let bound!: () => void;
+    const recovered = new Promise<void>((resolve) => {
+      bound = resolve;
+    }).then(() => backend.init());
+    recovered.catch(() => {}); // awaited below
 
     const server = new Server({
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
@@ -174,6 +178,7 @@ export class Daemon {
     await chmod(config.listen, 0o600);
     this.server = server;
     logger.info({ listen: config.listen, root: config.root, version: BERTH_VERSION }, "berthd listening");
+    bound();
     await recovered;
     logger.info("berthd serving: pods and containers recovered");
   }
@@ -216,7 +221,7 @@ export class Daemon {
   /** A Docker Engine runs images and containers; its version is checked before berthd serves. */
   private async startDocker(oomScoreAdjMin: number): Promise<Backend & { init(): Promise<void> }> {
     const { config, logger } = this;
-    // Loaded only for this backend: it brings the Docker client and the registry code (undici).
+    // Loaded only for this backend: it brings the Docker client and its image code.
     const { dockerBackend } = await import("../backend/docker/index.js");
     const docker = dockerBackend({
       endpoint: config.dockerEndpoint,

@@ -959,9 +959,15 @@ static napi_value js_kill_child(napi_env env, napi_callback_info info) {
   return v;
 }
 
-/* trimMemory(): malloc_trim(0), handing freed heap pages back to the kernel. Synchronous. */
-static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+void berth_low_memory_notification(void); /* memory.cc */
+
+/*
+ * releaseMemory(): V8's memory-reducing full collection (memory.cc), then malloc_trim(0), handing
+ * the freed malloc heap back to the kernel. Synchronous.
+ */
+static napi_value js_release_memory(napi_env env, napi_callback_info info) {
   (void)info;
+  berth_low_memory_notification();
   napi_value v;
   NAPI_CALL(env, napi_get_boolean(env, malloc_trim(0) == 1, &v), NULL);
   return v;
@@ -1056,7 +1062,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"connectSeqpacket", NULL, js_connect_seqpacket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"killChild", NULL, js_kill_child, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"releaseMemory", NULL, js_release_memory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"logNdjson", NULL, js_log_ndjson, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "berth_native",
-      "sources": ["berth_native.c", "log_ndjson.c", "spawn.c", "stdio_relay.c"],
+      "sources": ["berth_native.c", "log_ndjson.c", "memory.cc", "spawn.c", "stdio_relay.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra"],
       "cflags_c": ["-std=gnu11"],

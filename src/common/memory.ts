@@ -1,27 +1,13 @@
 /**
- * Giving memory back after a burst of work (a pull): a full V8 collection, then glibc's
- * malloc_trim. Without it a daemon that pulled once keeps the pull's garbage and freed malloc
- * arenas resident until the next burst.
+ * Giving memory back after a burst of work (a pull): V8's memory-reducing full collection, then
+ * glibc's malloc_trim (native releaseMemory). Without it a daemon that pulled once keeps the
+ * pull's garbage, its spare heap pages and freed malloc arenas resident until the next burst.
  */
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { native } from "./native.js";
 
-let gc: (() => void) | undefined;
-
-/** V8's gc(), exposed once (the documented setFlagsFromString route; no --expose-gc needed). */
-function fullGc(): void {
-  if (!gc) {
-    setFlagsFromString("--expose-gc");
-    gc = runInNewContext("gc") as () => void;
-  }
-  gc();
-}
-
-/** A full collection and malloc_trim; synchronous (tens of ms), so only when the daemon is idle. */
+/** Synchronous (tens of ms), so only when the daemon is idle. */
 export function releaseMemory(): void {
-  fullGc();
-  native().trimMemory();
+  native().releaseMemory();
 }
 
 /**

@@ -67,8 +67,11 @@ export interface NativeAddon {
   ): { pid: number; fds: number[] };
   /** Signals a child of spawn() that has not been reaped yet; false when it has. */
   killChild(pid: number, signal: number): boolean;
-  /** malloc_trim(0): freed malloc heap back to the kernel; true when some was. Synchronous. */
-  trimMemory(): boolean;
+  /**
+   * V8's memory-reducing full collection (LowMemoryNotification), then malloc_trim(0): freed heap
+   * pages back to the kernel; true when malloc_trim gave some back. Synchronous (tens of ms).
+   */
+  releaseMemory(): boolean;
   /**
    * berth-collector's hot path (native/log_ndjson.c): a chunk of a CRI (`format` 0) or raw (1)
    * log -> its NDJSON records as the JS assembler and serialiser write them, `tagsSuffix`

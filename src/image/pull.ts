@@ -36,7 +36,7 @@ export type PullDeps = InstallDeps & { config: BerthConfig };
 
 export class Puller {
   private readonly inflight = new SingleFlight<ImageRecord>();
-  /** Made at the first pull: the registry client loads undici (~250 ms of CPU, ~9 MiB). */
+  /** Made at the first pull: the registry client is loaded then, not at start-up. */
   private registry: Promise<RegistryClient> | undefined;
   private readonly logger: Logger;
   /** Pulls in flight by normalised reference (layer byte counts, for progress). */

@@ -7,8 +7,8 @@
  * key so two pulls with different pull secrets never share a token.
  */
 import { createHash } from "node:crypto";
-import { type Dispatcher, request } from "undici";
 import { invalidArgument, unauthenticated, unavailable } from "../../common/errors.js";
+import type { HttpPool } from "./http.js";
 
 export interface Challenge {
   /** Lowercased auth scheme: "bearer", "basic", ... */
@@ -164,13 +164,11 @@ interface CachedToken {
 }
 
 export interface AuthorizerOptions {
-  /** Dispatcher used for token requests to `url`. */
-  dispatcherFor: (url: URL) => Dispatcher;
+  /** Sends the token requests. */
+  pool: HttpPool;
   userAgent?: string;
   /** Clock, for tests. */
   now?: () => number;
-  headersTimeoutMs?: number;
-  bodyTimeoutMs?: number;
 }
 
 const DEFAULT_TOKEN_TTL_S = 60;
@@ -323,13 +321,10 @@ export class Authorizer {
         headers["authorization"] = basicAuthorization(creds.username, creds.password ?? "");
     }
 
-    const res = await request(url, {
+    const res = await this.opts.pool.request(url, {
       method,
       headers,
-      body,
-      dispatcher: this.opts.dispatcherFor(url),
-      headersTimeout: this.opts.headersTimeoutMs,
-      bodyTimeout: this.opts.bodyTimeoutMs,
+      ...(body !== undefined ? { body } : {}),
     });
     const text = await readText(res.body, MAX_TOKEN_RESPONSE);
     if (res.statusCode === 401 || res.statusCode === 403) {

@@ -4,8 +4,8 @@
  * Every operation walks the endpoints from `resolveEndpoints` (mirrors first, then the registry),
  * authenticates on 401 (Bearer token / Basic), follows redirects manually (dropping Authorization
  * when the redirect leaves the registry's origin), and retries connection errors, 429 and 5xx with
- * exponential backoff. One undici Agent per client keeps connections alive (pipelining 1, up to
- * `connectionsPerOrigin` sockets per origin, so parallel layer downloads use parallel connections).
+ * exponential backoff. One keep-alive pool per client (`HttpPool`, Node's http/https) keeps up to
+ * `connectionsPerOrigin` sockets per origin, so parallel layer downloads use parallel connections.
  *
  * Bounded in time: a connect timeout, a response-header timeout and a body idle timeout (no byte
  * for that long) each end a request, and a timeout is not retried (a registry that did not answer
@@ -14,7 +14,6 @@
  */
 import { PassThrough, type Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, type Dispatcher, request } from "undici";
 import {
   BerthError,
   dataLoss,
@@ -39,6 +38,14 @@ import {
 } from "../reference.js";
 import { Authorizer, type Credentials, type CriAuthConfig, pullScope } from "./auth.js";
 import { type RegistryEndpoint, type RegistryHostsConfig, resolveEndpoints } from "./hosts.js";
+import {
+  discard,
+  dump,
+  HttpPool,
+  type HttpPoolOptions,
+  type HttpResponse,
+  HttpTimeoutError,
+} from "./http.js";
 import {
   baseMediaType,
   isIndexMediaType,
@@ -110,17 +117,11 @@ const MAX_INDEX_DEPTH = 3;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const GENERIC_CONTENT_TYPES = new Set(["", "application/json", "text/plain", "application/octet-stream"]);
 
-type Response = Dispatcher.ResponseData;
+type Response = HttpResponse;
 
 function header(res: Response, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** Abandons a response body (undici reports destroy-before-end as an 'error' event: swallow it). */
-function discard(body: Readable): void {
-  body.on("error", () => {});
-  body.destroy();
 }
 
 /**
@@ -137,12 +138,8 @@ function typedErrors(body: Readable, map: (e: unknown) => Error): Readable {
   return out;
 }
 
-async function drain(res: Response): Promise<void> {
-  try {
-    await res.body.dump({ limit: 64 * 1024 });
-  } catch {
-    // ignore: we only want the connection back
-  }
+function drain(res: Response): Promise<void> {
+  return dump(res.body, 64 * 1024);
 }
 
 /** Reads the body, failing with resourceExhausted beyond `max` bytes. */
@@ -198,17 +195,16 @@ function abortError(signal: AbortSignal | undefined, cause?: unknown): BerthErro
   return new BerthError("Aborted", "registry request aborted", { cause: reason ?? cause });
 }
 
-const TIMEOUTS: Record<string, string> = {
-  UND_ERR_CONNECT_TIMEOUT: "connect timeout",
-  UND_ERR_HEADERS_TIMEOUT: "response header timeout",
-  UND_ERR_BODY_TIMEOUT: "body idle timeout",
-};
+const TIMEOUTS = {
+  connect: "connect timeout",
+  headers: "response header timeout",
+  body: "body idle timeout",
+} as const;
 
 /** Which of the client's timeouts `e` is, if any. */
 function timeoutKind(e: unknown): string | undefined {
   for (let err = e, depth = 0; err instanceof Error && depth < 3; err = err.cause, depth++) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === "string" && TIMEOUTS[code] !== undefined) return TIMEOUTS[code];
+    if (err instanceof HttpTimeoutError) return TIMEOUTS[err.kind];
   }
   return undefined;
 }
@@ -226,9 +222,9 @@ function retryableStatus(status: number): boolean {
 
 export class RegistryClient {
   private readonly hosts: RegistryHostsConfig;
-  private readonly agentOptions: Agent.Options;
-  private readonly agent: Agent;
-  private insecureAgent: Agent | undefined;
+  private readonly poolOptions: HttpPoolOptions;
+  private readonly pool: HttpPool;
+  private insecurePool: HttpPool | undefined;
   /** https endpoints of insecure registries that turned out to speak plain http only. */
   private readonly plainHttpOnly = new Set<string>();
   private readonly authorizer: Authorizer;
@@ -251,22 +247,15 @@ export class RegistryClient {
     this.connectTimeout = opts.connectTimeoutMs ?? 30_000;
     this.headersTimeout = opts.headersTimeoutMs ?? 30_000;
     this.bodyTimeout = opts.bodyTimeoutMs ?? 60_000;
-    this.agentOptions = {
+    this.poolOptions = {
       connections: opts.connectionsPerOrigin ?? 8,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 120_000,
-      headersTimeout: this.headersTimeout,
-      bodyTimeout: this.bodyTimeout,
-      connect: { timeout: this.connectTimeout },
-    };
-    this.agent = new Agent(this.agentOptions);
-    this.authorizer = new Authorizer({
-      dispatcherFor: () => this.agent,
-      userAgent: this.userAgent,
+      keepAliveMs: 30_000,
+      connectTimeoutMs: this.connectTimeout,
       headersTimeoutMs: this.headersTimeout,
       bodyTimeoutMs: this.bodyTimeout,
-    });
+    };
+    this.pool = new HttpPool(this.poolOptions);
+    this.authorizer = new Authorizer({ pool: this.pool, userAgent: this.userAgent });
   }
 
   /** Binds an image repository and pull credentials: `session.getManifest("v1")`, `session.fetchBlob(desc)`. */
@@ -279,15 +268,8 @@ export class RegistryClient {
    * pulls are gone already), then every connection is destroyed.
    */
   async close(graceMs = 1000): Promise<void> {
-    const agents = [this.agent, this.insecureAgent].filter((a): a is Agent => a !== undefined);
-    const closed = Promise.all(agents.map((a) => a.close())).then(
-      () => true,
-      () => true,
-    );
-    const timer = sleep(graceMs, false, { ref: false });
-    if (!(await Promise.race([closed, timer]))) {
-      await Promise.all(agents.map((a) => a.destroy().catch(() => {})));
-    }
+    const pools = [this.pool, this.insecurePool].filter((p): p is HttpPool => p !== undefined);
+    await Promise.all(pools.map((p) => p.close(graceMs)));
   }
 
   /**
@@ -650,14 +632,7 @@ export class RegistryClient {
     for (let hop = 0; ; hop++) {
       const h: Record<string, string> = { ...headers, "user-agent": this.userAgent };
       if (auth !== undefined) h["authorization"] = auth;
-      const res = await request(current, {
-        method: "GET",
-        headers: h,
-        dispatcher: this.dispatcherFor(current, ep),
-        signal,
-        headersTimeout: this.headersTimeout,
-        bodyTimeout: this.bodyTimeout,
-      });
+      const res = await this.poolFor(current, ep).request(current, { method: "GET", headers: h, signal });
       if (!REDIRECT_STATUSES.has(res.statusCode)) return res;
       const location = header(res, "location");
       await drain(res);
@@ -679,15 +654,12 @@ export class RegistryClient {
     }
   }
 
-  private dispatcherFor(url: URL, ep: RegistryEndpoint): Dispatcher {
+  private poolFor(url: URL, ep: RegistryEndpoint): HttpPool {
     if (ep.skipVerify && url.protocol === "https:" && url.host.toLowerCase() === ep.host) {
-      this.insecureAgent ??= new Agent({
-        ...this.agentOptions,
-        connect: { ...(this.agentOptions.connect as object), rejectUnauthorized: false },
-      });
-      return this.insecureAgent;
+      this.insecurePool ??= new HttpPool({ ...this.poolOptions, verifyTls: false });
+      return this.insecurePool;
     }
-    return this.agent;
+    return this.pool;
   }
 
   private async statusError(

@@ -64,6 +64,8 @@ export async function startTricklingRegistry(
       res.end(blob);
       return;
     }
+    // The headers now, not with the first byte a second later (after a 1 s header timeout).
+    res.flushHeaders();
     const d: TrickledDownload = { digest, startedAt: Date.now(), bytesSent: 0 };
     downloads.push(d);
     const timer = setInterval(() => {

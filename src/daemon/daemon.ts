@@ -25,8 +25,7 @@ import { runtimeService } from "../cri/runtime-service.js";
 import { createStreamingServer } from "../cri/streaming-service.js";
 import { EventBus } from "../events/bus.js";
 import { ImageManager } from "../image/image-manager.js";
-import { Metrics } from "../metrics/metrics.js";
-import { startMetricsServer } from "../metrics/server.js";
+import type { Metrics } from "../metrics/metrics.js";
 import { CniClient } from "../network/cni.js";
 import { PodInits } from "../pod/pod-init.js";
 import { SandboxManager } from "../pod/sandbox-manager.js";
@@ -47,7 +46,8 @@ export class Daemon {
   readonly pods: SandboxManager;
   private readonly inits: PodInits;
   readonly events = new EventBus<ContainerRecord>();
-  readonly metrics: Metrics;
+  /** Prometheus metrics, only with `metrics.address` (prom-client is loaded for them). */
+  private metrics: Metrics | undefined;
   private containers: ContainerManager | undefined;
   private metricsServer: HttpServer | undefined;
   private streaming: StreamingServer | undefined;
@@ -57,13 +57,12 @@ export class Daemon {
     readonly config: BerthConfig,
     private readonly logger: Logger,
   ) {
-    this.metrics = new Metrics(() => this.containerCounts());
     this.images = new ImageManager({
       config,
       logger,
       onPull: (ok, bytes) => {
-        this.metrics.pulls.inc({ result: ok ? "success" : "failure" });
-        if (ok) this.metrics.pullBytes.inc(bytes);
+        this.metrics?.pulls.inc({ result: ok ? "success" : "failure" });
+        if (ok) this.metrics?.pullBytes.inc(bytes);
         releaseAfterPulls();
       },
     });
@@ -104,7 +103,7 @@ export class Daemon {
   }
 
   private readonly observePhase = (object: "pod" | "container", phase: string, seconds: number) =>
-    this.metrics.phaseSeconds.observe({ object, phase }, seconds);
+    this.metrics?.phaseSeconds.observe({ object, phase }, seconds);
 
   private containerCounts(): Record<string, number> {
     const counts: Record<string, number> = { created: 0, running: 0, exited: 0, unknown: 0 };
@@ -123,8 +122,8 @@ export class Daemon {
     // Containers may not ask for an oom_score_adj below berthd's own (no CAP_SYS_RESOURCE needed).
     const oomScoreAdjMin = Number((await readFile("/proc/self/oom_score_adj", "utf8")).trim()) || 0;
     observeRequests((method, code, seconds) => {
-      this.metrics.requests.inc({ method, code });
-      this.metrics.requestSeconds.observe({ method }, seconds);
+      this.metrics?.requests.inc({ method, code });
+      this.metrics?.requestSeconds.observe({ method }, seconds);
     });
     const backend =
       config.backend === "docker"
@@ -135,6 +134,11 @@ export class Daemon {
     this.streaming = streaming;
     logger.info({ url }, "streaming server listening");
     if (config.metrics.address) {
+      const [{ Metrics }, { startMetricsServer }] = await Promise.all([
+        import("../metrics/metrics.js"),
+        import("../metrics/server.js"),
+      ]);
+      this.metrics = new Metrics(() => this.containerCounts());
       this.metricsServer = await startMetricsServer(this.metrics, config.metrics.address);
       logger.info({ address: config.metrics.address }, "metrics served at /metrics");
     }

@@ -5,6 +5,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { dataLoss, invalidArgument } from "../common/errors.js";
+import { noteStreamed } from "../common/memory.js";
 import { validateDigest } from "./reference.js";
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
@@ -46,6 +47,7 @@ export class DigestStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
     this.hash.update(chunk);
+    noteStreamed(chunk.length);
     cb(null, chunk);
   }
 

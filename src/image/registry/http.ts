@@ -90,7 +90,8 @@ export class HttpPool {
         // No response: the request failed (its 'error' rejected) and is over.
         if (!answered) this.end();
       });
-      out.once("error", reject);
+      // Not once: a socket error after the response (a cut-off body) reaches the request too.
+      out.on("error", reject);
       out.end(req.body);
     });
   }

@@ -31,8 +31,8 @@ const SCAVENGE_EVERY = 4 << 20;
 let streamed = 0;
 
 /**
- * Counts bytes streamed through berthd (a pull makes ~3 bytes of Buffers per byte it digests:
- * socket reads, HTTP body copies, inflated output) and scavenges V8's young generation every
+ * Counts the bytes of a layer's uncompressed stream (a pull makes ~3 bytes of Buffers per such
+ * byte: socket reads, HTTP body copies, inflated output) and scavenges V8's young generation every
  * SCAVENGE_EVERY bytes (~0.3 ms). Those Buffers die within milliseconds, but their memory is
  * outside the V8 heap: V8 scavenges when its young generation fills (with small objects only,
  * rarely) or once 32 MiB of young Buffers wait, so that much stayed resident at a pull's peak.

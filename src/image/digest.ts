@@ -5,7 +5,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { dataLoss, invalidArgument } from "../common/errors.js";
-import { noteStreamed } from "../common/memory.js";
 import { validateDigest } from "./reference.js";
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
@@ -44,10 +43,15 @@ export class DigestStream extends Transform {
   private result: string | undefined;
   size = 0;
 
+  /** `onChunk` is told the size of each chunk that passes. */
+  constructor(private readonly onChunk?: (bytes: number) => void) {
+    super();
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
     this.hash.update(chunk);
-    noteStreamed(chunk.length);
+    this.onChunk?.(chunk.length);
     cb(null, chunk);
   }
 

@@ -9,6 +9,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { abortReason, dataLoss, errnoCode, isBerthError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { noteStreamed } from "../common/memory.js";
 import type { ContentStore, IngestWriter } from "./content-store.js";
 import { DigestStream } from "./digest.js";
 import type { SnapshotStore } from "./snapshots.js";
@@ -52,7 +53,9 @@ export async function unpackLayerToSnapshot(
   const source = stored ? content.openRead(layer.digest) : await opts.open();
   const blobCheck: IngestWriter | DigestStream =
     stored || !opts.keepBlob ? new DigestStream() : content.ingest(layer.digest, layer.size);
-  const diffCheck = new DigestStream();
+  // The uncompressed side paces the pull's scavenges: it passes once per layer, whether the
+  // compressed side is stored (IngestWriter) or only hashed (a DigestStream too).
+  const diffCheck = new DigestStream(noteStreamed);
   const prepared = await snapshots.prepare();
   const started = Date.now();
   try {

@@ -1,6 +1,6 @@
 // Bundles berthd (<outDir>/bin/berthd.js, replaced in place) with its dependencies into ESM:
-// one file for what start-up loads, and a chunk per lazily imported part (the registry client
-// with undici, streaming, …) beside it in bin/, loaded at first use. Node then resolves and
+// one file for what start-up loads, and a chunk per lazily imported part (the registry client,
+// the Docker backend, the Prometheus metrics, …) beside it in bin/, loaded at first use. Node then resolves and
 // compiles one file instead of ~400 modules: start-up CPU and idle RSS both drop (see the
 // README's performance section). bin/ is as deep under <outDir> as every other folder, so
 // `new URL("../…", import.meta.url)` paths resolve as they do from the unbundled modules.

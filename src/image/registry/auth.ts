@@ -7,8 +7,9 @@
  * key so two pulls with different pull secrets never share a token.
  */
 import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
 import { invalidArgument, unauthenticated, unavailable } from "../../common/errors.js";
-import type { HttpPool } from "./http.js";
+import { discard, type HttpPool } from "./http.js";
 
 export interface Challenge {
   /** Lowercased auth scheme: "bearer", "basic", ... */
@@ -356,17 +357,13 @@ export class Authorizer {
   }
 }
 
-async function readText(
-  body: AsyncIterable<Buffer> & { destroy(): unknown; on(ev: "error", fn: () => void): unknown },
-  max: number,
-): Promise<string> {
+async function readText(body: Readable, max: number): Promise<string> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const chunk of body) {
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     n += chunk.length;
     if (n > max) {
-      body.on("error", () => {});
-      body.destroy();
+      discard(body);
       throw unavailable(`response larger than ${max} bytes`);
     }
     chunks.push(chunk);

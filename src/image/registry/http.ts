@@ -66,7 +66,7 @@ export class HttpPool {
         agent: secure ? this.https : this.http,
         ...(req.signal ? { signal: req.signal } : {}),
       });
-      this.begin();
+      this.active++;
       let timer: NodeJS.Timeout | undefined;
       let answered = false;
       const arm = (kind: HttpTimeout, ms: number) => {
@@ -110,10 +110,6 @@ export class HttpPool {
     }
     this.http.destroy();
     this.https.destroy();
-  }
-
-  private begin(): void {
-    this.active++;
   }
 
   private end(): void {

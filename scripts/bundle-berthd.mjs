@@ -12,6 +12,24 @@ import * as esbuild from "esbuild";
 const outDir = resolve(process.argv[2] ?? "dist");
 const binDir = join(outDir, "bin");
 
+// berthd serves gRPC with its own server (src/api/grpc); the generated CRI modules import
+// grpc-js only for client constructors it never calls. Declared free of side effects, grpc-js
+// is dropped with them (~400 KiB of JavaScript less to load at every start).
+const clientsOnly = {
+  name: "grpc-js-clients-only",
+  setup(build) {
+    build.onResolve({ filter: /^@grpc\/grpc-js$/ }, async (args) => {
+      if (args.pluginData === "resolving") return undefined;
+      const resolved = await build.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        pluginData: "resolving",
+      });
+      return { ...resolved, sideEffects: false };
+    });
+  },
+};
+
 const result = await esbuild.build({
   entryPoints: [join(binDir, "berthd.js")],
   outdir: binDir,
@@ -27,6 +45,8 @@ const result = await esbuild.build({
   // (~280 KiB less to parse), resolved from node_modules should they ever be required.
   external: ["protobufjs", "protobufjs/*", "@grpc/proto-loader", "long"],
   write: false,
+  metafile: true,
+  plugins: [clientsOnly],
   // Less source to read and parse (~1 MiB, ~3 MiB RSS); names are kept, so stack traces still
   // name every function.
   minifyWhitespace: true,
@@ -40,6 +60,14 @@ const problems = [...result.errors, ...result.warnings];
 if (problems.length > 0) {
   const text = await esbuild.formatMessages(problems, { kind: "error" });
   console.error(text.join("\n"));
+  process.exit(1);
+}
+const grpcJs = Object.values(result.metafile.outputs)
+  .flatMap((o) => Object.entries(o.inputs))
+  .filter(([p, i]) => p.includes("node_modules/@grpc/grpc-js/") && i.bytesInOutput > 0)
+  .map(([p]) => p);
+if (grpcJs.length > 0) {
+  console.error(`berthd's bundle should not contain grpc-js, but it does: ${grpcJs.slice(0, 3).join(", ")}…`);
   process.exit(1);
 }
 // esbuild escapes non-ASCII characters in code (charset "ascii"), not in comments it keeps: one

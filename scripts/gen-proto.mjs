@@ -1,7 +1,7 @@
 // Generates typed TypeScript (ts-proto, grpc-js services) from proto/ into src/api/gen.
 // The output is committed; CI regenerates it and fails if it differs (`--check`).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
@@ -33,12 +33,23 @@ execFileSync(
   { stdio: "inherit" },
 );
 
+const files = (dir) =>
+  readdirSync(dir).flatMap((f) =>
+    statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)],
+  );
+
+// The grpc-js client constructors are built when the module loads; marked pure, a bundle that
+// never uses them (berthd, which serves with src/api/grpc) leaves them and grpc-js out.
+for (const f of files(outDir)) {
+  const text = readFileSync(f, "utf8");
+  writeFileSync(
+    f,
+    text.replaceAll("= makeGenericClientConstructor(", "= /* @__PURE__ */ makeGenericClientConstructor("),
+  );
+}
+
 if (check) {
   const committed = join(root, "src/api/gen");
-  const files = (dir) =>
-    readdirSync(dir).flatMap((f) =>
-      statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)],
-    );
   let stale = false;
   for (const f of files(outDir)) {
     const rel = relative(outDir, f);

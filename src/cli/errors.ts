@@ -12,7 +12,9 @@
  *   130  interrupted (Ctrl-C)
  *   N    `run`, `exec`, `attach`: the container's or command's own exit code
  */
+
 import { existsSync } from "node:fs";
+import { Status } from "../api/grpc/status.js";
 
 export const EXIT = {
   ok: 0,
@@ -54,22 +56,7 @@ export const CliError = branded(
 );
 export type CliError = InstanceType<typeof CliError>;
 
-/** gRPC status codes (numbers, so that this module does not load grpc-js). */
-const GRPC = {
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  FAILED_PRECONDITION: 9,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
-
-const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GRPC).map(([k, v]) => [v, k]));
+const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Status).map(([k, v]) => [v, k]));
 
 export interface GrpcLike {
   code?: number;
@@ -124,7 +111,7 @@ export function describeError(
     return { text: stripRuncNoise(e?.message ?? String(err)), code: EXIT.failed };
   }
   const details = stripRuncNoise(e.details ?? e.message).trim();
-  if (e.code === GRPC.UNAVAILABLE && isConnectionFailure(e, endpoint)) {
+  if (e.code === Status.UNAVAILABLE && isConnectionFailure(e, endpoint)) {
     const path = socketPath(endpoint);
     if (path && !existsSync(path)) {
       return {
@@ -135,15 +122,13 @@ export function describeError(
     const why = /EACCES/.test(details) ? "permission denied (run as root)" : details;
     return { text: `cannot connect to the runtime at ${endpoint}: ${why}`, code: EXIT.failed };
   }
-  if (e.code === GRPC.DEADLINE_EXCEEDED) {
+  if (e.code === Status.DEADLINE_EXCEEDED) {
     const after = timeoutS ? ` after ${timeoutS}s (--timeout)` : "";
     return { text: `timed out${after}: ${details}`, code: EXIT.failed };
   }
-  if (e.code === GRPC.UNIMPLEMENTED) {
+  if (e.code === Status.UNIMPLEMENTED) {
     return { text: `the runtime does not implement this call: ${details}`, code: EXIT.failed };
   }
   const name = CODE_NAMES[e.code] ?? `code ${e.code}`;
   return { text: `${details || "request failed"} (${name})`, code: EXIT.failed };
 }
-
-export { GRPC };

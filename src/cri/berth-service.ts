@@ -1,24 +1,21 @@
 /** berth.v1.Images: Berth's own image RPCs (offline import), served beside the CRI. */
 import { once } from "node:events";
 import { Readable } from "node:stream";
-import type { ServerWritableStream, UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   type ImportRequest,
   ImportResponse,
   type PullProgressRequest,
   PullProgressResponse,
 } from "../api/gen/berth/v1/berth.js";
+import type { ServerStreamCall, ServiceImplementation } from "../api/grpc/server.js";
 import type { ImageBackend } from "../backend/backend.js";
 import type { Logger } from "../common/logger.js";
 import { clientStreaming } from "./boundary.js";
 
-export function berthImagesService(opts: {
-  logger: Logger;
-  images: ImageBackend;
-}): UntypedServiceImplementation {
+export function berthImagesService(opts: { logger: Logger; images: ImageBackend }): ServiceImplementation {
   const { logger, images } = opts;
   /** Samples the pull's progress every interval until it ends or the client goes away. */
-  const pullProgress = (call: ServerWritableStream<PullProgressRequest, PullProgressResponse>) => {
+  const pullProgress = (call: ServerStreamCall<PullProgressRequest, PullProgressResponse>) => {
     const interval = Math.min(Math.max(call.request.intervalMs || 200, 50), 5000);
     let gone = false;
     call.on("cancelled", () => {

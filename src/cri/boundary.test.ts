@@ -36,7 +36,7 @@ describe("error boundary", () => {
   });
 });
 
-/** A stand-in for a grpc-js unary server call: request, deadline, and the "cancelled" event. */
+/** A stand-in for a unary server call: request, deadline, and the "cancelled" event. */
 class FakeCall extends EventEmitter {
   cancelled = false;
   constructor(

@@ -8,16 +8,13 @@
  * shuts down (`abortCalls`). A call whose signal aborted answers with the reason: CANCELLED,
  * DEADLINE_EXCEEDED or UNAVAILABLE.
  */
-import {
-  type Deadline,
-  type handleClientStreamingCall,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
-  Metadata,
-  type ServerErrorResponse,
-  status,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
+import type {
+  ClientStreamHandler,
+  ServerStreamHandler,
+  ServiceImplementation,
+  UnaryHandler,
+} from "../api/grpc/server.js";
+import { type ServiceError, Status as status } from "../api/grpc/status.js";
 import {
   BerthError,
   cancelled,
@@ -46,10 +43,9 @@ const GRPC_CODES: Record<ErrorCode, status> = {
   Internal: status.INTERNAL,
 };
 
-export function toGrpcError(err: unknown): ServerErrorResponse {
+export function toGrpcError(err: unknown): ServiceError {
   const code = err instanceof BerthError ? GRPC_CODES[err.code] : status.INTERNAL;
-  const message = err instanceof Error ? err.message : String(err);
-  return Object.assign(new Error(message), { code, details: message, metadata: new Metadata() });
+  return { code, details: err instanceof Error ? err.message : String(err) };
 }
 
 /** Fields worth putting on a request log line: the ids and names CRI requests carry. */
@@ -68,9 +64,10 @@ function requestFields(req: unknown): Record<string, unknown> {
   return out;
 }
 
-/** What a call's signal needs from the grpc-js call object. */
+/** What a call's signal needs from the server's call object. */
 interface CancellableCall {
-  getDeadline(): Deadline;
+  /** ms since the epoch; Infinity for none. */
+  getDeadline(): number;
   readonly cancelled: boolean;
   on(event: "cancelled", listener: () => void): unknown;
   removeListener(event: "cancelled", listener: () => void): unknown;
@@ -89,21 +86,17 @@ export function abortCalls(reason: BerthError): number {
 /** setTimeout's largest delay; a later deadline is left to the client. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-function deadlineMs(d: Deadline): number {
-  return d instanceof Date ? d.getTime() : d;
-}
-
 /** The signal of one call, and `done()` to forget it once the call has answered. */
 function callSignal(call: CancellableCall, method: string): { signal: AbortSignal; done: () => void } {
   const controller = new AbortController();
-  const deadline = deadlineMs(call.getDeadline());
+  const deadline = call.getDeadline();
   const expired = () => deadlineExceeded(`${method}: the caller's deadline expired`);
   let timer: NodeJS.Timeout | undefined;
   const delay = deadline - Date.now();
   if (Number.isFinite(delay) && delay < MAX_TIMER_MS) {
     timer = setTimeout(() => controller.abort(expired()), Math.max(0, delay));
   }
-  // grpc-js also reports an expired deadline as "cancelled": say which it was.
+  // The server also reports an expired deadline as "cancelled": say which it was.
   const onCancel = () =>
     controller.abort(
       Date.now() >= deadline - 5 ? expired() : cancelled(`${method} was cancelled by the client`),
@@ -156,7 +149,7 @@ function serve<Res>(
   log: Logger,
   method: string,
   run: (signal: AbortSignal) => Promise<Res>,
-  callback: (err: ServerErrorResponse | null, res?: Res) => void,
+  callback: (err: ServiceError | null, res?: Res) => void,
 ): void {
   const started = process.hrtime.bigint();
   const { signal, done } = callSignal(call, method);
@@ -180,7 +173,7 @@ export function unary<Req, Res>(
   logger: Logger,
   method: string,
   handler: (req: Req, log: Logger, signal: AbortSignal) => Promise<Res>,
-): handleUnaryCall<Req, Res> {
+): UnaryHandler<Req, Res> {
   return (call, callback) => {
     const log = logger.child({ method, ...requestFields(call.request) });
     serve(call, log, method, (signal) => handler(call.request, log, signal), callback);
@@ -191,10 +184,10 @@ export function clientStreaming<Req, Res>(
   logger: Logger,
   method: string,
   handler: (requests: AsyncIterable<Req>, log: Logger, signal: AbortSignal) => Promise<Res>,
-): handleClientStreamingCall<Req, Res> {
+): ClientStreamHandler<Req, Res> {
   return (call, callback) => {
     const log = logger.child({ method });
-    serve(call, log, method, (signal) => handler(call as AsyncIterable<Req>, log, signal), callback);
+    serve(call, log, method, (signal) => handler(call, log, signal), callback);
   };
 }
 
@@ -203,24 +196,19 @@ function describe(err: unknown): string {
 }
 
 /** A handler for an RPC whose issue has not landed yet: UNIMPLEMENTED at once, never a hang. */
-export function notYet(logger: Logger, method: string): handleUnaryCall<unknown, unknown> {
+export function notYet(logger: Logger, method: string): UnaryHandler<unknown, unknown> {
   return unary(logger, method, async () => {
     throw unimplemented(`${method} is not implemented by berth yet`);
   });
 }
 
-export function notYetStreaming(logger: Logger, method: string): handleServerStreamingCall<unknown, unknown> {
+export function notYetStreaming(logger: Logger, method: string): ServerStreamHandler<unknown, unknown> {
   return (call) => {
     const err = unimplemented(`${method} is not implemented by berth yet`);
     logOutcome(logger.child({ method }), method, process.hrtime.bigint(), err);
-    call.emit("error", toGrpcError(err));
+    call.fail(toGrpcError(err));
   };
 }
-
-type AnyHandler = (
-  call: { emit(event: "error", err: unknown): void },
-  callback?: (err: unknown) => void,
-) => void;
 
 /**
  * A service whose calls (but those in `except`) wait until `ready` resolves: berthd listens
@@ -229,9 +217,9 @@ type AnyHandler = (
  */
 export function heldUntil(
   ready: Promise<void>,
-  impl: UntypedServiceImplementation,
+  impl: ServiceImplementation,
   except: readonly string[] = [],
-): UntypedServiceImplementation {
+): ServiceImplementation {
   let isReady = false;
   ready.then(
     () => {
@@ -239,22 +227,21 @@ export function heldUntil(
     },
     () => {},
   );
-  const held: UntypedServiceImplementation = {};
+  const held: ServiceImplementation = {};
   for (const [name, handler] of Object.entries(impl)) {
-    const fn = handler as unknown as AnyHandler;
     held[name] = except.includes(name)
       ? handler
-      : (((call, callback) => {
-          if (isReady) return fn(call, callback);
+      : (call: { fail(err: ServiceError): void }, callback?: (err: ServiceError) => void) => {
+          if (isReady) return handler(call, callback);
           ready.then(
-            () => fn(call, callback),
+            () => handler(call, callback),
             (err: unknown) => {
               const e = toGrpcError(unavailable(`berthd did not start: ${describe(err)}`));
               if (callback) callback(e);
-              else call.emit("error", e);
+              else call.fail(e);
             },
           );
-        }) as AnyHandler as unknown as typeof handler);
+        };
   }
   return held;
 }

@@ -1,7 +1,7 @@
 /** GetContainerEvents: a server stream of container lifecycle events for kubelet's evented PLEG. */
 import { once } from "node:events";
-import type { handleServerStreamingCall } from "@grpc/grpc-js";
 import type { ContainerEventResponse, GetEventsRequest } from "../api/gen/runtime/v1/api.js";
+import type { ServerStreamHandler } from "../api/grpc/server.js";
 import type { ContainerBackend } from "../backend/backend.js";
 import { unavailable } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
@@ -9,7 +9,7 @@ import { toGrpcError } from "./boundary.js";
 
 export function eventService(opts: { logger: Logger; containers: ContainerBackend }) {
   const { logger, containers } = opts;
-  const getContainerEvents: handleServerStreamingCall<GetEventsRequest, ContainerEventResponse> = (call) => {
+  const getContainerEvents: ServerStreamHandler<GetEventsRequest, ContainerEventResponse> = (call) => {
     const log = logger.child({ method: "GetContainerEvents" });
     const sub = containers.events();
     log.debug("subscriber joined");
@@ -23,7 +23,7 @@ export function eventService(opts: { logger: Logger; containers: ContainerBacken
       }
       if (sub.closedReason?.includes("behind")) {
         // kubelet relists after a stream error; a silent end would look like a clean shutdown.
-        call.emit("error", toGrpcError(unavailable(`event stream dropped: ${sub.closedReason}`)));
+        call.fail(toGrpcError(unavailable(`event stream dropped: ${sub.closedReason}`)));
       }
       log.debug({ reason: sub.closedReason }, "subscriber left");
     })().catch((err: unknown) => {

@@ -1,5 +1,5 @@
 /** runtime.v1.ImageService: thin handlers over the image backend. */
-import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+
 import {
   type ImageFsInfoRequest,
   ImageFsInfoResponse,
@@ -13,6 +13,7 @@ import {
   type RemoveImageRequest,
   RemoveImageResponse,
 } from "../api/gen/runtime/v1/api.js";
+import type { ServiceImplementation } from "../api/grpc/server.js";
 import type { ImageBackend } from "../backend/backend.js";
 import { invalidArgument } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
@@ -25,7 +26,7 @@ function requireImage(spec: ImageSpec | undefined): ImageSpec {
   return spec;
 }
 
-export function imageService(opts: { logger: Logger; images: ImageBackend }): UntypedServiceImplementation {
+export function imageService(opts: { logger: Logger; images: ImageBackend }): ServiceImplementation {
   const { logger, images } = opts;
   return {
     listImages: unary(logger, "ListImages", async (req: ListImagesRequest) =>

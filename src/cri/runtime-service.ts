@@ -3,7 +3,7 @@
  * streaming and events in their own files, all over the backend interfaces. An RPC Berth does
  * not implement answers UNIMPLEMENTED.
  */
-import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+
 import {
   CgroupDriver,
   ListMetricDescriptorsResponse,
@@ -17,6 +17,7 @@ import {
   type VersionRequest,
   VersionResponse,
 } from "../api/gen/runtime/v1/api.js";
+import type { ServiceImplementation } from "../api/grpc/server.js";
 import type { ContainerBackend, SandboxBackend } from "../backend/backend.js";
 import type { Logger } from "../common/logger.js";
 import { redactUrl } from "../common/redact.js";
@@ -38,10 +39,10 @@ export interface RuntimeServiceOptions {
   server: StreamingServer;
 }
 
-export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImplementation {
+export function runtimeService(opts: RuntimeServiceOptions): ServiceImplementation {
   const { logger, config, sandboxes } = opts;
   let podCidr = "";
-  const implemented: UntypedServiceImplementation = {
+  const implemented: ServiceImplementation = {
     ...podService(opts),
     ...containerService(opts),
     ...eventService(opts),
@@ -99,7 +100,7 @@ export function runtimeService(opts: RuntimeServiceOptions): UntypedServiceImple
       });
     }),
   };
-  const service: UntypedServiceImplementation = {};
+  const service: ServiceImplementation = {};
   for (const [name, def] of Object.entries(RuntimeServiceService)) {
     const method = def.path.split("/").pop() ?? name;
     service[name] =

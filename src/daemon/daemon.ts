@@ -4,9 +4,9 @@
 import { chmod, mkdir, open, readFile } from "node:fs/promises";
 import type { Server as HttpServer } from "node:http";
 import { dirname, join } from "node:path";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ImagesService } from "../api/gen/berth/v1/berth.js";
 import { ImageServiceService, RuntimeServiceService } from "../api/gen/runtime/v1/api.js";
+import { GrpcServer } from "../api/grpc/server.js";
 import type { Backend } from "../backend/backend.js";
 import type { DockerBackend } from "../backend/docker/index.js";
 import { NativeImageBackend } from "../backend/native/images.js";
@@ -38,7 +38,7 @@ const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const releaseAfterPulls = releaseWhenQuiet(2000);
 
 export class Daemon {
-  private server: Server | undefined;
+  private server: GrpcServer | undefined;
   private lockFile: Awaited<ReturnType<typeof open>> | undefined;
   readonly images: ImageManager;
   readonly cni: CniClient;
@@ -151,10 +151,7 @@ export class Daemon {
     }).then(() => backend.init());
     recovered.catch(() => {}); // awaited below
 
-    const server = new Server({
-      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-    });
+    const server = new GrpcServer({ maxMessageBytes: MAX_MESSAGE_BYTES });
     const rpcLog = logger.child({ component: "cri" });
     server.addService(
       RuntimeServiceService,
@@ -171,11 +168,7 @@ export class Daemon {
     // The socket is created with the umask in force: make it 0600 from its first moment.
     const oldMask = process.umask(0o177);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.bindAsync(`unix:${config.listen}`, ServerCredentials.createInsecure(), (err) =>
-          err ? reject(err) : resolve(),
-        );
-      });
+      await server.listen(config.listen);
     } finally {
       process.umask(oldMask);
     }
@@ -268,10 +261,10 @@ export class Daemon {
     if (server) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
-          server.forceShutdown();
+          server.destroy();
           resolve();
         }, graceMs);
-        server.tryShutdown(() => {
+        void server.close().then(() => {
           clearTimeout(timer);
           resolve();
         });

@@ -590,7 +590,7 @@ export interface ImagesClient extends Client {
   ): ClientReadableStream<PullProgressResponse>;
 }
 
-export const ImagesClient = makeGenericClientConstructor(ImagesService, "berth.v1.Images") as unknown as {
+export const ImagesClient = /* @__PURE__ */ makeGenericClientConstructor(ImagesService, "berth.v1.Images") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ImagesClient;
   service: typeof ImagesService;
   serviceName: string;

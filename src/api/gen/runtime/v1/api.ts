@@ -16032,7 +16032,7 @@ export interface RuntimeServiceClient extends Client {
   ): ClientUnaryCall;
 }
 
-export const RuntimeServiceClient = makeGenericClientConstructor(
+export const RuntimeServiceClient = /* @__PURE__ */ makeGenericClientConstructor(
   RuntimeServiceService,
   "runtime.v1.RuntimeService",
 ) as unknown as {
@@ -16192,7 +16192,7 @@ export interface ImageServiceClient extends Client {
   ): ClientUnaryCall;
 }
 
-export const ImageServiceClient = makeGenericClientConstructor(
+export const ImageServiceClient = /* @__PURE__ */ makeGenericClientConstructor(
   ImageServiceService,
   "runtime.v1.ImageService",
 ) as unknown as {

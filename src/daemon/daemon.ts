@@ -130,9 +130,6 @@ export class Daemon {
         ? await this.startDocker(oomScoreAdjMin)
         : await this.startNative(oomScoreAdjMin);
     const streaming = createStreamingServer({ logger, config: config.streaming, ...backend });
-    const { url } = await streaming.start();
-    this.streaming = streaming;
-    logger.info({ url }, "streaming server listening");
     if (config.metrics.address) {
       const [{ Metrics }, { startMetricsServer }] = await Promise.all([
         import("../metrics/metrics.js"),
@@ -142,13 +139,19 @@ export class Daemon {
       this.metricsServer = await startMetricsServer(this.metrics, config.metrics.address);
       logger.info({ address: config.metrics.address }, "metrics served at /metrics");
     }
-    // Recovery (pods, containers) starts once the socket is bound and answers Version; every
-    // other call waits for it (heldUntil). Started before the bind, its hundreds of file reads
-    // would queue ahead of the bind's own on libuv's pool.
+    // The streaming server, the stores and recovery (pods, containers) start once the socket is
+    // bound and answers Version; every other call waits for them (heldUntil). Started before
+    // the bind, their file reads (hundreds, with many pods) would queue ahead of the bind's own
+    // on libuv's pool.
     let bound!: () => void;
     const recovered = new Promise<void>((resolve) => {
       bound = resolve;
-    }).then(() => backend.init());
+    }).then(async () => {
+      const { url } = await streaming.start();
+      this.streaming = streaming;
+      logger.info({ url }, "streaming server listening");
+      await backend.init();
+    });
     recovered.catch(() => {}); // awaited below
 
     const server = new GrpcServer({ maxMessageBytes: MAX_MESSAGE_BYTES });
@@ -183,8 +186,6 @@ export class Daemon {
   /** Berth's own stores, pods and containers (conmon + runc). */
   private async startNative(oomScoreAdjMin: number): Promise<Backend & { init(): Promise<void> }> {
     const { config, logger } = this;
-    await this.images.init();
-    await this.inits.prepare();
     const containers = new ContainerManager({
       root: config.root,
       logger: logger.child({ component: "containers" }),
@@ -209,6 +210,8 @@ export class Daemon {
       ...runtime,
       images: new NativeImageBackend(this.images),
       init: async () => {
+        await this.images.init();
+        await this.inits.prepare();
         await this.pods.init();
         await containers.init();
       },

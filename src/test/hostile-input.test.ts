@@ -164,6 +164,8 @@ describe("hostile input", { timeout: SUITE_TIMEOUT_MS }, () => {
       await berthd.launch();
       rt.client.close();
       rt = runtimeClient(berthd.socket);
+      // Version is answered before recovery; any other call waits for it.
+      await rt.call("listPodSandbox", {});
       assert.ok(!(await readdir(join(berthd.dir, "state", "pods"))).includes(orphan));
       assert.ok(!(await readdir(join(berthd.dir, "state", "ns", "uts"))).includes(orphan));
       // The live pod is untouched.

@@ -82,8 +82,9 @@ export async function startBerthd(
     output: () => started.output,
     stop,
     dir,
-    restart: async () => {
+    restart: async (beforeStart) => {
       await withTimeout(started.kill("SIGTERM"), 30_000, "berthd exit after SIGTERM");
+      await beforeStart?.();
       await withTimeout(started.launch(5), 60_000, "berthd restart");
       instance.client = started.client;
       instance.pid = started.pid ?? 0;

@@ -113,9 +113,10 @@ export async function startContainerd(
   let readyMs = 0;
   try {
     const instance = await launch(100);
-    instance.restart = async () => {
+    instance.restart = async (beforeStart) => {
       client?.close();
       if (child) await terminate(child, 30_000);
+      await beforeStart?.();
       const next = await launch(5);
       instance.client = next.client;
       instance.pid = next.pid;

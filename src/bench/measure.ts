@@ -117,10 +117,11 @@ export interface RuntimeInstance {
   /** Stops it and removes its directories (bounded, idempotent). */
   stop(): Promise<void>;
   /**
-   * SIGTERM, then the same daemon again on the same directories; resolves the ms from its exec
-   * to its first answered Version (polled every 5 ms). `client` and `pid` are the new one's after.
+   * SIGTERM, then (after `beforeStart`) the same daemon again on the same directories; resolves
+   * the ms from its exec to its first answered Version (polled every 5 ms). `client` and `pid`
+   * are the new one's after.
    */
-  restart?(): Promise<number>;
+  restart?(beforeStart?: () => Promise<void>): Promise<number>;
 }
 
 export interface RuntimeDriver {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ContainerState } from "../api/gen/runtime/v1/api.js";
 import { busyboxLayer } from "../tools/busybox-image.js";
@@ -177,6 +177,24 @@ class Work {
   async abort(): Promise<void> {
     this.aborted = true;
     await Promise.allSettled([...this.inflight]);
+  }
+}
+
+/**
+ * Waits (at most 20 s) until the machine has been mostly idle for a second: a start-up is then
+ * timed on the same footing for both runtimes, not in the wake of the pods just made or of the
+ * daemon just stopped (its pods' CNI teardown is not part of this; they live on).
+ */
+async function machineQuiet(work: Work): Promise<void> {
+  const cores = availableParallelism();
+  const deadline = Date.now() + 20_000;
+  let quietFor = 0;
+  while (quietFor < 4 && Date.now() < deadline) {
+    work.check();
+    const before = await machineCpuMs();
+    await sleep(250);
+    const busy = (await machineCpuMs()) - before;
+    quietFor = busy <= 0.25 * 250 * cores ? quietFor + 1 : 0;
   }
 }
 
@@ -674,7 +692,7 @@ async function measureStartup(
     const readyMs: number[] = [];
     for (let i = 0; i < opts.startupRestarts; i++) {
       work.check();
-      readyMs.push(await work.track(restart()));
+      readyMs.push(await work.track(restart(() => machineQuiet(work))));
       rt.cri.cri = rt.instance.client;
     }
     const listedPods = (await rt.cri.listPodIds()).length;

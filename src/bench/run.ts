@@ -18,7 +18,7 @@
  * BENCH_EXEC_ITERATIONS (timed runs of each exec kind, default 20),
  * BENCH_EXEC_CAT_RUNS (32 MiB `cat` throughput runs, default 3),
  * BENCH_STARTUP_PODS (pods, each with a running container, on disk while the daemon restarts;
- * default 100, 0: no start-up measurement), BENCH_STARTUP_RESTARTS (timed restarts, default 3),
+ * default 100, 0: no start-up measurement), BENCH_STARTUP_RESTARTS (timed restarts, default 5),
  * BENCH_BERTH_CPU_PROF=<dir> (pods: V8 CPU profile of berthd, written when it exits).
  */
 import { readFile } from "node:fs/promises";
@@ -131,7 +131,7 @@ async function podBench(cleanup: Cleanup): Promise<Record<string, unknown>> {
     execIterations: runsFromEnv("BENCH_EXEC_ITERATIONS", 20, 1000),
     execCatRuns: runsFromEnv("BENCH_EXEC_CAT_RUNS", 3, 50),
     startupPods: process.env["BENCH_STARTUP_PODS"] === "0" ? 0 : runsFromEnv("BENCH_STARTUP_PODS", 100, 500),
-    startupRestarts: runsFromEnv("BENCH_STARTUP_RESTARTS", 3, 20),
+    startupRestarts: runsFromEnv("BENCH_STARTUP_RESTARTS", 5, 20),
     ...(skip !== undefined ? { skipContainerd: skip } : {}),
     berthToml: process.env["BENCH_BERTH_TOML"]?.replace(/\\n/g, "\n") ?? "",
     ...(prof ? { cpuProfDir: resolve(prof) } : {}),

@@ -1,7 +1,8 @@
 /*
  * berth_native: a small N-API addon for the Linux syscalls Node lacks
- * (mknod, xattrs, mount/umount2, non-blocking flock) and the terminal/attach
- * socket plumbing for exec and attach (stdio_relay.c).
+ * (mknod, xattrs, mount/umount2, non-blocking flock), the terminal/attach
+ * socket plumbing for exec and attach (stdio_relay.c) and ISA-L's gzip
+ * inflater for image layers (gunzip.c).
  *
  * Every call that touches the filesystem runs on libuv's thread pool through
  * napi_create_async_work and settles a promise; only tryLockExclusive (flock
@@ -37,6 +38,7 @@
 
 #include <node_api.h>
 
+#include "gunzip.h"
 #include "log_ndjson.h"
 #include "spawn.h"
 #include "stdio_relay.h"
@@ -220,6 +222,33 @@ static bool get_uint(napi_env env, napi_value v, const char *arg, double max, do
   }
   *out = d;
   return true;
+}
+
+/* A Buffer argument's bytes; false (with a TypeError thrown) for anything else. */
+static bool get_buffer(napi_env env, napi_value v, const char *arg, void **data, size_t *len) {
+  bool is_buffer = false;
+  NAPI_CALL(env, napi_is_buffer(env, v, &is_buffer), false);
+  if (!is_buffer) {
+    throw_arg_type(env, arg, "a Buffer");
+    return false;
+  }
+  NAPI_CALL(env, napi_get_buffer_info(env, v, data, len), false);
+  return true;
+}
+
+/* A Float64Array argument of at least `n` elements, for results; NULL (TypeError thrown) else. */
+static double *get_f64_array(napi_env env, napi_value v, const char *arg, size_t n, const char *expected) {
+  bool is_typed = false;
+  NAPI_CALL(env, napi_is_typedarray(env, v, &is_typed), NULL);
+  napi_typedarray_type type = napi_int8_array;
+  size_t len = 0;
+  void *data = NULL;
+  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL), NULL);
+  if (!is_typed || type != napi_float64_array || len < n) {
+    throw_arg_type(env, arg, expected);
+    return NULL;
+  }
+  return data;
 }
 
 /* ------------------------------------------------------------ async requests */
@@ -973,6 +1002,90 @@ static napi_value js_release_memory(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* ---------------------------------------------------------------- gunzip */
+
+static void gunzip_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  berth_gunzip_free(data);
+}
+
+/* gunzipCreate() -> an external holding one ISA-L inflate state (freed with it). */
+static napi_value js_gunzip_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  berth_gunzip *g = berth_gunzip_new();
+  if (g == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  napi_value ext;
+  if (napi_create_external(env, g, gunzip_finalize, NULL, &ext) != napi_ok) {
+    berth_gunzip_free(g);
+    throw_napi_failure(env, "napi_create_external");
+    return NULL;
+  }
+  return ext;
+}
+
+static berth_gunzip *get_gunzip(napi_env env, napi_value v) {
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, v, &t), NULL);
+  if (t != napi_external) {
+    throw_arg_type(env, "handle", "a gunzip handle");
+    return NULL;
+  }
+  void *g = NULL;
+  NAPI_CALL(env, napi_get_value_external(env, v, &g), NULL);
+  return g;
+}
+
+/* gunzipReset(handle): the next bytes start a new gzip member. */
+static napi_value js_gunzip_reset(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 1);
+  berth_gunzip *g = get_gunzip(env, argv[0]);
+  if (g != NULL) berth_gunzip_reset(g);
+  return NULL;
+}
+
+/*
+ * gunzipRun(handle, input, inOffset, output, outOffset, info) -> Buffer of the bytes read past
+ * the member's end (when it ended and there were some), else null. `info` (a Float64Array of 3)
+ * gets consumed input bytes, produced output bytes, finished (0/1). Synchronous: ~60 us for a
+ * 64 KiB socket read, less than a hand-off to the thread pool and back costs here. Throws an
+ * Error (code Z_DATA_ERROR) for data that is not gzip.
+ */
+static napi_value js_gunzip_run(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 6);
+  berth_gunzip *g = get_gunzip(env, argv[0]);
+  if (g == NULL) return NULL;
+  void *in = NULL, *out = NULL;
+  size_t in_len = 0, out_len = 0;
+  if (!get_buffer(env, argv[1], "input", &in, &in_len) || !get_buffer(env, argv[3], "output", &out, &out_len))
+    return NULL;
+  double in_off, out_off;
+  if (!get_uint(env, argv[2], "inOffset", (double)in_len, &in_off)) return NULL;
+  if (!get_uint(env, argv[4], "outOffset", (double)out_len, &out_off)) return NULL;
+  double *inf = get_f64_array(env, argv[5], "info", 3, "a Float64Array of 3");
+  if (inf == NULL) return NULL;
+  berth_gunzip_result r;
+  int ret = berth_gunzip_run(g, (const uint8_t *)in + (size_t)in_off, in_len - (size_t)in_off,
+                             (uint8_t *)out + (size_t)out_off, out_len - (size_t)out_off, &r);
+  if (ret < 0) {
+    napi_throw_error(env, "Z_DATA_ERROR", berth_gunzip_error(ret));
+    return NULL;
+  }
+  inf[0] = (double)r.consumed;
+  inf[1] = (double)r.produced;
+  inf[2] = r.finished ? 1 : 0;
+  napi_value result;
+  if (r.leftover_len == 0) {
+    NAPI_CALL(env, napi_get_null(env, &result), NULL);
+  } else {
+    NAPI_CALL(env, napi_create_buffer_copy(env, r.leftover_len, r.leftover, NULL, &result), NULL);
+  }
+  return result;
+}
+
 /*
  * logNdjson(chunk, format, force, maxRecordBytes, tagsSuffix, skip, nowMs, info) -> Buffer of
  * NDJSON records, or null when the chunk must take the JS path (log_ndjson.c). `info` (a
@@ -981,37 +1094,18 @@ static napi_value js_release_memory(napi_env env, napi_callback_info info) {
  */
 static napi_value js_log_ndjson(napi_env env, napi_callback_info info) {
   GET_ARGS(env, info, 8);
-  bool is_buffer = false;
   void *chunk = NULL, *suffix = NULL;
   size_t chunk_len = 0, suffix_len = 0;
-  NAPI_CALL(env, napi_is_buffer(env, argv[0], &is_buffer), NULL);
-  if (!is_buffer) {
-    throw_arg_type(env, "chunk", "a Buffer");
+  if (!get_buffer(env, argv[0], "chunk", &chunk, &chunk_len) || !get_buffer(env, argv[4], "tagsSuffix", &suffix, &suffix_len))
     return NULL;
-  }
-  NAPI_CALL(env, napi_get_buffer_info(env, argv[0], &chunk, &chunk_len), NULL);
-  NAPI_CALL(env, napi_is_buffer(env, argv[4], &is_buffer), NULL);
-  if (!is_buffer) {
-    throw_arg_type(env, "tagsSuffix", "a Buffer");
-    return NULL;
-  }
-  NAPI_CALL(env, napi_get_buffer_info(env, argv[4], &suffix, &suffix_len), NULL);
   double format, max_record, skip, now_ms;
   bool force;
   if (!get_uint(env, argv[1], "format", 1, &format) || !get_uint(env, argv[3], "maxRecordBytes", 1e12, &max_record) ||
       !get_uint(env, argv[5], "skip", 3, &skip) || !get_uint(env, argv[6], "nowMs", 9e15, &now_ms))
     return NULL;
   NAPI_CALL(env, napi_get_value_bool(env, argv[2], &force), NULL);
-  bool is_typed = false;
-  NAPI_CALL(env, napi_is_typedarray(env, argv[7], &is_typed), NULL);
-  napi_typedarray_type ta_type = napi_int8_array;
-  size_t ta_len = 0;
-  void *ta_data = NULL;
-  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[7], &ta_type, &ta_len, &ta_data, NULL, NULL), NULL);
-  if (!is_typed || ta_type != napi_float64_array || ta_len < 4) {
-    throw_arg_type(env, "info", "a Float64Array of 4");
-    return NULL;
-  }
+  double *inf = get_f64_array(env, argv[7], "info", 4, "a Float64Array of 4");
+  if (inf == NULL) return NULL;
   ndjson_in in = {
       .chunk = chunk,
       .len = chunk_len,
@@ -1034,7 +1128,6 @@ static napi_value js_log_ndjson(napi_env env, napi_callback_info info) {
     NAPI_CALL(env, napi_get_null(env, &v), NULL);
     return v;
   }
-  double *inf = ta_data;
   inf[0] = (double)out.consumed;
   inf[1] = (double)out.count;
   inf[2] = (double)out.units;
@@ -1064,6 +1157,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"killChild", NULL, js_kill_child, NULL, NULL, NULL, napi_enumerable, NULL},
       {"releaseMemory", NULL, js_release_memory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"logNdjson", NULL, js_log_ndjson, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gunzipCreate", NULL, js_gunzip_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gunzipReset", NULL, js_gunzip_reset, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gunzipRun", NULL, js_gunzip_run, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);
   return exports;

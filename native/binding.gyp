@@ -2,11 +2,11 @@
   "targets": [
     {
       "target_name": "berth_native",
-      "sources": ["berth_native.c", "log_ndjson.c", "memory.cc", "spawn.c", "stdio_relay.c"],
+      "sources": ["berth_native.c", "gunzip.c", "log_ndjson.c", "memory.cc", "spawn.c", "stdio_relay.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra"],
       "cflags_c": ["-std=gnu11"],
-      "libraries": ["-lm", "-pthread"]
+      "libraries": ["-lm", "-pthread", "-lisal"]
     },
     {
       "target_name": "berth-pause",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages Berth needs on Debian 12: the build toolchain for the native addon,
+# System packages Berth needs on Debian 12: the build toolchain for the native addon (and
+# ISA-L, its gzip inflater for image layers),
 # protoc (generated-code check), and what the tests and the benchmark run for real.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then echo "install-deps.sh: run as root" >&2; exit 1; fi
@@ -11,7 +12,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-  g++ make python3 protobuf-compiler \
+  g++ make python3 protobuf-compiler libisal-dev \
   busybox-static zstd openssl ca-certificates \
   docker-registry containerd runc conmon containernetworking-plugins iproute2 iptables util-linux \
   rsyslog criu

@@ -72,6 +72,24 @@ export interface NativeAddon {
    * pages back to the kernel; true when malloc_trim gave some back. Synchronous (tens of ms).
    */
   releaseMemory(): boolean;
+  /** An ISA-L gzip inflate state (native/gunzip.c), freed when the handle is collected. */
+  gunzipCreate(): GunzipHandle;
+  /** The next bytes start a new gzip member. */
+  gunzipReset(handle: GunzipHandle): void;
+  /**
+   * Inflates `input` from `inOffset` into `output` from `outOffset`; `info` gets the bytes
+   * consumed and produced and whether the member ended (0/1). Returns the bytes read past the
+   * member's end (the next member's first ones, up to 8), else null. Throws (code
+   * Z_DATA_ERROR) on data that is not gzip. Synchronous.
+   */
+  gunzipRun(
+    handle: GunzipHandle,
+    input: Buffer,
+    inOffset: number,
+    output: Buffer,
+    outOffset: number,
+    info: Float64Array,
+  ): Buffer | null;
   /**
    * berth-collector's hot path (native/log_ndjson.c): a chunk of a CRI (`format` 0) or raw (1)
    * log -> its NDJSON records as the JS assembler and serialiser write them, `tagsSuffix`
@@ -91,6 +109,9 @@ export interface NativeAddon {
     info: Float64Array,
   ): Buffer | null;
 }
+
+/** An opaque native gunzip state. */
+export type GunzipHandle = { readonly __brand: "GunzipHandle" };
 
 /** spawn() stdio slots besides an fd of ours. */
 export const SLOT_NULL = -1;

@@ -4,9 +4,9 @@
  * `docker save` tarball calls every layer `layer.tar`, whatever its bytes are).
  */
 import { PassThrough, Transform, type TransformCallback } from "node:stream";
-import { createGunzip } from "node:zlib";
 import { Decompress } from "fzstd";
 import { type BerthError, dataLoss, invalidArgument } from "../../common/errors.js";
+import { Gunzip } from "./gunzip.js";
 
 export type Compression = "none" | "gzip" | "zstd";
 
@@ -47,7 +47,7 @@ export function decompressor(mediaType: string): Transform {
 export function decompressorFor(compression: Compression): Transform {
   switch (compression) {
     case "gzip":
-      return createGunzip({ chunkSize: 256 * 1024 });
+      return new Gunzip();
     case "zstd":
       return new ZstdDecompress();
     case "none":

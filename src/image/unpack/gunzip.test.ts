@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
+import { Gunzip } from "./gunzip.js";
+
+async function gunzip(input: Buffer, chunkSize: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < input.length; i += chunkSize) chunks.push(input.subarray(i, i + chunkSize));
+  const out: Buffer[] = [];
+  await pipeline(
+    Readable.from(chunks),
+    new Gunzip(),
+    new Writable({
+      write(c: Buffer, _e, cb) {
+        out.push(Buffer.from(c));
+        cb();
+      },
+    }),
+  );
+  return Buffer.concat(out);
+}
+
+describe("Gunzip (ISA-L)", () => {
+  const random = randomBytes(200_000);
+  // Compresses ~1000:1, so one input chunk fills many output buffers.
+  const zeros = Buffer.alloc(3_000_000);
+
+  it("inflates whatever the chunk boundaries", async () => {
+    const gz = gzipSync(random);
+    for (const size of [1, 7, 4096, 65_536, gz.length]) {
+      assert.ok((await gunzip(gz, size)).equals(random), `chunks of ${size}`);
+    }
+    const gzZeros = gzipSync(zeros);
+    assert.ok((await gunzip(gzZeros, gzZeros.length)).equals(zeros));
+  });
+
+  it("takes members one after another, split anywhere, and zero padding after them", async () => {
+    const parts = [random.subarray(0, 10), Buffer.alloc(0), random.subarray(10, 150_000), zeros.subarray(0, 5)];
+    const gz = Buffer.concat([...parts.map((p) => gzipSync(p)), Buffer.alloc(100)]);
+    const want = Buffer.concat(parts);
+    for (const size of [1, 13, 1000, gz.length]) {
+      assert.ok((await gunzip(gz, size)).equals(want), `chunks of ${size}`);
+    }
+  });
+
+  it("refuses what is not whole, valid gzip", async () => {
+    const gz = gzipSync(random);
+    const badCrc = Buffer.from(gz);
+    badCrc[badCrc.length - 6] = (badCrc[badCrc.length - 6] ?? 0) ^ 0xff;
+    const garbageAfter = Buffer.concat([gz, Buffer.from("not gzip")]);
+    for (const [what, input, message] of [
+      ["truncated", gz.subarray(0, gz.length - 3), /unexpected end of file/],
+      ["wrong CRC", badCrc, /incorrect data check/],
+      ["not gzip", Buffer.from("plain text, not gzip at all"), /incorrect header check/],
+      ["garbage after a member", garbageAfter, /incorrect header check|unexpected end of file/],
+      ["empty", Buffer.alloc(0), /unexpected end of file/],
+    ] as const) {
+      await assert.rejects(gunzip(input, 4096), message, what);
+    }
+  });
+});

@@ -38,7 +38,12 @@ describe("Gunzip (ISA-L)", () => {
   });
 
   it("takes members one after another, split anywhere, and zero padding after them", async () => {
-    const parts = [random.subarray(0, 10), Buffer.alloc(0), random.subarray(10, 150_000), zeros.subarray(0, 5)];
+    const parts = [
+      random.subarray(0, 10),
+      Buffer.alloc(0),
+      random.subarray(10, 150_000),
+      zeros.subarray(0, 5),
+    ];
     const gz = Buffer.concat([...parts.map((p) => gzipSync(p)), Buffer.alloc(100)]);
     const want = Buffer.concat(parts);
     for (const size of [1, 13, 1000, gz.length]) {

@@ -154,7 +154,11 @@ export class Daemon {
     });
     recovered.catch(() => {}); // awaited below
 
-    const server = new GrpcServer({ maxMessageBytes: MAX_MESSAGE_BYTES });
+    const server = new GrpcServer({
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      onAcceptError: (err) =>
+        logger.warn({ err: err.message }, "CRI socket: a connection could not be accepted"),
+    });
     const rpcLog = logger.child({ component: "cri" });
     server.addService(
       RuntimeServiceService,

@@ -226,6 +226,32 @@ describe("GrpcServer", () => {
     }
   });
 
+  it("reports a failed accept() and goes on serving", async () => {
+    const errors: Error[] = [];
+    const other = new GrpcServer({ maxMessageBytes: MAX, onAcceptError: (err) => errors.push(err) });
+    other.addService(service, impl);
+    const path = join(dir, "accept.sock");
+    await other.listen(path);
+    const c = new Client(`unix://${path}`, credentials.createInsecure());
+    try {
+      // What net.Server emits when accept() fails (EMFILE, ENFILE…).
+      (other as unknown as { server: import("node:events").EventEmitter }).server.emit(
+        "error",
+        Object.assign(new Error("accept EMFILE"), { code: "EMFILE" }),
+      );
+      assert.equal(errors[0]?.message, "accept EMFILE");
+      const res = await new Promise<Msg>((resolve, reject) =>
+        c.makeUnaryRequest("/test.v1.Test/Echo", encode, decode, { text: "ok" }, (err, r) =>
+          err ? reject(err) : resolve(r as Msg),
+        ),
+      );
+      assert.deepEqual(res, { text: "ok" });
+    } finally {
+      c.close();
+      other.destroy();
+    }
+  });
+
   it("close() waits for the calls in flight", async () => {
     const other = new GrpcServer({ maxMessageBytes: MAX });
     let answer: (() => void) | undefined;

@@ -59,7 +59,13 @@ export class GrpcServer {
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly server: Http2Server;
 
-  constructor(private readonly opts: { maxMessageBytes: number }) {
+  constructor(
+    private readonly opts: {
+      maxMessageBytes: number;
+      /** Told of a failure to accept a connection (EMFILE…); the server goes on listening. */
+      onAcceptError?: (err: Error) => void;
+    },
+  ) {
     this.server = createServer({ maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER });
     this.server.on("session", (session: ServerHttp2Session) => {
       this.sessions.add(session);
@@ -83,6 +89,8 @@ export class GrpcServer {
       this.server.once("error", reject);
       this.server.listen(path, () => {
         this.server.off("error", reject);
+        // Without a listener, an "error" from accept() would end the process.
+        this.server.on("error", (err) => this.opts.onAcceptError?.(err));
         resolve();
       });
     });

@@ -237,7 +237,7 @@ static bool get_buffer(napi_env env, napi_value v, const char *arg, void **data,
 }
 
 /* A Float64Array argument of at least `n` elements, for results; NULL (TypeError thrown) else. */
-static double *get_f64_array(napi_env env, napi_value v, const char *arg, size_t n, const char *expected) {
+static double *get_f64_array(napi_env env, napi_value v, const char *arg, size_t n) {
   bool is_typed = false;
   NAPI_CALL(env, napi_is_typedarray(env, v, &is_typed), NULL);
   napi_typedarray_type type = napi_int8_array;
@@ -245,6 +245,8 @@ static double *get_f64_array(napi_env env, napi_value v, const char *arg, size_t
   void *data = NULL;
   if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL), NULL);
   if (!is_typed || type != napi_float64_array || len < n) {
+    char expected[40];
+    snprintf(expected, sizeof(expected), "a Float64Array of %zu", n);
     throw_arg_type(env, arg, expected);
     return NULL;
   }
@@ -1065,7 +1067,7 @@ static napi_value js_gunzip_run(napi_env env, napi_callback_info info) {
   double in_off, out_off;
   if (!get_uint(env, argv[2], "inOffset", (double)in_len, &in_off)) return NULL;
   if (!get_uint(env, argv[4], "outOffset", (double)out_len, &out_off)) return NULL;
-  double *inf = get_f64_array(env, argv[5], "info", 3, "a Float64Array of 3");
+  double *inf = get_f64_array(env, argv[5], "info", 3);
   if (inf == NULL) return NULL;
   berth_gunzip_result r;
   int ret = berth_gunzip_run(g, (const uint8_t *)in + (size_t)in_off, in_len - (size_t)in_off,
@@ -1104,7 +1106,7 @@ static napi_value js_log_ndjson(napi_env env, napi_callback_info info) {
       !get_uint(env, argv[5], "skip", 3, &skip) || !get_uint(env, argv[6], "nowMs", 9e15, &now_ms))
     return NULL;
   NAPI_CALL(env, napi_get_value_bool(env, argv[2], &force), NULL);
-  double *inf = get_f64_array(env, argv[7], "info", 4, "a Float64Array of 4");
+  double *inf = get_f64_array(env, argv[7], "info", 4);
   if (inf == NULL) return NULL;
   ndjson_in in = {
       .chunk = chunk,

@@ -5,6 +5,7 @@
  * replies; the server's headers are read with a real HPACK decoder (hpack.ts).
  */
 import net from "node:net";
+import { lengthPrefixed } from "../api/grpc/framing.js";
 import { socketPath } from "./errors.js";
 import { type Header, HpackDecoder } from "./hpack.js";
 
@@ -160,15 +161,12 @@ export function unaryCall(
       }
     });
 
-    const message = Buffer.alloc(5 + body.length);
-    message.writeUInt32BE(body.length, 1);
-    message.set(body, 5);
     socket.write(
       Buffer.concat([
         Buffer.from(PREFACE, "latin1"),
         frame(SETTINGS, 0, 0, Buffer.from([0, 2, 0, 0, 0, 0])), // ENABLE_PUSH = 0
         frame(HEADERS, END_HEADERS, 1, requestHeaders(path, timeoutMs)),
-        frame(DATA, END_STREAM, 1, message),
+        frame(DATA, END_STREAM, 1, lengthPrefixed(body)),
       ]),
     );
   });

@@ -14,7 +14,7 @@ import type {
   ServiceImplementation,
   UnaryHandler,
 } from "../api/grpc/server.js";
-import { type ServiceError, Status as status } from "../api/grpc/status.js";
+import { type ServiceError, Status } from "../api/grpc/status.js";
 import {
   BerthError,
   cancelled,
@@ -26,25 +26,25 @@ import {
 import { type Logger, redactSecrets } from "../common/logger.js";
 import { redactReference } from "../common/redact.js";
 
-const GRPC_CODES: Record<ErrorCode, status> = {
-  InvalidArgument: status.INVALID_ARGUMENT,
-  NotFound: status.NOT_FOUND,
-  AlreadyExists: status.ALREADY_EXISTS,
-  FailedPrecondition: status.FAILED_PRECONDITION,
-  Unavailable: status.UNAVAILABLE,
-  Unimplemented: status.UNIMPLEMENTED,
-  DeadlineExceeded: status.DEADLINE_EXCEEDED,
-  PermissionDenied: status.PERMISSION_DENIED,
-  Unauthenticated: status.UNAUTHENTICATED,
-  ResourceExhausted: status.RESOURCE_EXHAUSTED,
-  DataLoss: status.DATA_LOSS,
-  Aborted: status.ABORTED,
-  Cancelled: status.CANCELLED,
-  Internal: status.INTERNAL,
+const GRPC_CODES: Record<ErrorCode, Status> = {
+  InvalidArgument: Status.INVALID_ARGUMENT,
+  NotFound: Status.NOT_FOUND,
+  AlreadyExists: Status.ALREADY_EXISTS,
+  FailedPrecondition: Status.FAILED_PRECONDITION,
+  Unavailable: Status.UNAVAILABLE,
+  Unimplemented: Status.UNIMPLEMENTED,
+  DeadlineExceeded: Status.DEADLINE_EXCEEDED,
+  PermissionDenied: Status.PERMISSION_DENIED,
+  Unauthenticated: Status.UNAUTHENTICATED,
+  ResourceExhausted: Status.RESOURCE_EXHAUSTED,
+  DataLoss: Status.DATA_LOSS,
+  Aborted: Status.ABORTED,
+  Cancelled: Status.CANCELLED,
+  Internal: Status.INTERNAL,
 };
 
 export function toGrpcError(err: unknown): ServiceError {
-  const code = err instanceof BerthError ? GRPC_CODES[err.code] : status.INTERNAL;
+  const code = err instanceof BerthError ? GRPC_CODES[err.code] : Status.INTERNAL;
   return { code, details: err instanceof Error ? err.message : String(err) };
 }
 

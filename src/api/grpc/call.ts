@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { ServerHttp2Stream } from "node:http2";
-import { frame } from "./framing.js";
+import { lengthPrefixed } from "./framing.js";
 import { encodeGrpcMessage, type ServiceError, Status } from "./status.js";
 
 const RESPONSE_HEADERS = {
@@ -87,7 +87,7 @@ export class ServerCall<Res = unknown> extends EventEmitter {
       this.stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
       this.stream.once("wantTrailers", () => this.stream.sendTrailers(this.trailers ?? {}));
     }
-    return this.stream.write(frame(body));
+    return this.stream.write(lengthPrefixed(body));
   }
 
   /** Ends the call with status OK. */

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type FrameError, frame, MessageDecoder } from "./framing.js";
+import { type FrameError, lengthPrefixed, MessageDecoder } from "./framing.js";
 import { encodeGrpcMessage, parseGrpcTimeout } from "./status.js";
 
 describe("MessageDecoder", () => {
   const messages = [Buffer.from("first"), Buffer.alloc(0), Buffer.alloc(70_000, 7), Buffer.from("last")];
-  const wire = Buffer.concat(messages.map(frame));
+  const wire = Buffer.concat(messages.map(lengthPrefixed));
 
   it("cuts messages out of chunks split anywhere", () => {
     for (const size of [1, 3, 5, 6, 4096, wire.length]) {
@@ -26,10 +26,10 @@ describe("MessageDecoder", () => {
   it("refuses a message over the limit from its prefix alone, and a compressed one", () => {
     const d = new MessageDecoder(100);
     assert.throws(
-      () => d.push(frame(Buffer.alloc(101)).subarray(0, 5)),
+      () => d.push(lengthPrefixed(Buffer.alloc(101)).subarray(0, 5)),
       (e: FrameError) => e.kind === "too-large",
     );
-    const compressed = frame(Buffer.from("x"));
+    const compressed = lengthPrefixed(Buffer.from("x"));
     compressed[0] = 1;
     assert.throws(
       () => new MessageDecoder(100).push(compressed),

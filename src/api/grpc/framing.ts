@@ -6,7 +6,7 @@
 const PREFIX = 5;
 
 /** A message as sent: the prefix (uncompressed) and `body`. */
-export function frame(body: Uint8Array): Buffer {
+export function lengthPrefixed(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(PREFIX + body.length);
   out[0] = 0;
   out.writeUInt32BE(body.length, 1);

@@ -1012,10 +1012,12 @@ static void gunzip_finalize(napi_env env, void *data, void *hint) {
   berth_gunzip_free(data);
 }
 
-/* gunzipCreate() -> an external holding one ISA-L inflate state (freed with it). */
+/* gunzipCreate(digests) -> an external holding one ISA-L inflate state (freed with it). */
 static napi_value js_gunzip_create(napi_env env, napi_callback_info info) {
-  (void)info;
-  berth_gunzip *g = berth_gunzip_new();
+  GET_ARGS(env, info, 1);
+  bool digests = false;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[0], &digests), NULL);
+  berth_gunzip *g = berth_gunzip_new(digests);
   if (g == NULL) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
@@ -1041,51 +1043,170 @@ static berth_gunzip *get_gunzip(napi_env env, napi_value v) {
   return g;
 }
 
-/* gunzipReset(handle): the next bytes start a new gzip member. */
-static napi_value js_gunzip_reset(napi_env env, napi_callback_info info) {
-  GET_ARGS(env, info, 1);
-  berth_gunzip *g = get_gunzip(env, argv[0]);
-  if (g != NULL) berth_gunzip_reset(g);
-  return NULL;
+#define GUNZIP_MAX_INPUTS 64
+
+/* One gunzipRun: the inputs, the output, and references keeping them alive while it runs. */
+typedef struct {
+  napi_async_work work;
+  berth_gunzip *g;
+  /* handle, inputs array, output, info, callback */
+  napi_ref refs[5];
+  struct {
+    const uint8_t *data;
+    size_t len;
+  } in[GUNZIP_MAX_INPUTS];
+  size_t n_in;
+  uint8_t *out;
+  size_t out_len;
+  double *info;
+  size_t consumed;
+  size_t produced;
+  int ret;
+} gunzip_job;
+
+static void gunzip_execute(napi_env env, void *data) {
+  (void)env;
+  gunzip_job *j = data;
+  for (size_t i = 0; i < j->n_in || i == 0; i++) {
+    const uint8_t *in = i < j->n_in ? j->in[i].data : NULL;
+    size_t in_len = i < j->n_in ? j->in[i].len : 0;
+    size_t took = 0, gave = 0;
+    j->ret = berth_gunzip_stream(j->g, in, in_len, j->out + j->produced, j->out_len - j->produced, &took, &gave);
+    j->consumed += took;
+    j->produced += gave;
+    if (j->ret < 0 || took < in_len) break;
+  }
+}
+
+static void gunzip_complete(napi_env env, napi_status status, void *data) {
+  gunzip_job *j = data;
+  napi_value cb = NULL, global = NULL, arg = NULL;
+  if (napi_get_reference_value(env, j->refs[4], &cb) == napi_ok && napi_get_global(env, &global) == napi_ok) {
+    if (status != napi_ok) {
+      napi_value msg;
+      if (napi_create_string_utf8(env, "berth_native: gunzip job cancelled", NAPI_AUTO_LENGTH, &msg) == napi_ok)
+        napi_create_error(env, NULL, msg, &arg);
+    } else if (j->ret < 0) {
+      napi_value code, msg;
+      if (napi_create_string_utf8(env, "Z_DATA_ERROR", NAPI_AUTO_LENGTH, &code) == napi_ok &&
+          napi_create_string_utf8(env, berth_gunzip_error(j->ret), NAPI_AUTO_LENGTH, &msg) == napi_ok)
+        napi_create_error(env, code, msg, &arg);
+    } else {
+      j->info[0] = (double)j->consumed;
+      j->info[1] = (double)j->produced;
+      napi_get_null(env, &arg);
+    }
+    if (arg != NULL) napi_call_function(env, global, cb, 1, &arg, NULL);
+  }
+  for (size_t i = 0; i < 5; i++) napi_delete_reference(env, j->refs[i]);
+  napi_delete_async_work(env, j->work);
+  free(j);
 }
 
 /*
- * gunzipRun(handle, input, inOffset, output, outOffset, info) -> Buffer of the bytes read past
- * the member's end (when it ended and there were some), else null. `info` (a Float64Array of 3)
- * gets consumed input bytes, produced output bytes, finished (0/1). Synchronous: ~60 us for a
- * 64 KiB socket read, less than a hand-off to the thread pool and back costs here. Throws an
- * Error (code Z_DATA_ERROR) for data that is not gzip.
+ * gunzipRun(handle, inputs, output, outOffset, info, callback): on the thread pool, inflates
+ * the Buffers in `inputs` (at most 64) one after another into `output` from `outOffset`,
+ * hashing both sides when the handle digests; stops early when `output` is full. Then
+ * callback(null) with `info` (a Float64Array of 2) holding the input bytes consumed and the
+ * output bytes produced, or callback(Error with code Z_DATA_ERROR). None of the arguments
+ * may be touched, nor another run started on the handle, until the callback.
  */
 static napi_value js_gunzip_run(napi_env env, napi_callback_info info) {
   GET_ARGS(env, info, 6);
   berth_gunzip *g = get_gunzip(env, argv[0]);
   if (g == NULL) return NULL;
-  void *in = NULL, *out = NULL;
-  size_t in_len = 0, out_len = 0;
-  if (!get_buffer(env, argv[1], "input", &in, &in_len) || !get_buffer(env, argv[3], "output", &out, &out_len))
-    return NULL;
-  double in_off, out_off;
-  if (!get_uint(env, argv[2], "inOffset", (double)in_len, &in_off)) return NULL;
-  if (!get_uint(env, argv[4], "outOffset", (double)out_len, &out_off)) return NULL;
-  double *inf = get_f64_array(env, argv[5], "info", 3);
-  if (inf == NULL) return NULL;
-  berth_gunzip_result r;
-  int ret = berth_gunzip_run(g, (const uint8_t *)in + (size_t)in_off, in_len - (size_t)in_off,
-                             (uint8_t *)out + (size_t)out_off, out_len - (size_t)out_off, &r);
-  if (ret < 0) {
-    napi_throw_error(env, "Z_DATA_ERROR", berth_gunzip_error(ret));
+  gunzip_job *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  inf[0] = (double)r.consumed;
-  inf[1] = (double)r.produced;
-  inf[2] = r.finished ? 1 : 0;
-  napi_value result;
-  if (r.leftover_len == 0) {
-    NAPI_CALL(env, napi_get_null(env, &result), NULL);
-  } else {
-    NAPI_CALL(env, napi_create_buffer_copy(env, r.leftover_len, r.leftover, NULL, &result), NULL);
+  j->g = g;
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &n) != napi_ok || n > GUNZIP_MAX_INPUTS) {
+    free(j);
+    throw_arg_type(env, "inputs", "an array of at most 64 Buffers");
+    return NULL;
   }
-  return result;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    void *d = NULL;
+    size_t len = 0;
+    if (napi_get_element(env, argv[1], i, &el) != napi_ok || !get_buffer(env, el, "inputs[i]", &d, &len)) {
+      free(j);
+      return NULL;
+    }
+    j->in[i].data = d;
+    j->in[i].len = len;
+  }
+  j->n_in = n;
+  void *out = NULL;
+  double out_off = 0;
+  napi_valuetype cb_type = napi_undefined;
+  if (!get_buffer(env, argv[2], "output", &out, &j->out_len) ||
+      !get_uint(env, argv[3], "outOffset", (double)j->out_len, &out_off) ||
+      (j->info = get_f64_array(env, argv[4], "info", 2)) == NULL || napi_typeof(env, argv[5], &cb_type) != napi_ok ||
+      cb_type != napi_function) {
+    if (cb_type != napi_function) throw_arg_type(env, "callback", "a function");
+    free(j);
+    return NULL;
+  }
+  j->out = (uint8_t *)out + (size_t)out_off;
+  j->out_len -= (size_t)out_off;
+  napi_value resource_name;
+  const size_t ref_args[5] = {0, 1, 2, 4, 5};
+  size_t made = 0;
+  for (; made < 5; made++) {
+    if (napi_create_reference(env, argv[ref_args[made]], 1, &j->refs[made]) != napi_ok) break;
+  }
+  if (made < 5 || napi_create_string_utf8(env, "berth_native:gunzip", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_create_async_work(env, NULL, resource_name, gunzip_execute, gunzip_complete, j, &j->work) != napi_ok) {
+    for (size_t i = 0; i < made; i++) napi_delete_reference(env, j->refs[i]);
+    free(j);
+    throw_napi_failure(env, "napi_create_async_work");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    for (size_t i = 0; i < 5; i++) napi_delete_reference(env, j->refs[i]);
+    napi_delete_async_work(env, j->work);
+    free(j);
+    throw_napi_failure(env, "napi_queue_async_work");
+    return NULL;
+  }
+  return NULL;
+}
+
+/* gunzipEnded(handle) -> whether the stream so far ends cleanly (a whole member last). */
+static napi_value js_gunzip_ended(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 1);
+  berth_gunzip *g = get_gunzip(env, argv[0]);
+  if (g == NULL) return NULL;
+  napi_value v;
+  NAPI_CALL(env, napi_get_boolean(env, berth_gunzip_ended(g), &v), NULL);
+  return v;
+}
+
+/* gunzipDigests(handle) -> [input sha256 hex, output sha256 hex]; finishes both hashes. */
+static napi_value js_gunzip_digests(napi_env env, napi_callback_info info) {
+  GET_ARGS(env, info, 1);
+  berth_gunzip *g = get_gunzip(env, argv[0]);
+  if (g == NULL) return NULL;
+  uint8_t sums[2][32];
+  if (berth_gunzip_digests(g, sums[0], sums[1]) != 0) {
+    napi_throw_error(env, "ERR_INVALID_STATE", "berth_native: the gunzip handle has no digests to give");
+    return NULL;
+  }
+  napi_value arr;
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr), NULL);
+  for (uint32_t k = 0; k < 2; k++) {
+    char hex[65];
+    for (size_t i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sums[k][i]);
+    napi_value s;
+    NAPI_CALL(env, napi_create_string_utf8(env, hex, 64, &s), NULL);
+    NAPI_CALL(env, napi_set_element(env, arr, k, s), NULL);
+  }
+  return arr;
 }
 
 /*
@@ -1160,8 +1281,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"releaseMemory", NULL, js_release_memory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"logNdjson", NULL, js_log_ndjson, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gunzipCreate", NULL, js_gunzip_create, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"gunzipReset", NULL, js_gunzip_reset, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gunzipRun", NULL, js_gunzip_run, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gunzipEnded", NULL, js_gunzip_ended, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gunzipDigests", NULL, js_gunzip_digests, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props), NULL);
   return exports;

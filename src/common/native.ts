@@ -72,24 +72,30 @@ export interface NativeAddon {
    * pages back to the kernel; true when malloc_trim gave some back. Synchronous (tens of ms).
    */
   releaseMemory(): boolean;
-  /** An ISA-L gzip inflate state (native/gunzip.c), freed when the handle is collected. */
-  gunzipCreate(): GunzipHandle;
-  /** The next bytes start a new gzip member. */
-  gunzipReset(handle: GunzipHandle): void;
   /**
-   * Inflates `input` from `inOffset` into `output` from `outOffset`; `info` gets the bytes
-   * consumed and produced and whether the member ended (0/1). Returns the bytes read past the
-   * member's end (the next member's first ones, up to 8), else null. Throws (code
-   * Z_DATA_ERROR) on data that is not gzip. Synchronous.
+   * An ISA-L gzip inflate state (native/gunzip.c), hashing its input and output (SHA-256) when
+   * `digests`; freed when the handle is collected.
+   */
+  gunzipCreate(digests: boolean): GunzipHandle;
+  /**
+   * On the thread pool: inflates `inputs` (at most 64 Buffers, one after another) into `output`
+   * from `outOffset`, stopping early when it is full; then `callback(null)` with `info` holding
+   * the input bytes consumed and the output bytes produced, or `callback(err)` (code
+   * Z_DATA_ERROR) for data that is not gzip. Touch none of the arguments, and start no other
+   * run on the handle, until the callback.
    */
   gunzipRun(
     handle: GunzipHandle,
-    input: Buffer,
-    inOffset: number,
+    inputs: readonly Buffer[],
     output: Buffer,
     outOffset: number,
     info: Float64Array,
-  ): Buffer | null;
+    callback: (err: Error | null) => void,
+  ): void;
+  /** Whether the stream so far ends cleanly: at least one member, the last one whole. */
+  gunzipEnded(handle: GunzipHandle): boolean;
+  /** The SHA-256 (hex) of the input and of the output so far; finishes both hashes. */
+  gunzipDigests(handle: GunzipHandle): [input: string, output: string];
   /**
    * berth-collector's hot path (native/log_ndjson.c): a chunk of a CRI (`format` 0) or raw (1)
    * log -> its NDJSON records as the JS assembler and serialiser write them, `tagsSuffix`

@@ -65,15 +65,17 @@ export class ContentStore {
   /**
    * Starts writing a blob. Data written to the returned stream is passed through unchanged
    * (so it can feed a decompressor at the same time); `commit()` verifies and publishes it.
+   * With `hashing` false the caller hashes the bytes itself (a layer's gzip job does) and
+   * passes the digest it got to `commit()`.
    */
-  ingest(expected: string, expectedSize?: number): IngestWriter {
+  ingest(expected: string, expectedSize?: number, hashing = true): IngestWriter {
     assertDigest(expected);
-    return new IngestWriter(this, expected, expectedSize);
+    return new IngestWriter(this, expected, expectedSize, hashing);
   }
 
   /** Starts writing a blob whose digest is not known in advance (imports). */
   ingestUnknown(): IngestWriter {
-    return new IngestWriter(this, undefined, undefined);
+    return new IngestWriter(this, undefined, undefined, true);
   }
 
   async delete(digest: string): Promise<void> {
@@ -101,7 +103,7 @@ export class ContentStore {
 
 /** A pass-through stream that hashes and saves what flows through it. */
 export class IngestWriter extends Transform {
-  private readonly hash: Hash = createHash("sha256");
+  private readonly hash: Hash | undefined;
   private readonly file: WriteStream;
   private readonly tmpPath: string;
   private written = 0;
@@ -112,8 +114,10 @@ export class IngestWriter extends Transform {
     private readonly store: ContentStore,
     private readonly expected: string | undefined,
     private readonly expectedSize: number | undefined,
+    hashing: boolean,
   ) {
     super();
+    this.hash = hashing ? createHash("sha256") : undefined;
     this.tmpPath = join(store.ingestDir, randomBytes(12).toString("hex"));
     this.file = createWriteStream(this.tmpPath, { mode: 0o600, highWaterMark: 4 << 20 });
     this.file.on("error", (err) => this.destroy(err));
@@ -123,9 +127,9 @@ export class IngestWriter extends Transform {
     return this.written;
   }
 
-  /** The digest of the bytes written, once the stream has ended. */
+  /** The digest of the bytes written, once the stream has ended (when this writer hashes). */
   get digest(): string {
-    if (this.digest_ === undefined) throw new Error("ingest not finished");
+    if (this.digest_ === undefined) throw new Error("ingest not finished, or hashed by the caller");
     return this.digest_;
   }
 
@@ -135,18 +139,22 @@ export class IngestWriter extends Transform {
       cb(dataLoss(`blob ${this.expected}: more data than the ${this.expectedSize} bytes announced`));
       return;
     }
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     if (this.file.write(chunk)) cb(null, chunk);
     else this.file.once("drain", () => cb(null, chunk));
   }
 
   override _flush(cb: TransformCallback): void {
-    this.digest_ = `sha256:${this.hash.digest("hex")}`;
+    if (this.hash) this.digest_ = `sha256:${this.hash.digest("hex")}`;
     cb();
   }
 
-  /** Waits for the data to be flushed, checks size and digest, and moves the blob into place. */
-  async commit(): Promise<string> {
+  /**
+   * Waits for the data to be flushed, checks size and digest, and moves the blob into place.
+   * `hashed`: the digest of the bytes, from a caller that hashed them (ingest with `hashing`
+   * false).
+   */
+  async commit(hashed?: string): Promise<string> {
     if (this.state !== "open") throw new Error(`ingest already ${this.state}`);
     // Nobody reads the pass-through side when the blob is only stored: drain it.
     if (this.readableFlowing === null) this.resume();
@@ -160,7 +168,9 @@ export class IngestWriter extends Transform {
       this.file.end((err?: Error | null) => (err ? reject(err) : resolve()));
     });
     try {
-      const digest = this.digest;
+      const digest = this.hash ? this.digest : hashed;
+      if (digest === undefined)
+        throw new Error("ingest: the caller hashed this blob; commit() needs its digest");
       if (this.expected !== undefined && digest !== this.expected) {
         throw dataLoss(`digest mismatch for ${this.expected}: got ${digest}`);
       }

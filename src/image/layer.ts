@@ -1,6 +1,6 @@
 /**
  * Turns one layer blob into a committed snapshot, in a single streaming pass:
- * source → (store blob, hashing the compressed bytes) → decompress → hash the diff → untar.
+ * source → (store blob) → decompress, hashing both sides → untar (layer-checks.ts).
  * Nothing is published until both digests check out: the blob is renamed into the content
  * store and the snapshot directory into place only after verification; on any failure both
  * are thrown away.
@@ -9,12 +9,11 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { abortReason, dataLoss, errnoCode, isBerthError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
-import { noteStreamed } from "../common/memory.js";
-import type { ContentStore, IngestWriter } from "./content-store.js";
-import { DigestStream } from "./digest.js";
+import type { ContentStore } from "./content-store.js";
+import { layerChecks } from "./layer-checks.js";
 import type { SnapshotStore } from "./snapshots.js";
 import { applyLayer } from "./unpack/apply.js";
-import { decompressor } from "./unpack/decompress.js";
+import { layerCompression } from "./unpack/decompress.js";
 
 export interface LayerSpec {
   digest: string;
@@ -49,27 +48,24 @@ export async function unpackLayerToSnapshot(
   const { signal } = opts;
   if (snapshots.has(layer.chainId)) return;
   if (signal?.aborted) throw abortReason(signal);
+  const compression = layerCompression(layer.mediaType);
   const stored = (await content.size(layer.digest)) !== undefined;
   const source = stored ? content.openRead(layer.digest) : await opts.open();
-  const blobCheck: IngestWriter | DigestStream =
-    stored || !opts.keepBlob ? new DigestStream() : content.ingest(layer.digest, layer.size);
-  // The uncompressed side paces the pull's scavenges: it passes once per layer, whether the
-  // compressed side is stored (IngestWriter) or only hashed (a DigestStream too).
-  const diffCheck = new DigestStream(noteStreamed);
+  const checks = layerChecks(layer, compression, stored || !opts.keepBlob ? undefined : content);
   const prepared = await snapshots.prepare();
   const started = Date.now();
   try {
-    const feed = pipeline(source, blobCheck, decompressor(layer.mediaType), diffCheck, { signal });
+    const feed = pipeline([source, ...checks.stages], { signal });
     feed.catch(() => {});
-    const apply = applyLayer(diffCheck, prepared.fsDir).then(
+    const apply = applyLayer(checks.tar, prepared.fsDir).then(
       (usage) => {
         // Bytes after the tar end-of-archive marker still count for the diff id.
-        diffCheck.resume();
+        checks.tar.resume();
         return usage;
       },
       (err: unknown) => {
         // The unpacker refused the content: stop the download too.
-        diffCheck.destroy();
+        checks.tar.destroy();
         throw err;
       },
     );
@@ -84,15 +80,7 @@ export async function unpackLayerToSnapshot(
       throw layerFailure(layer.digest, feedCaused ? feedErr : (applyErr ?? feedErr));
     }
     const usage = applied.value;
-    if (blobCheck instanceof DigestStream) {
-      blobCheck.verify(layer.digest, `layer ${layer.digest}`);
-      if (blobCheck.size !== layer.size) {
-        throw dataLoss(`layer ${layer.digest}: size mismatch: want ${layer.size}, got ${blobCheck.size}`);
-      }
-    } else {
-      await blobCheck.commit();
-    }
-    diffCheck.verify(layer.diffId, `layer ${layer.digest}: uncompressed content does not match diff id`);
+    await checks.commit();
     await prepared.commit({
       chainId: layer.chainId,
       diffId: layer.diffId,
@@ -106,7 +94,7 @@ export async function unpackLayerToSnapshot(
     );
   } catch (err) {
     await prepared.abort();
-    if (!(blobCheck instanceof DigestStream)) await blobCheck.abort();
+    await checks.abort();
     throw err;
   }
 }

@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { Gunzip } from "./gunzip.js";
 
-async function gunzip(input: Buffer, chunkSize: number): Promise<Buffer> {
+async function gunzip(input: Buffer, chunkSize: number, stage = new Gunzip()): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for (let i = 0; i < input.length; i += chunkSize) chunks.push(input.subarray(i, i + chunkSize));
   const out: Buffer[] = [];
   await pipeline(
     Readable.from(chunks),
-    new Gunzip(),
+    stage,
     new Writable({
       write(c: Buffer, _e, cb) {
         out.push(Buffer.from(c));
@@ -35,6 +35,25 @@ describe("Gunzip (ISA-L)", () => {
     }
     const gzZeros = gzipSync(zeros);
     assert.ok((await gunzip(gzZeros, gzZeros.length)).equals(zeros));
+  });
+
+  it("keeps up across many batches and jobs, and hashes both sides when asked", async () => {
+    // Several MiB in socket-sized pieces: input waits while a job runs, jobs fill the output.
+    const big = Buffer.concat([randomBytes(2_500_000), zeros, randomBytes(1_000_000)]);
+    const gz = Buffer.concat([gzipSync(big.subarray(0, 3_000_000)), gzipSync(big.subarray(3_000_000))]);
+    const seen: number[] = [];
+    const stage = new Gunzip({ digests: true, onOutput: (n) => seen.push(n) });
+    assert.ok((await gunzip(gz, 65_536, stage)).equals(big));
+    assert.equal(stage.size, gz.length);
+    assert.deepEqual(stage.digests, {
+      input: `sha256:${createHash("sha256").update(gz).digest("hex")}`,
+      output: `sha256:${createHash("sha256").update(big).digest("hex")}`,
+    });
+    assert.equal(
+      seen.reduce((a, b) => a + b, 0),
+      big.length,
+    );
+    assert.throws(() => new Gunzip().digests, /no digests/);
   });
 
   it("takes members one after another, split anywhere, and zero padding after them", async () => {

@@ -56,6 +56,29 @@ describe("Gunzip (ISA-L)", () => {
     assert.throws(() => new Gunzip().digests, /no digests/);
   });
 
+  it("inflates no further ahead than its reader takes", async () => {
+    // 16 MiB of zeros from ~16 KiB of gzip, read slowly: without back-pressure it would all be
+    // queued at once.
+    const gz = gzipSync(Buffer.alloc(16 * 1024 * 1024));
+    const stage = new Gunzip();
+    let most = 0;
+    let total = 0;
+    await pipeline(
+      Readable.from([gz]),
+      stage,
+      new Writable({
+        highWaterMark: 1,
+        write(c: Buffer, _e, cb) {
+          total += c.length;
+          most = Math.max(most, stage.readableLength);
+          setTimeout(cb, 1);
+        },
+      }),
+    );
+    assert.equal(total, 16 * 1024 * 1024);
+    assert.ok(most <= 1024 * 1024, `queued ${most} bytes ahead of the reader`);
+  });
+
   it("takes members one after another, split anywhere, and zero padding after them", async () => {
     const parts = [
       random.subarray(0, 10),

@@ -5,8 +5,9 @@ import { dirname } from "node:path";
 import type { BenchImage } from "./image.js";
 import type { PullSample, RuntimeResult } from "./measure.js";
 
-/** Goal: Berth's cold pull at most this fraction of containerd's. */
-export const GOAL_RATIO = 0.7;
+/** Goal: Berth's cold pull at most this fraction of containerd's (issue 14), and its first bar. */
+export const GOAL_RATIO = 0.35;
+export const GOAL_FIRST_BAR = 0.4;
 const MB = 1_000_000;
 
 export function median(xs: readonly number[]): number {
@@ -90,7 +91,7 @@ export function goal(berth: Summary, containerd: Summary | undefined): GoalResul
     return {
       ratio: undefined,
       met: undefined,
-      text: `Goal: Berth cold pull <= ${GOAL_RATIO}x containerd's: not measured (no containerd)`,
+      text: `Goal: Berth cold pull <= ${GOAL_RATIO}x containerd's (first bar ${GOAL_FIRST_BAR}x): not measured (no containerd)`,
     };
   }
   const ratio = berth.coldMedianMs / containerd.coldMedianMs;
@@ -99,9 +100,9 @@ export function goal(berth: Summary, containerd: Summary | undefined): GoalResul
     ratio,
     met,
     text:
-      `Goal: Berth cold pull <= ${GOAL_RATIO}x containerd's: ${ratio.toFixed(2)}x ` +
+      `Goal: Berth cold pull <= ${GOAL_RATIO}x containerd's (first bar ${GOAL_FIRST_BAR}x): ${ratio.toFixed(2)}x ` +
       `(${(berth.coldMedianMs / 1000).toFixed(2)} s vs ${(containerd.coldMedianMs / 1000).toFixed(2)} s) -> ` +
-      (met ? "MET" : "NOT MET"),
+      (met ? "MET" : ratio <= GOAL_FIRST_BAR ? "first bar met" : "NOT MET"),
   };
 }
 

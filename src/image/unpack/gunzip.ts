@@ -76,7 +76,8 @@ export class Gunzip extends Transform {
     this.queue.push(chunk);
     this.queued += chunk.length;
     this.kick();
-    if (this.running && this.queued >= HELD_BYTES) this.held = cb;
+    // Held while a job runs or the reader has enough: the queue is the back-pressure.
+    if ((this.running || this.readerFull) && this.queued >= HELD_BYTES) this.held = cb;
     else cb();
   }
 
@@ -110,7 +111,9 @@ export class Gunzip extends Transform {
   }
 
   private run(): void {
-    const inputs = this.queue.length > MAX_INPUTS ? this.queue.slice(0, MAX_INPUTS) : this.queue;
+    // A copy: writes go on queueing while the job runs.
+    const inputs = this.queue.slice(0, MAX_INPUTS);
+    const given = inputs.reduce((n, b) => n + b.length, 0);
     const out = this.out;
     const outPos = this.outPos;
     this.running = true;
@@ -132,7 +135,7 @@ export class Gunzip extends Transform {
       if (this.outFull) {
         this.out = Buffer.allocUnsafe(OUT_BYTES);
         this.outPos = 0;
-      } else if (consumed === 0 && produced === 0 && inputs.length > 0) {
+      } else if (consumed === 0 && produced === 0 && given > 0) {
         this.fail(Object.assign(new Error("gzip: the inflater made no progress"), { code: "Z_DATA_ERROR" }));
         return;
       }

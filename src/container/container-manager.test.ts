@@ -167,6 +167,24 @@ describe("ContainerManager (fake runtime, rootfs and pods)", () => {
     assert.equal(after?.exitCode, 3);
   });
 
+  it("an exit seen while StartContainer is finishing is recorded after it, with its exit code", async () => {
+    const pod = await pods.run(podConfig("p"), "");
+    const c = await containers.create(pod.id, ctr("quick"));
+    const sub = events.subscribe();
+    // The process exits before runc start has returned, and the exit watch asks at once.
+    runtime.onStart = async (id) => {
+      runtime.exit(id, 5);
+      await containers.refresh(id);
+    };
+    await containers.start(c.id);
+    const after = await containers.refresh(c.id);
+    assert.equal(after?.state, "CONTAINER_EXITED");
+    assert.equal(after?.exitCode, 5);
+    const seen: string[] = [];
+    for (let e = await sub.next(); e; e = seen.length < 2 ? await sub.next() : undefined) seen.push(e.kind);
+    assert.deepEqual(seen, ["started", "stopped"]);
+  });
+
   it("an exited container's runtime state goes at its exit; RemoveContainer does not delete it again", async () => {
     const pod = await pods.run(podConfig("p"), "");
     const stopped = await containers.create(pod.id, ctr("stopped"));

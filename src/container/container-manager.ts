@@ -400,29 +400,40 @@ export class ContainerManager {
         `container ${c.id} is ${c.state.replace("CONTAINER_", "").toLowerCase()}, not created`,
       );
     }
+    if (this.starting.has(c.id)) throw failedPrecondition(`container ${c.id} is being started`);
     const t0 = Date.now();
+    this.starting.add(c.id);
     try {
-      if (c.restoreFrom) await this.restoreProcesses(c, c.restoreFrom);
-      else await this.runtime(c).start(c.id);
-    } catch (err) {
-      await this.transition(c.id, "stopped", (r) => ({
+      try {
+        if (c.restoreFrom) await this.restoreProcesses(c, c.restoreFrom);
+        else await this.runtime(c).start(c.id);
+      } catch (err) {
+        await this.transition(c.id, "stopped", (r) => ({
+          ...r,
+          state: "CONTAINER_EXITED",
+          finishedAtNs: epochNowNs().toString(),
+          exitCode: 128,
+          reason: "StartError",
+          message: (err as Error).message,
+        }));
+        throw err;
+      }
+      const durationMs = Date.now() - t0;
+      this.opts.observePhase?.("container", "runtime_start", durationMs / 1000);
+      await this.transition(c.id, "started", (r) => ({
         ...r,
-        state: "CONTAINER_EXITED",
-        finishedAtNs: epochNowNs().toString(),
-        exitCode: 128,
-        reason: "StartError",
-        message: (err as Error).message,
+        state: "CONTAINER_RUNNING",
+        startedAtNs: epochNowNs().toString(),
+        timeline: [...(r.timeline ?? []), { phase: "runtime_start", startMs: t0, durationMs }],
       }));
-      throw err;
+    } finally {
+      this.starting.delete(c.id);
     }
-    const durationMs = Date.now() - t0;
-    this.opts.observePhase?.("container", "runtime_start", durationMs / 1000);
-    await this.transition(c.id, "started", (r) => ({
-      ...r,
-      state: "CONTAINER_RUNNING",
-      startedAtNs: epochNowNs().toString(),
-      timeline: [...(r.timeline ?? []), { phase: "runtime_start", startMs: t0, durationMs }],
-    }));
+    if (this.refreshAfterStart.delete(c.id)) {
+      this.refresh(c.id).catch((err: unknown) =>
+        this.opts.logger.warn({ err, containerId: c.id }, "exit refresh failed"),
+      );
+    }
   }
 
   /** StartContainer of a container created from a checkpoint: conmon runs `runc restore`. */
@@ -497,6 +508,9 @@ export class ContainerManager {
    * would queue behind that wait.
    */
   private readonly killing = new Set<string>();
+  /** Containers in StartContainer, and those a refresh asked about meanwhile. */
+  private readonly starting = new Set<string>();
+  private readonly refreshAfterStart = new Set<string>();
 
   /**
    * Exited containers whose runtime state (runc's, conmon's files) is being or has been deleted:
@@ -535,6 +549,12 @@ export class ContainerManager {
   private async refreshOnce(id: string): Promise<ContainerRecord | undefined> {
     const c = this.store.get(id);
     if (!c || c.state === "CONTAINER_EXITED" || c.phase === "creating") return c;
+    if (this.starting.has(id)) {
+      // An exit recorded now would be overwritten by start()'s move to RUNNING (and its
+      // runtime state deleted, so the next look would call it lost): start() looks after it.
+      this.refreshAfterStart.add(id);
+      return c;
+    }
     const rt = this.runtime(c);
     const exit = await observeExit(rt, c.id);
     if (exit === "lost") {

@@ -84,10 +84,13 @@ export class FakeRuntime implements OciRuntime {
     this.containers.set(spec.id, { status: "created", pid });
     return { pid, conmonPid: pid + 1000 };
   }
+  /** Runs as `start` returns (e.g. an exit, and the exit watch's refresh, that come first). */
+  onStart: ((id: string) => Promise<void>) | undefined;
   async start(id: string) {
     const c = this.containers.get(id);
     if (!c) throw internal(`no container ${id}`);
     c.status = "running";
+    await this.onStart?.(id);
   }
   async state(id: string): Promise<OciState | undefined> {
     const c = this.containers.get(id);

@@ -1143,13 +1143,16 @@ static napi_value js_gunzip_run(napi_env env, napi_callback_info info) {
   j->n_in = n;
   void *out = NULL;
   double out_off = 0;
-  napi_valuetype cb_type = napi_undefined;
   if (!get_buffer(env, argv[2], "output", &out, &j->out_len) ||
       !get_uint(env, argv[3], "outOffset", (double)j->out_len, &out_off) ||
-      (j->info = get_f64_array(env, argv[4], "info", 2)) == NULL || napi_typeof(env, argv[5], &cb_type) != napi_ok ||
-      cb_type != napi_function) {
-    if (cb_type != napi_function) throw_arg_type(env, "callback", "a function");
+      (j->info = get_f64_array(env, argv[4], "info", 2)) == NULL) {
     free(j);
+    return NULL;
+  }
+  napi_valuetype cb_type = napi_undefined;
+  if (napi_typeof(env, argv[5], &cb_type) != napi_ok || cb_type != napi_function) {
+    free(j);
+    throw_arg_type(env, "callback", "a function");
     return NULL;
   }
   j->out = (uint8_t *)out + (size_t)out_off;

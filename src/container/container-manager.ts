@@ -195,10 +195,7 @@ export class ContainerManager {
   private async watchExits(): Promise<void> {
     for (const name of this.opts.handlers.names()) {
       const stop = await this.opts.handlers.get(name).watchExits((id) => {
-        if (!this.store.get(id)) return;
-        this.refresh(id).catch((err: unknown) =>
-          this.opts.logger.warn({ err, containerId: id }, "exit refresh failed"),
-        );
+        if (this.store.get(id)) this.refreshInBackground(id);
       });
       this.watchers.push(stop);
     }
@@ -401,39 +398,40 @@ export class ContainerManager {
       );
     }
     if (this.starting.has(c.id)) throw failedPrecondition(`container ${c.id} is being started`);
-    const t0 = Date.now();
     this.starting.add(c.id);
     try {
-      try {
-        if (c.restoreFrom) await this.restoreProcesses(c, c.restoreFrom);
-        else await this.runtime(c).start(c.id);
-      } catch (err) {
-        await this.transition(c.id, "stopped", (r) => ({
-          ...r,
-          state: "CONTAINER_EXITED",
-          finishedAtNs: epochNowNs().toString(),
-          exitCode: 128,
-          reason: "StartError",
-          message: (err as Error).message,
-        }));
-        throw err;
-      }
-      const durationMs = Date.now() - t0;
-      this.opts.observePhase?.("container", "runtime_start", durationMs / 1000);
-      await this.transition(c.id, "started", (r) => ({
-        ...r,
-        state: "CONTAINER_RUNNING",
-        startedAtNs: epochNowNs().toString(),
-        timeline: [...(r.timeline ?? []), { phase: "runtime_start", startMs: t0, durationMs }],
-      }));
+      await this.startProcesses(c);
     } finally {
       this.starting.delete(c.id);
     }
-    if (this.refreshAfterStart.delete(c.id)) {
-      this.refresh(c.id).catch((err: unknown) =>
-        this.opts.logger.warn({ err, containerId: c.id }, "exit refresh failed"),
-      );
+    if (this.refreshAfterStart.delete(c.id)) this.refreshInBackground(c.id);
+  }
+
+  /** Starts (or restores) the container's processes and records RUNNING, or the StartError. */
+  private async startProcesses(c: ContainerRecord): Promise<void> {
+    const t0 = Date.now();
+    try {
+      if (c.restoreFrom) await this.restoreProcesses(c, c.restoreFrom);
+      else await this.runtime(c).start(c.id);
+    } catch (err) {
+      await this.transition(c.id, "stopped", (r) => ({
+        ...r,
+        state: "CONTAINER_EXITED",
+        finishedAtNs: epochNowNs().toString(),
+        exitCode: 128,
+        reason: "StartError",
+        message: (err as Error).message,
+      }));
+      throw err;
     }
+    const durationMs = Date.now() - t0;
+    this.opts.observePhase?.("container", "runtime_start", durationMs / 1000);
+    await this.transition(c.id, "started", (r) => ({
+      ...r,
+      state: "CONTAINER_RUNNING",
+      startedAtNs: epochNowNs().toString(),
+      timeline: [...(r.timeline ?? []), { phase: "runtime_start", startMs: t0, durationMs }],
+    }));
   }
 
   /** StartContainer of a container created from a checkpoint: conmon runs `runc restore`. */
@@ -539,6 +537,13 @@ export class ContainerManager {
       this.released.set(c.id, done);
     }
     return done;
+  }
+
+  /** refresh() for an exit nobody waits on (failures are logged). */
+  private refreshInBackground(id: string): void {
+    this.refresh(id).catch((err: unknown) =>
+      this.opts.logger.warn({ err, containerId: id }, "exit refresh failed"),
+    );
   }
 
   /** Re-reads a container's state from conmon's exit file and the runtime (one at a time per id). */

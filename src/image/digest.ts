@@ -37,7 +37,7 @@ export function chainIds(diffIds: readonly string[]): string[] {
   return out;
 }
 
-/** A pass-through stream that hashes what flows through it; `verify()` checks the result. */
+/** A pass-through stream that hashes what flows through it (`digest` once it has ended). */
 export class DigestStream extends Transform {
   private readonly hash: Hash = createHash("sha256");
   private result: string | undefined;
@@ -64,11 +64,11 @@ export class DigestStream extends Transform {
     if (this.result === undefined) throw new Error("digest read before the stream ended");
     return this.result;
   }
+}
 
-  verify(expected: string, what: string): void {
-    if (this.digest !== expected)
-      throw dataLoss(`${what}: digest mismatch: want ${expected}, got ${this.digest}`);
-  }
+/** Throws dataLoss ("<what>: digest mismatch: want …, got …") unless `got` is `expected`. */
+export function checkDigest(got: string, expected: string, what: string): void {
+  if (got !== expected) throw dataLoss(`${what}: digest mismatch: want ${expected}, got ${got}`);
 }
 
 /** "sha256:<hex>" of `data` (algorithm sha256 or sha512). */

@@ -9,7 +9,7 @@ import type { Readable, Transform } from "node:stream";
 import { dataLoss } from "../common/errors.js";
 import { noteStreamed } from "../common/memory.js";
 import type { ContentStore, IngestWriter } from "./content-store.js";
-import { DigestStream } from "./digest.js";
+import { checkDigest, DigestStream } from "./digest.js";
 import type { LayerSpec } from "./layer.js";
 import { type Compression, decompressorFor } from "./unpack/decompress.js";
 import { Gunzip } from "./unpack/gunzip.js";
@@ -64,15 +64,10 @@ export function layerChecks(layer: LayerSpec, compression: Compression, store?: 
 }
 
 function checkBlob(what: string, layer: LayerSpec, digest: string, size: number): void {
-  if (digest !== layer.digest)
-    throw dataLoss(`${what}: digest mismatch: want ${layer.digest}, got ${digest}`);
+  checkDigest(digest, layer.digest, what);
   if (size !== layer.size) throw dataLoss(`${what}: size mismatch: want ${layer.size}, got ${size}`);
 }
 
 function checkDiff(what: string, layer: LayerSpec, digest: string): void {
-  if (digest !== layer.diffId) {
-    throw dataLoss(
-      `${what}: uncompressed content does not match diff id: digest mismatch: want ${layer.diffId}, got ${digest}`,
-    );
-  }
+  checkDigest(digest, layer.diffId, `${what}: uncompressed content does not match diff id`);
 }

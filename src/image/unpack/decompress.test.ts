@@ -10,13 +10,16 @@ import { gzipSync } from "node:zlib";
 import { isBerthError } from "../../common/errors.js";
 import { applyLayer } from "./apply.js";
 import {
-  decompressor,
+  decompressorFor,
   detectCompression,
   LAYER_MEDIA_TYPES,
   layerCompression,
   sniffingDecompressor,
 } from "./decompress.js";
 import { buildTar, chunked, type Sandbox, sandbox } from "./tar-fixture.js";
+
+/** The decompressor for a layer media type. */
+const decompressor = (mediaType: string) => decompressorFor(layerCompression(mediaType));
 
 const OCI = "application/vnd.oci.image.layer.v1.tar";
 
@@ -65,14 +68,14 @@ describe("layer media types", () => {
   it("rejects anything else with InvalidArgument", () => {
     for (const mediaType of ["application/vnd.oci.image.manifest.v1+json", `${OCI}+bzip2`, ""]) {
       assert.throws(
-        () => decompressor(mediaType),
+        () => layerCompression(mediaType),
         (err) => isBerthError(err, "InvalidArgument"),
       );
     }
   });
 });
 
-describe("decompressor", () => {
+describe("decompressorFor", () => {
   const payload = randomBytes(300_000);
 
   it("gunzips gzip layers, incl. multi-member streams", async () => {

@@ -39,11 +39,6 @@ export function layerCompression(mediaType: string): Compression {
   return compression;
 }
 
-/** A Transform that turns the blob of a layer with this media type into a plain tar stream. */
-export function decompressor(mediaType: string): Transform {
-  return decompressorFor(layerCompression(mediaType));
-}
-
 export function decompressorFor(compression: Compression): Transform {
   switch (compression) {
     case "gzip":

@@ -125,7 +125,7 @@ export class Gunzip extends Transform {
         return;
       }
       const [consumed = 0, produced = 0] = this.info;
-      this.dropConsumed(inputs, consumed);
+      this.dropConsumed(consumed);
       if (produced > 0) {
         this.onOutput?.(produced);
         this.readerFull = !this.push(out.subarray(outPos, outPos + produced));
@@ -148,12 +148,13 @@ export class Gunzip extends Transform {
     });
   }
 
-  /** Drops the first `consumed` bytes of the queue (a job took `inputs`, its head). */
-  private dropConsumed(inputs: Buffer[], consumed: number): void {
+  /** Drops the first `consumed` bytes of the queue (what a job took from its head). */
+  private dropConsumed(consumed: number): void {
     let left = consumed;
     let whole = 0;
-    while (whole < inputs.length && left >= (inputs[whole]?.length ?? 0)) {
-      left -= inputs[whole]?.length ?? 0;
+    for (const b of this.queue) {
+      if (left < b.length) break;
+      left -= b.length;
       whole++;
     }
     this.queue.splice(0, whole);

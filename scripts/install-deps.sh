@@ -38,6 +38,8 @@ fi
 bash "$(dirname "$0")/install-criu.sh"
 # scripts/conformance.sh: what cri-tools' critest-images.sh builds critest's images with.
 apt-get install -y -q --no-install-recommends curl jq gcc libc6-dev catatonit procps
+# The bench's pull floor (scripts/pull-floor.c: ISA-L and OpenSSL's SHA-256, with the gcc above).
+apt-get install -y -q --no-install-recommends libssl-dev
 # gVisor's runsc: the sandbox RuntimeClass handler's tests and its critest pass (HANDLER=runsc).
 apt-get install -y -q --no-install-recommends runsc
 # kubectl drives berthd's streaming server as a Go client in the tests. Machines that come

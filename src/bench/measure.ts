@@ -165,6 +165,8 @@ export async function runInterleaved(
     optional: (name: string) => boolean;
     /** The registry's pid, to record its CPU time too. */
     registryPid?: number;
+    /** Runs after each round of cold pulls (the pull floor is measured there). */
+    afterRound?: () => Promise<void>;
   },
 ): Promise<Map<string, DriverOutcome>> {
   const tracks: Track[] = drivers.map((driver) => ({
@@ -215,6 +217,7 @@ export async function runInterleaved(
       if (run < opts.coldRuns) await instance.stop();
       else t.last = instance;
     }
+    await opts.afterRound?.();
   }
   for (const t of tracks) {
     const instance = t.last;

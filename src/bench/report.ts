@@ -2,6 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { availableParallelism, cpus, release, totalmem } from "node:os";
 import { dirname } from "node:path";
+import type { Floor } from "./floor.js";
 import type { BenchImage } from "./image.js";
 import type { PullSample, RuntimeResult } from "./measure.js";
 
@@ -155,6 +156,7 @@ export interface BenchReport {
   berth: RuntimeResult & { summary: Summary };
   containerd: (RuntimeResult & { summary: Summary }) | { skipped: string };
   goal: GoalResult;
+  floor: Floor;
 }
 
 export function imageInfo(image: BenchImage): Record<string, unknown> {

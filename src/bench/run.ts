@@ -3,7 +3,8 @@
  *
  * pull: pull one large image (6 layers, ~300 MB / ~220 MB gzip) from a local docker-registry
  * into Berth and, when installed, into containerd through their CRI sockets; cold (fresh root)
- * ×3 and warm ×3 each. (Top-level fields of bench.json.)
+ * ×3 and warm ×3 each, and the same pull's floor once a round (src/bench/floor.ts). (Top-level
+ * fields of bench.json.)
  *
  * pods: pod + container lifecycle latency (serial and 8 in parallel), throughput and memory of
  * berthd vs containerd with the same busybox image and CNI bridge network (src/bench/pods.ts).
@@ -28,6 +29,7 @@ import { fileURLToPath } from "node:url";
 import { startRegistry } from "../tools/registry-server.js";
 import { berthDriver } from "./berth.js";
 import { containerdDriver, containerdMissing } from "./containerd.js";
+import { type Floor, floorLine, PullFloor } from "./floor.js";
 import { ensureBenchImage, pushBenchImage } from "./image.js";
 import { type RuntimeResult, runInterleaved } from "./measure.js";
 import { type PodSummary, podGoal, podTables, summarizePods } from "./pod-report.js";
@@ -50,6 +52,8 @@ const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
 const RESULTS_DIR = join(REPO_DIR, "bench-results");
 const REPO = "bench/large";
 const TAG = "v1";
+/** Layers the floor fetches at a time: both runtimes' default max_concurrent_downloads. */
+const FLOOR_THREADS = 3;
 /** The whole benchmark must finish within this, or it cleans up and fails. */
 const WATCHDOG_MS = 60 * 60_000;
 
@@ -109,11 +113,17 @@ async function main(cleanup: Cleanup): Promise<void> {
   } else if (previous["pods"] !== undefined) {
     report["pods"] = previous["pods"];
   }
-  const rows = summaryRows(partsOf(report));
+  const summaryParts = partsOf(report);
+  const rows = summaryRows(summaryParts);
   report["summary"] = rows;
   await writeReport(out, report);
   console.log("");
   console.log(summaryTable(rows));
+  const floor = report["floor"] as Floor | undefined;
+  if (floor && summaryParts.pull) {
+    const { berth, containerd } = summaryParts.pull;
+    console.log(floorLine(floor, berth.coldMedianMs, containerd?.coldMedianMs));
+  }
   console.log(`raw samples: ${out}`);
 }
 
@@ -188,6 +198,9 @@ async function pullBench(cleanup: Cleanup): Promise<BenchReport> {
   let skipped =
     process.env["BENCH_SKIP_CONTAINERD"] === "1" ? "BENCH_SKIP_CONTAINERD=1" : containerdMissing();
   if (skipped === undefined) drivers.push(containerdDriver(cleanup, registry.host));
+  const pullFloor = await PullFloor.build(FLOOR_THREADS);
+  if (pullFloor instanceof PullFloor) cleanup.add("pull floor", () => pullFloor.dispose());
+  else log(`floor: not measured: ${pullFloor.skipped}`);
   const outcomes = await runInterleaved(drivers, {
     ref,
     imageId: image.configDigest,
@@ -195,7 +208,16 @@ async function pullBench(cleanup: Cleanup): Promise<BenchReport> {
     warmRuns,
     optional: (name) => name !== "berth",
     registryPid: (await pidsWithArg(join(registry.dir, "config.yml")))[0],
+    ...(pullFloor instanceof PullFloor
+      ? {
+          afterRound: async () => {
+            const ms = await pullFloor.run(registry.url, REPO, image);
+            log(`floor: ${(ms / 1000).toFixed(2)} s`);
+          },
+        }
+      : {}),
   });
+  const floor: Floor = pullFloor instanceof PullFloor ? pullFloor.result() : pullFloor;
   const berth = outcomes.get("berth")?.result;
   if (!berth) throw new Error("berth produced no result");
   const c = outcomes.get("containerd");
@@ -217,6 +239,7 @@ async function pullBench(cleanup: Cleanup): Promise<BenchReport> {
         ? { ...containerd, summary: containerdSummary }
         : { skipped: skipped ?? "" },
     goal: g,
+    floor,
   };
   const env = report.environment;
   console.log("");
@@ -237,6 +260,7 @@ async function pullBench(cleanup: Cleanup): Promise<BenchReport> {
       (containerdSummary ? `; ${cpuLine("containerd", containerdSummary, cores)}` : ""),
   );
   console.log(g.text);
+  console.log(floorLine(floor, berthSummary.coldMedianMs, containerdSummary?.coldMedianMs));
   return report;
 }
 

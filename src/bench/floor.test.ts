@@ -52,6 +52,7 @@ describe("bench pull floor", () => {
     try {
       for (let i = 0; i < 3; i++) assert.ok((await floor.run(url, "test", image)) >= 0);
       const result = floor.result();
+      assert.ok(!("skipped" in result), `floor failed: ${"skipped" in result ? result.skipped : ""}`);
       assert.equal(result.runsMs.length, 3);
       assert.equal(result.threads, 2);
       assert.equal(result.medianMs, [...result.runsMs].sort((a, b) => a - b)[1]);
@@ -66,6 +67,22 @@ describe("bench pull floor", () => {
     const floor = await built(1);
     try {
       await assert.rejects(floor.run(url, "test", wrong), /layer 1 came out as/);
+    } finally {
+      await floor.dispose();
+    }
+  });
+
+  it("keeps a failed round's reason as its result, whatever rounds follow", async () => {
+    const [first, second] = image.layers;
+    const wrong = { layers: [first, { ...second, diffId: first?.diffId }] } as unknown as BenchImage;
+    const floor = await built(1);
+    try {
+      await floor.runRound(url, "test", image);
+      await floor.runRound(url, "test", wrong);
+      await floor.runRound(url, "test", image);
+      const result = floor.result();
+      assert.ok("skipped" in result);
+      assert.match(result.skipped, /^failed: pull-floor: layer 1 came out as/);
     } finally {
       await floor.dispose();
     }

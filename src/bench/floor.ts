@@ -5,17 +5,17 @@
  * once with the system's C compiler, ISA-L and OpenSSL (skipped, with the reason, when they are
  * missing), then run once per round of the runtimes' cold pulls, under the same conditions.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import type { BenchImage } from "./image.js";
 import { median } from "./report.js";
-import { syncDisks } from "./util.js";
+import { errorText, log, run, syncDisks } from "./util.js";
 
-const run = promisify(execFile);
+/** Bounds for building pull-floor and for one run of it (a run takes about a second). */
+const BUILD_TIMEOUT_MS = 120_000;
+const RUN_TIMEOUT_MS = 120_000;
 const SOURCE = fileURLToPath(new URL("../../scripts/pull-floor.c", import.meta.url));
 
 export interface FloorResult {
@@ -30,6 +30,8 @@ export type Floor = FloorResult | { skipped: string };
 
 export class PullFloor {
   private readonly runsMs: number[] = [];
+  /** Why a run failed; no run is made after one has. */
+  private failed: string | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -40,13 +42,15 @@ export class PullFloor {
   static async build(threads: number, compiler = "cc"): Promise<PullFloor | { skipped: string }> {
     const dir = await mkdtemp(join(tmpdir(), "berth-bench-floor-"));
     try {
-      await run(compiler, ["-O2", "-o", join(dir, "pull-floor"), SOURCE, "-lisal", "-lcrypto", "-lpthread"]);
+      const args = ["-O2", "-o", join(dir, "pull-floor"), SOURCE, "-lisal", "-lcrypto", "-lpthread"];
+      await run(compiler, args, BUILD_TIMEOUT_MS);
       return new PullFloor(dir, threads);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
-      const stderr = (err as { stderr?: string }).stderr?.trim();
-      const detail = stderr ? stderr.split("\n")[0] : err instanceof Error ? err.message : String(err);
-      return { skipped: `cannot build ${SOURCE} (needs cc, libisal-dev, libssl-dev): ${detail}` };
+      // The first line names the command; the compiler's first complaint (or the spawn error) follows.
+      const [command, ...rest] = errorText(err).split("\n");
+      const detail = rest.find((line) => line.trim() !== "") ?? command;
+      return { skipped: `cannot build ${SOURCE} (needs cc, libisal-dev, libssl-dev): ${detail?.trim()}` };
     }
   }
 
@@ -60,7 +64,11 @@ export class PullFloor {
     await rm(out, { recursive: true, force: true });
     await syncDisks();
     const urls = image.layers.map((l) => `${registryUrl}/v2/${repo}/blobs/${l.digest}`);
-    const { stdout } = await run(join(this.dir, "pull-floor"), [String(this.threads), out, ...urls]);
+    const stdout = await run(
+      join(this.dir, "pull-floor"),
+      [String(this.threads), out, ...urls],
+      RUN_TIMEOUT_MS,
+    );
     checkDigests(stdout, image);
     const wall = /^wall (\d+) ms$/m.exec(stdout)?.[1];
     if (wall === undefined) throw new Error(`pull-floor printed no wall time: ${stdout}`);
@@ -68,7 +76,23 @@ export class PullFloor {
     return Number(wall);
   }
 
-  result(): FloorResult {
+  /**
+   * {@link run} for the bench's rounds: a failure is logged and kept for {@link result} (the
+   * floor is a measurement aid: it must not cost the runtimes' results), and ends the runs.
+   */
+  async runRound(registryUrl: string, repo: string, image: BenchImage): Promise<void> {
+    if (this.failed !== undefined) return;
+    try {
+      const ms = await this.run(registryUrl, repo, image);
+      log(`floor: ${(ms / 1000).toFixed(2)} s`);
+    } catch (err) {
+      this.failed = errorText(err);
+      log(`floor: failed: ${this.failed}`);
+    }
+  }
+
+  result(): Floor {
+    if (this.failed !== undefined) return { skipped: `failed: ${this.failed}` };
     return { threads: this.threads, runsMs: [...this.runsMs], medianMs: median(this.runsMs) };
   }
 

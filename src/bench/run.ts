@@ -46,7 +46,7 @@ import {
   writeReport,
 } from "./report.js";
 import { partsOf, summaryRows, summaryTable } from "./summary.js";
-import { Cleanup, errorText, log, pidsWithArg } from "./util.js";
+import { Cleanup, log, pidsWithArg } from "./util.js";
 
 const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
 const RESULTS_DIR = join(REPO_DIR, "bench-results");
@@ -199,7 +199,6 @@ async function pullBench(cleanup: Cleanup): Promise<BenchReport> {
     process.env["BENCH_SKIP_CONTAINERD"] === "1" ? "BENCH_SKIP_CONTAINERD=1" : containerdMissing();
   if (skipped === undefined) drivers.push(containerdDriver(cleanup, registry.host));
   const pullFloor = await PullFloor.build(FLOOR_THREADS);
-  let floorFailed: string | undefined;
   if (pullFloor instanceof PullFloor) cleanup.add("pull floor", () => pullFloor.dispose());
   else log(`floor: not measured: ${pullFloor.skipped}`);
   const outcomes = await runInterleaved(drivers, {
@@ -210,26 +209,10 @@ async function pullBench(cleanup: Cleanup): Promise<BenchReport> {
     optional: (name) => name !== "berth",
     registryPid: (await pidsWithArg(join(registry.dir, "config.yml")))[0],
     ...(pullFloor instanceof PullFloor
-      ? {
-          afterRound: async () => {
-            if (floorFailed !== undefined) return;
-            try {
-              const ms = await pullFloor.run(registry.url, REPO, image);
-              log(`floor: ${(ms / 1000).toFixed(2)} s`);
-            } catch (err) {
-              // A measurement aid: its failure is reported, not the runtimes' results lost.
-              floorFailed = errorText(err);
-              log(`floor: failed: ${floorFailed}`);
-            }
-          },
-        }
+      ? { afterRound: () => pullFloor.runRound(registry.url, REPO, image) }
       : {}),
   });
-  const floor: Floor = !(pullFloor instanceof PullFloor)
-    ? pullFloor
-    : floorFailed !== undefined
-      ? { skipped: `failed: ${floorFailed}` }
-      : pullFloor.result();
+  const floor: Floor = pullFloor instanceof PullFloor ? pullFloor.result() : pullFloor;
   const berth = outcomes.get("berth")?.result;
   if (!berth) throw new Error("berth produced no result");
   const c = outcomes.get("containerd");
